@@ -1,0 +1,24 @@
+// Sums jest's JSON reports into the one line CI reads: "N passed, N failed".
+// A failing step outside jest (type check, lint) counts as one failure so the line never says all is well
+// when the test command did not pass.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [dir = 'reports', rcArg = '0'] = process.argv.slice(2);
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let files = [];
+try {
+  files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+} catch {
+  // no reports: the command failed before any tier ran
+}
+for (const file of files) {
+  const report = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+  passed += report.numPassedTests;
+  failed += report.numFailedTests + (report.numRuntimeErrorTestSuites ?? 0);
+  skipped += report.numPendingTests + (report.numTodoTests ?? 0);
+}
+if (Number(rcArg) !== 0 && failed === 0) failed = 1;
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);

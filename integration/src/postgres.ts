@@ -1,0 +1,73 @@
+import { GenericContainer, type StartedTestContainer, Wait } from 'testcontainers';
+import { configureTestcontainers, projectImage, TEST_LABEL } from './docker-env.ts';
+import { freePort } from './ports.ts';
+
+export interface PostgresOptions {
+  /** @default 'airfleet' */
+  database?: string;
+  /** Extra `-c name=value` server settings. @default fsync off, which is safe for throwaway test data */
+  settings?: Record<string, string>;
+}
+
+/** A PostgreSQL server in a container from `images/postgres`, listening on a free loopback port. */
+export class StartedPostgres {
+  readonly container: StartedTestContainer;
+  readonly port: number;
+  readonly password: string;
+  readonly database: string;
+
+  constructor(container: StartedTestContainer, port: number, password: string, database: string) {
+    this.container = container;
+    this.port = port;
+    this.password = password;
+    this.database = database;
+  }
+
+  get url(): string {
+    return `postgres://postgres:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/${this.database}`;
+  }
+
+  /** Restarts the server process (the container), keeping its data: for tests of reconnect behaviour. */
+  async restart(): Promise<void> {
+    await this.container.restart();
+    await waitForPostgres(this.container, this.port);
+  }
+
+  async stop(): Promise<void> {
+    await this.container.stop({ remove: true, timeout: 2_000 });
+  }
+}
+
+async function waitForPostgres(container: StartedTestContainer, port: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const { exitCode } = await container.exec(['pg_isready', '-q', '-h', '127.0.0.1', '-p', String(port)]);
+    if (exitCode === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`PostgreSQL on 127.0.0.1:${port} did not become ready within 30 s`);
+}
+
+export async function startPostgres(options: PostgresOptions = {}): Promise<StartedPostgres> {
+  configureTestcontainers();
+  const port = await freePort();
+  const password = `pw-${Math.random().toString(36).slice(2)}`;
+  const database = options.database ?? 'airfleet';
+  const settings = { fsync: 'off', synchronous_commit: 'off', ...options.settings };
+  const args = Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  const container = await new GenericContainer(projectImage('postgres'))
+    .withNetworkMode('host')
+    .withLabels({ [TEST_LABEL]: 'true' })
+    .withEnvironment({ POSTGRES_PASSWORD: password, POSTGRES_DB: database, PGPORT: String(port) })
+    .withCommand(args)
+    .withHealthCheck({
+      test: ['CMD', 'pg_isready', '-q', '-h', '127.0.0.1', '-p', String(port)],
+      interval: 500,
+      timeout: 2_000,
+      retries: 60,
+    })
+    .withWaitStrategy(Wait.forHealthCheck())
+    .withStartupTimeout(60_000)
+    .start();
+  return new StartedPostgres(container, port, password, database);
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates integration/.venv with the pinned Python tools the integration tier runs (moto's server, later
+# Airflow). Skips pip when the requirements file has not changed since the last install.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+req=integration/python/requirements.txt
+venv=integration/.venv
+[ -f "$req" ] || { echo "python: no $req, nothing to install"; exit 0; }
+command -v python3 >/dev/null || { echo "python: python3 is missing (apt-get install -y python3 python3-venv)" >&2; exit 1; }
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then echo "python: $venv is up to date"; exit 0; fi
+start=$(date +%s)
+"$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+echo "$want" > "$stamp"
+echo "python: installed $req into $venv in $(( $(date +%s) - start ))s"
