@@ -1,0 +1,90 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+/** Every tunable of the service with its default, in one typed object (graphile-worker style). */
+export const serviceConfigSchema = z
+  .object({
+    /** PostgreSQL URL; without one the service uses an embedded PGlite database in `dataDir`. */
+    databaseUrl: z.string().url('databaseUrl must be a postgres:// URL').optional(),
+    /** Where the embedded database and the bootstrap admin token live. */
+    dataDir: z.string().min(1).default(join(process.cwd(), '.airfleet')),
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65_535).default(8_470),
+    /** How often workers heartbeat, ms. */
+    heartbeatIntervalMs: z.number().int().min(100).max(300_000).default(10_000),
+    /** A worker silent this long is lost: its leases are taken back and its running tasks fail as `lost`. */
+    heartbeatTimeoutMs: z.number().int().min(300).max(3_600_000).default(45_000),
+    /** A lease the worker has not acknowledged in a heartbeat after this long is requeued, ms. */
+    leaseAckTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    /** Service-side retries of failures before the task started (image pull, lost before start, ...). */
+    maxInfraRetries: z.number().int().min(0).max(10).default(3),
+    /** Change-feed entries older than this are pruned, seconds. */
+    eventRetentionSeconds: z.number().int().min(60).default(86_400),
+    /** How often the reaper looks for silent workers and passed deadlines, ms. */
+    reaperIntervalMs: z.number().int().min(50).max(60_000).default(1_000),
+    /** PostgreSQL connections. */
+    poolSize: z.number().int().min(2).max(200).default(10),
+    /** Longest a submission waits to be grouped with others into one insert, ms. */
+    submitBatchWindowMs: z.number().min(0).max(100).default(1),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /**
+     * Tokens given by value at start-up (e.g. from a secret store): stored hashed, like any other token.
+     * Lets a deployment hand the same admin or enrollment token to clients without a bootstrap step.
+     */
+    bootstrapTokens: z
+      .array(
+        z.object({
+          name: z.string(),
+          token: z.string(),
+          scopes: z.array(z.enum(['submit', 'read', 'admin', 'enroll'])),
+        }),
+      )
+      .default([]),
+  })
+  .strict();
+
+export type ServiceConfig = z.output<typeof serviceConfigSchema>;
+export type ServiceConfigInput = z.input<typeof serviceConfigSchema>;
+
+/** Validates config once, at the edge; every problem is listed with its field. */
+export function parseServiceConfig(input: ServiceConfigInput): ServiceConfig {
+  const result = serviceConfigSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid service configuration:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+/** Reads AIRFLEET_* environment variables into a config input; flags given on the CLI win over these. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfigInput {
+  const out: Record<string, unknown> = {};
+  const num = (name: string, key: string) => {
+    const value = env[name];
+    if (value === undefined || value === '') return;
+    const n = Number(value);
+    if (!Number.isFinite(n)) throw new ConfigError(`${name}=${value} is not a number`);
+    out[key] = n;
+  };
+  if (env.AIRFLEET_DATABASE_URL) out.databaseUrl = env.AIRFLEET_DATABASE_URL;
+  if (env.AIRFLEET_DATA_DIR) out.dataDir = env.AIRFLEET_DATA_DIR;
+  if (env.AIRFLEET_HOST) out.host = env.AIRFLEET_HOST;
+  num('AIRFLEET_PORT', 'port');
+  num('AIRFLEET_HEARTBEAT_INTERVAL_MS', 'heartbeatIntervalMs');
+  num('AIRFLEET_HEARTBEAT_TIMEOUT_MS', 'heartbeatTimeoutMs');
+  num('AIRFLEET_LEASE_ACK_TIMEOUT_MS', 'leaseAckTimeoutMs');
+  num('AIRFLEET_MAX_INFRA_RETRIES', 'maxInfraRetries');
+  num('AIRFLEET_REAPER_INTERVAL_MS', 'reaperIntervalMs');
+  num('AIRFLEET_POOL_SIZE', 'poolSize');
+  if (env.AIRFLEET_LOG_LEVEL) out.logLevel = env.AIRFLEET_LOG_LEVEL;
+  const tokens: Array<{ name: string; token: string; scopes: string[] }> = [];
+  if (env.AIRFLEET_ADMIN_TOKEN) tokens.push({ name: 'env-admin', token: env.AIRFLEET_ADMIN_TOKEN, scopes: ['admin'] });
+  if (env.AIRFLEET_ENROLL_TOKEN)
+    tokens.push({ name: 'env-enroll', token: env.AIRFLEET_ENROLL_TOKEN, scopes: ['enroll'] });
+  if (tokens.length) out.bootstrapTokens = tokens;
+  return out as ServiceConfigInput;
+}
+
+export const DEFAULT_HOME = join(homedir(), '.airfleet');

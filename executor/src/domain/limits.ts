@@ -1,0 +1,23 @@
+/** Limits on what the API accepts, in one place so docs, validation and tests agree. */
+export const LIMITS = {
+  /** Largest request body, bytes. */
+  bodyBytes: 4 * 1024 * 1024,
+  /** Workloads in one batch submission. */
+  batchSize: 1_000,
+  keyLength: 512,
+  /** Queue names, as in the Edge executor (256 characters). */
+  queueLength: 256,
+  commandArgs: 1_000,
+  commandBytes: 256 * 1024,
+  envVars: 500,
+  envValueBytes: 64 * 1024,
+  /** Largest log chunk a worker may upload at once, bytes. */
+  logChunkBytes: 1024 * 1024,
+  maxPoolSlots: 1_024,
+  maxConcurrency: 1_024,
+  nameLength: 128,
+  commentLength: 1_024,
+  labels: 64,
+  /** Longest long-poll a client may ask for, ms. */
+  maxWaitMs: 60_000,
+} as const;

@@ -1,0 +1,56 @@
+/**
+ * Typed errors. Each carries the HTTP status it maps to and a message that tells the caller what to do;
+ * the API turns them into `{ error, message, details }` bodies.
+ */
+export class AirfleetError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: unknown;
+  constructor(status: number, code: string, message: string, details?: unknown) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export class NotFoundError extends AirfleetError {
+  constructor(what: string, id: string) {
+    super(404, 'not_found', `${what} '${id}' does not exist`);
+  }
+}
+
+export class ConflictError extends AirfleetError {
+  constructor(message: string, details?: unknown) {
+    super(409, 'conflict', message, details);
+  }
+}
+
+export class InvalidInputError extends AirfleetError {
+  constructor(message: string, details?: unknown) {
+    super(400, 'invalid_input', message, details);
+  }
+}
+
+export class UnauthorizedError extends AirfleetError {
+  constructor(
+    message = 'missing or invalid token: send "Authorization: Bearer <token>" (create one with `airfleet token create`)',
+  ) {
+    super(401, 'unauthorized', message);
+  }
+}
+
+export class ForbiddenError extends AirfleetError {
+  constructor(needed: string) {
+    super(
+      403,
+      'forbidden',
+      `this token lacks the '${needed}' scope; create one with \`airfleet token create --scopes ${needed}\``,
+    );
+  }
+}
+
+/** Bad configuration: raised once at start-up, naming every problem. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}

@@ -1,0 +1,79 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Db } from '../store/db.ts';
+import { countWorkersByState, WORKER_STATES } from '../store/workers.ts';
+import { queueStats } from '../store/workloads.ts';
+
+/** Prometheus metrics of one service instance; gauges that need the database are read at scrape time. */
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  readonly dispatchLatency: Histogram<'queue'>;
+  readonly submitted: Counter<'queue' | 'backend'>;
+  readonly finished: Counter<'queue' | 'state' | 'reason'>;
+  readonly leaseLatency: Histogram;
+
+  constructor(db: Db) {
+    const registry = this.registry;
+    this.dispatchLatency = new Histogram({
+      name: 'airfleet_dispatch_latency_seconds',
+      help: 'Time from entering the queue to being leased to a worker or submitted to a backend',
+      labelNames: ['queue'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    });
+    this.leaseLatency = new Histogram({
+      name: 'airfleet_lease_transaction_seconds',
+      help: 'Duration of one lease transaction',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers: [registry],
+    });
+    this.submitted = new Counter({
+      name: 'airfleet_workloads_submitted_total',
+      help: 'Workloads accepted (new keys only)',
+      labelNames: ['queue', 'backend'],
+      registers: [registry],
+    });
+    this.finished = new Counter({
+      name: 'airfleet_workloads_finished_total',
+      help: 'Workloads that reached a final state',
+      labelNames: ['queue', 'state', 'reason'],
+      registers: [registry],
+    });
+    new Gauge({
+      name: 'airfleet_queue_depth',
+      help: 'Workloads per queue, backend and state (queued, pending, running)',
+      labelNames: ['queue', 'backend', 'state'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const s of await queueStats(db)) {
+          this.set({ queue: s.queue, backend: s.backend, state: 'queued' }, s.queued);
+          this.set({ queue: s.queue, backend: s.backend, state: 'pending' }, s.pending);
+          this.set({ queue: s.queue, backend: s.backend, state: 'running' }, s.running);
+        }
+      },
+    });
+    new Gauge({
+      name: 'airfleet_queue_slots',
+      help: 'Pool slots per queue: queued plus in flight (the backlog the autoscaler reads)',
+      labelNames: ['queue', 'backend', 'kind'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const s of await queueStats(db)) {
+          this.set({ queue: s.queue, backend: s.backend, kind: 'queued' }, s.queuedSlots);
+          this.set({ queue: s.queue, backend: s.backend, kind: 'running' }, s.runningSlots);
+        }
+      },
+    });
+    new Gauge({
+      name: 'airfleet_workers',
+      help: 'Pull workers by state',
+      labelNames: ['state'],
+      registers: [registry],
+      async collect() {
+        const counts = new Map((await countWorkersByState(db)).map((r) => [r.state, r.n]));
+        for (const state of WORKER_STATES) this.set({ state }, counts.get(state) ?? 0);
+      },
+    });
+  }
+}

@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Db } from '../store/db.ts';
+
+/**
+ * Wake-ups between the parts of the service, and between service instances. In one process they are plain
+ * events; with PostgreSQL they also go out as NOTIFY on one channel so parked long-polls in other instances
+ * wake too. A notification is only a hint to look again: losing one costs latency, never correctness,
+ * because every waiter also wakes on its own timeout.
+ */
+export type Signal =
+  | { kind: 'queue'; queue: string; count: number }
+  | { kind: 'worker'; workerId: string }
+  | { kind: 'feed' }
+  | { kind: 'log'; workloadId: string };
+
+const CHANNEL = 'airfleet';
+
+export class Signals {
+  private readonly emitter = new EventEmitter();
+  private readonly origin = randomUUID();
+  private readonly db: Db;
+  private readonly logger: Logger;
+
+  constructor(db: Db, logger: Logger) {
+    this.db = db;
+    this.logger = logger;
+    this.emitter.setMaxListeners(0);
+  }
+
+  async start(): Promise<void> {
+    if (this.db.kind !== 'postgres') return;
+    await this.db.listen(CHANNEL, (payload) => {
+      if (payload === '') {
+        // The LISTEN connection came back: anything may have happened meanwhile.
+        this.emitter.emit('resync');
+        return;
+      }
+      try {
+        const message = JSON.parse(payload) as { o: string; s: Signal };
+        if (message.o !== this.origin) this.emitter.emit('signal', message.s);
+      } catch {
+        this.logger.warn({ payload }, 'ignored a malformed notification');
+      }
+    });
+  }
+
+  emit(signal: Signal): void {
+    this.emitter.emit('signal', signal);
+    if (this.db.kind === 'postgres') {
+      this.db
+        .query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ o: this.origin, s: signal })])
+        .catch((error: Error) =>
+          this.logger.debug({ err: error.message }, 'NOTIFY failed; peers rely on their timeouts'),
+        );
+    }
+  }
+
+  on(fn: (signal: Signal) => void): void {
+    this.emitter.on('signal', fn);
+  }
+
+  onResync(fn: () => void): void {
+    this.emitter.on('resync', fn);
+  }
+}

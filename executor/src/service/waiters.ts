@@ -1,0 +1,70 @@
+/**
+ * Parked long-polls. A waiter resolves when woken or when its time is up, whichever comes first; idle
+ * clients cost a timer and a closure, not a database query per poll.
+ */
+export class Waiter {
+  private wake: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  readonly promise: Promise<'woken' | 'timeout'>;
+
+  constructor(timeoutMs: number) {
+    this.promise = new Promise((resolve) => {
+      this.wake = () => resolve('woken');
+      this.timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    void this.promise.then(() => {
+      if (this.timer) clearTimeout(this.timer);
+      this.wake = null;
+    });
+  }
+
+  notify(): void {
+    this.wake?.();
+  }
+}
+
+/** Waiters grouped by a key (a queue name, a worker id, the feed). */
+export class WaiterSet<K> {
+  private readonly byKey = new Map<K, Set<Waiter>>();
+
+  park(keys: readonly K[], timeoutMs: number): Waiter {
+    const waiter = new Waiter(timeoutMs);
+    for (const key of keys) {
+      let set = this.byKey.get(key);
+      if (!set) {
+        set = new Set();
+        this.byKey.set(key, set);
+      }
+      set.add(waiter);
+    }
+    void waiter.promise.then(() => {
+      for (const key of keys) {
+        const set = this.byKey.get(key);
+        set?.delete(waiter);
+        if (set?.size === 0) this.byKey.delete(key);
+      }
+    });
+    return waiter;
+  }
+
+  /** Wakes up to `count` waiters on `key`, oldest first (Infinity: all of them). */
+  wake(key: K, count = Infinity): void {
+    const set = this.byKey.get(key);
+    if (!set) return;
+    let n = 0;
+    for (const waiter of set) {
+      if (n++ >= count) break;
+      waiter.notify();
+    }
+  }
+
+  wakeAll(): void {
+    for (const set of this.byKey.values()) for (const waiter of set) waiter.notify();
+  }
+
+  size(): number {
+    let n = 0;
+    for (const set of this.byKey.values()) n += set.size;
+    return n;
+  }
+}

@@ -1,0 +1,75 @@
+import type { Db, Queryable } from './db.ts';
+
+export interface FeedEvent {
+  seq: number;
+  workloadId: string;
+  key: string;
+  state: string;
+  attempt: number;
+  reason: string | null;
+  exitCode: number | null;
+  at: string;
+}
+
+/**
+ * Numbers committed, not-yet-numbered events in commit order. Only one sequencer runs at a time in the
+ * whole cluster (transaction-scoped advisory lock, try-variant so nobody queues behind it): because each
+ * run starts after the previous one committed, numbers only ever grow in the order readers can see them,
+ * and a client that read up to N never misses an event numbered below N later. Returns how many it
+ * numbered.
+ */
+export async function sequenceEvents(db: Db, batch = 10_000): Promise<number> {
+  return db.tx(async (q) => {
+    const { rows: lock } = await q.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(7218412) AS ok');
+    if (!lock[0]?.ok) return 0;
+    const { rows } = await q.query<{ n: number }>(
+      `WITH next AS (SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT $1 FOR UPDATE),
+            numbered AS (UPDATE events e SET seq = nextval('events_seq') FROM next WHERE e.id = next.id RETURNING 1)
+       SELECT count(*)::int AS n FROM numbered`,
+      [batch],
+    );
+    return rows[0]?.n ?? 0;
+  });
+}
+
+export async function readEvents(q: Queryable, after: number, limit: number): Promise<FeedEvent[]> {
+  const { rows } = await q.query<{
+    seq: number;
+    workload_id: string;
+    key: string;
+    state: string;
+    attempt: number;
+    reason: string | null;
+    exit_code: number | null;
+    at: Date;
+  }>(
+    `SELECT seq::float8 AS seq, workload_id, key, state, attempt, reason, exit_code, at FROM events
+     WHERE seq > $1 ORDER BY seq LIMIT $2`,
+    [after, limit],
+  );
+  return rows.map((r) => ({
+    seq: Number(r.seq),
+    workloadId: r.workload_id,
+    key: r.key,
+    state: r.state,
+    attempt: r.attempt,
+    reason: r.reason,
+    exitCode: r.exit_code,
+    at: new Date(r.at).toISOString(),
+  }));
+}
+
+export async function lastSeq(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ seq: number | null }>('SELECT max(seq)::float8 AS seq FROM events');
+  return Number(rows[0]?.seq ?? 0);
+}
+
+/** Drops feed entries older than the retention; clients further behind than that re-list instead. */
+export async function pruneEvents(q: Queryable, retentionSeconds: number): Promise<number> {
+  const { rows } = await q.query<{ n: number }>(
+    `WITH gone AS (DELETE FROM events WHERE seq IS NOT NULL AND at < now() - make_interval(secs => $1) RETURNING 1)
+     SELECT count(*)::int AS n FROM gone`,
+    [retentionSeconds],
+  );
+  return rows[0]?.n ?? 0;
+}

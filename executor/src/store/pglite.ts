@@ -1,0 +1,55 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import type { Db, Queryable } from './db.ts';
+
+/**
+ * The embedded default: PGlite (PostgreSQL compiled to WebAssembly) with its data directory on disk, so a
+ * restart of `airfleet serve` loses nothing. It is one connection: statements and transactions run one at
+ * a time, which is ample for a laptop or a small fleet. `dataDir` of `memory://` keeps it in memory (tests).
+ */
+export class PgliteDb implements Db {
+  readonly kind = 'pglite' as const;
+  private readonly pg: PGlite;
+
+  private constructor(pg: PGlite) {
+    this.pg = pg;
+  }
+
+  static async open(dataDir: string): Promise<PgliteDb> {
+    if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
+    const pg = await PGlite.create(dataDir);
+    return new PgliteDb(pg);
+  }
+
+  async query<T>(sql: string, params?: readonly unknown[]): Promise<{ rows: T[] }> {
+    const result = await this.pg.query<T>(sql, params as unknown[]);
+    return { rows: result.rows };
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pg.exec(sql);
+  }
+
+  async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    return this.pg.transaction(async (tx) =>
+      fn({
+        query: async <R>(sql: string, params?: readonly unknown[]) => {
+          const result = await tx.query<R>(sql, params as unknown[]);
+          return { rows: result.rows };
+        },
+        exec: async (sql: string) => {
+          await tx.exec(sql);
+        },
+      }),
+    );
+  }
+
+  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+    const unsubscribe = await this.pg.listen(channel, onPayload);
+    return unsubscribe;
+  }
+
+  async close(): Promise<void> {
+    await this.pg.close();
+  }
+}

@@ -1,0 +1,141 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { DatabaseUnavailableError, type Db, isConnectionError, type Queryable } from './db.ts';
+
+// int8 (bigint, e.g. event seq and log offsets) as numbers: they stay far below 2^53 here.
+pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
+
+export interface PostgresDbOptions {
+  url: string;
+  /** @default 10 */
+  poolSize?: number;
+  logger: Logger;
+}
+
+function wrap(error: unknown): unknown {
+  return isConnectionError(error)
+    ? new DatabaseUnavailableError(`PostgreSQL is unreachable: ${(error as Error).message}`)
+    : error;
+}
+
+/** PostgreSQL through a `pg` pool, with a dedicated connection for LISTEN that reconnects by itself. */
+export class PostgresDb implements Db {
+  readonly kind = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private readonly listeners = new Map<string, Set<(payload: string) => void>>();
+  private listenClient: pg.Client | null = null;
+  private closed = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly options: PostgresDbOptions;
+
+  constructor(options: PostgresDbOptions) {
+    this.options = options;
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: 5_000,
+      idleTimeoutMillis: 30_000,
+    });
+    // An idle client that loses its server emits here; without a handler the process would crash.
+    this.pool.on('error', (error) => options.logger.warn({ err: error.message }, 'idle PostgreSQL connection lost'));
+  }
+
+  async query<T>(sql: string, params?: readonly unknown[]): Promise<{ rows: T[] }> {
+    try {
+      const result = await this.pool.query(sql, params as unknown[]);
+      return { rows: result.rows as T[] };
+    } catch (error) {
+      throw wrap(error);
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.query(sql);
+  }
+
+  async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw wrap(error);
+    }
+    const q: Queryable = {
+      query: async <R>(sql: string, params?: readonly unknown[]) => {
+        const result = await client.query(sql, params as unknown[]);
+        return { rows: result.rows as R[] };
+      },
+      exec: async (sql: string) => {
+        await client.query(sql);
+      },
+    };
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const value = await fn(q);
+      await client.query('COMMIT');
+      return value;
+    } catch (error) {
+      broken = isConnectionError(error);
+      if (!broken) await client.query('ROLLBACK').catch(() => undefined);
+      throw wrap(error);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+    let set = this.listeners.get(channel);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(channel, set);
+      if (this.listenClient)
+        await this.listenClient.query(`LISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+    }
+    set.add(onPayload);
+    if (!this.listenClient) await this.connectListener();
+    return async () => {
+      set.delete(onPayload);
+    };
+  }
+
+  /** Connects the LISTEN client; on failure or loss, retries every second until closed. */
+  private async connectListener(): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client({ connectionString: this.options.url, connectionTimeoutMillis: 5_000 });
+    client.on('notification', (message) => {
+      for (const fn of this.listeners.get(message.channel) ?? []) fn(message.payload ?? '');
+    });
+    const retry = () => {
+      if (this.closed || this.reconnectTimer) return;
+      this.listenClient = null;
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        void this.connectListener();
+      }, 1_000);
+    };
+    client.on('error', (error) => {
+      this.options.logger.warn({ err: error.message }, 'LISTEN connection lost; reconnecting');
+      client.end().catch(() => undefined);
+      retry();
+    });
+    try {
+      await client.connect();
+      for (const channel of this.listeners.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      this.listenClient = client;
+      // Wake everyone once after a reconnect: notifications sent while we were away are lost.
+      for (const set of this.listeners.values()) for (const fn of set) fn('');
+    } catch (error) {
+      this.options.logger.warn({ err: (error as Error).message }, 'LISTEN connection failed; retrying');
+      client.end().catch(() => undefined);
+      retry();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    await this.listenClient?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+}

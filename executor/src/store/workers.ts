@@ -1,0 +1,251 @@
+import { randomUUID } from 'node:crypto';
+import type { Queryable } from './db.ts';
+
+/**
+ * Pull-worker states, the Edge executor's set trimmed to what a user acts on:
+ * idle / running (derived from what the worker runs), maintenance_request → maintenance_pending (draining
+ * its tasks) → maintenance_mode, draining (local SIGINT), offline (left cleanly), lost (stopped
+ * heartbeating: its leases are taken back).
+ */
+export const WORKER_STATES = [
+  'idle',
+  'running',
+  'maintenance_request',
+  'maintenance_pending',
+  'maintenance_mode',
+  'draining',
+  'offline',
+  'lost',
+] as const;
+export type WorkerState = (typeof WORKER_STATES)[number];
+
+export interface WorkerMetrics {
+  cpuPercent?: number;
+  memoryUsedBytes?: number;
+  memoryTotalBytes?: number;
+  diskFreeBytes?: number;
+  diskTotalBytes?: number;
+  load1?: number;
+  load5?: number;
+  load15?: number;
+}
+
+export interface Worker {
+  id: string;
+  name: string;
+  queues: string[];
+  concurrency: number;
+  labels: Record<string, string>;
+  state: WorkerState;
+  maintenance: boolean;
+  maintenanceComment: string | null;
+  draining: boolean;
+  runtime: string | null;
+  version: string | null;
+  metrics: WorkerMetrics;
+  registeredAt: string;
+  lastHeartbeat: string;
+  /** Slots in use by leased and running workloads. */
+  usedSlots: number;
+  runningWorkloads: number;
+}
+
+interface WorkerRow {
+  id: string;
+  name: string;
+  queues: string[];
+  concurrency: number;
+  labels: Record<string, string>;
+  state: WorkerState;
+  maintenance: boolean;
+  maintenance_comment: string | null;
+  draining: boolean;
+  runtime: string | null;
+  version: string | null;
+  metrics: WorkerMetrics;
+  registered_at: Date;
+  last_heartbeat: Date;
+  used_slots?: number;
+  running_workloads?: number;
+}
+
+function toWorker(row: WorkerRow): Worker {
+  return {
+    id: row.id,
+    name: row.name,
+    queues: row.queues,
+    concurrency: row.concurrency,
+    labels: row.labels,
+    state: row.state,
+    maintenance: row.maintenance,
+    maintenanceComment: row.maintenance_comment,
+    draining: row.draining,
+    runtime: row.runtime,
+    version: row.version,
+    metrics: row.metrics,
+    registeredAt: new Date(row.registered_at).toISOString(),
+    lastHeartbeat: new Date(row.last_heartbeat).toISOString(),
+    usedSlots: Number(row.used_slots ?? 0),
+    runningWorkloads: Number(row.running_workloads ?? 0),
+  };
+}
+
+const SELECT_WORKER = `SELECT k.*,
+  (SELECT coalesce(sum(pool_slots), 0)::int FROM workloads w WHERE w.worker_id = k.id AND w.state IN ('pending', 'running')) AS used_slots,
+  (SELECT count(*)::int FROM workloads w WHERE w.worker_id = k.id AND w.state IN ('pending', 'running')) AS running_workloads
+  FROM workers k`;
+
+/** The state a live worker shows, from its flags and whether it holds work. */
+export function deriveWorkerState(flags: { maintenance: boolean; draining: boolean; busy: boolean }): WorkerState {
+  if (flags.maintenance) return flags.busy ? 'maintenance_pending' : 'maintenance_mode';
+  if (flags.draining) return 'draining';
+  return flags.busy ? 'running' : 'idle';
+}
+
+export async function upsertWorker(
+  q: Queryable,
+  input: {
+    name: string;
+    queues: string[];
+    concurrency: number;
+    labels: Record<string, string>;
+    tokenHash: string;
+    runtime: string;
+    version: string;
+  },
+): Promise<{ worker: Worker; previousId: string | null }> {
+  const { rows: previous } = await q.query<{ id: string }>('SELECT id FROM workers WHERE name = $1 FOR UPDATE', [
+    input.name,
+  ]);
+  const previousId = previous[0]?.id ?? null;
+  // A worker that registers again under the same name is a new process: it gets a new id, so any report
+  // from the old incarnation is fenced off; the caller settles what the old one held.
+  const id = randomUUID();
+  const { rows } = await q.query<WorkerRow>(
+    `INSERT INTO workers (id, name, queues, concurrency, labels, token_hash, state, runtime, version)
+     VALUES ($1::uuid, $2, $3::text[], $4, $5::jsonb, $6, 'idle', $7, $8)
+     ON CONFLICT (name) DO UPDATE SET id = EXCLUDED.id, queues = EXCLUDED.queues, concurrency = EXCLUDED.concurrency,
+       labels = EXCLUDED.labels, token_hash = EXCLUDED.token_hash, runtime = EXCLUDED.runtime, version = EXCLUDED.version,
+       state = CASE WHEN workers.maintenance THEN 'maintenance_mode' ELSE 'idle' END, draining = false,
+       registered_at = now(), last_heartbeat = now()
+     RETURNING *`,
+    [
+      id,
+      input.name,
+      input.queues,
+      input.concurrency,
+      JSON.stringify(input.labels),
+      input.tokenHash,
+      input.runtime,
+      input.version,
+    ],
+  );
+  return { worker: toWorker(rows[0]!), previousId };
+}
+
+export async function getWorker(q: Queryable, idOrName: string): Promise<Worker | null> {
+  const isUuid = /^[0-9a-f-]{36}$/i.test(idOrName);
+  const { rows } = await q.query<WorkerRow>(`${SELECT_WORKER} WHERE ${isUuid ? 'k.id = $1::uuid' : 'k.name = $1'}`, [
+    idOrName,
+  ]);
+  return rows[0] ? toWorker(rows[0]) : null;
+}
+
+export async function workerAuth(q: Queryable, id: string): Promise<{ tokenHash: string; state: WorkerState } | null> {
+  const { rows } = await q.query<{ token_hash: string; state: WorkerState }>(
+    'SELECT token_hash, state FROM workers WHERE id = $1::uuid',
+    [id],
+  );
+  return rows[0] ? { tokenHash: rows[0].token_hash, state: rows[0].state } : null;
+}
+
+export async function listWorkers(q: Queryable): Promise<Worker[]> {
+  const { rows } = await q.query<WorkerRow>(`${SELECT_WORKER} ORDER BY k.name`);
+  return rows.map(toWorker);
+}
+
+/** Records a heartbeat and recomputes the state. Lost and offline workers stay so until they register. */
+export async function heartbeat(
+  q: Queryable,
+  id: string,
+  input: { metrics?: WorkerMetrics; draining?: boolean },
+): Promise<Worker | null> {
+  const { rows } = await q.query<WorkerRow>(
+    `WITH busy AS (SELECT count(*) > 0 AS busy FROM workloads WHERE worker_id = $1::uuid AND state IN ('pending', 'running'))
+     UPDATE workers k SET last_heartbeat = now(),
+       metrics = coalesce($2::jsonb, k.metrics),
+       draining = coalesce($3, k.draining),
+       state = CASE
+         WHEN k.state IN ('lost', 'offline') THEN k.state
+         WHEN k.maintenance AND (SELECT busy FROM busy) THEN 'maintenance_pending'
+         WHEN k.maintenance THEN 'maintenance_mode'
+         WHEN coalesce($3, k.draining) THEN 'draining'
+         WHEN (SELECT busy FROM busy) THEN 'running'
+         ELSE 'idle' END
+     WHERE k.id = $1::uuid RETURNING k.*`,
+    [id, input.metrics ? JSON.stringify(input.metrics) : null, input.draining ?? null],
+  );
+  return rows[0] ? toWorker(rows[0]) : null;
+}
+
+export async function setMaintenance(
+  q: Queryable,
+  idOrName: string,
+  on: boolean,
+  comment: string | null,
+): Promise<Worker | null> {
+  const isUuid = /^[0-9a-f-]{36}$/i.test(idOrName);
+  const { rows } = await q.query<WorkerRow>(
+    `UPDATE workers k SET maintenance = $2, maintenance_comment = $3,
+       state = CASE WHEN k.state IN ('lost', 'offline') THEN k.state
+                    WHEN $2 THEN 'maintenance_request'
+                    ELSE 'idle' END
+     WHERE ${isUuid ? 'k.id = $1::uuid' : 'k.name = $1'} RETURNING k.*`,
+    [idOrName, on, comment],
+  );
+  return rows[0] ? toWorker(rows[0]) : null;
+}
+
+export async function updateWorkerConfig(
+  q: Queryable,
+  idOrName: string,
+  change: { addQueues?: string[]; removeQueues?: string[]; concurrency?: number },
+): Promise<Worker | null> {
+  const isUuid = /^[0-9a-f-]{36}$/i.test(idOrName);
+  const { rows } = await q.query<WorkerRow>(
+    `UPDATE workers k SET
+       queues = ARRAY(SELECT DISTINCT unnest(k.queues || $2::text[]) EXCEPT SELECT unnest($3::text[]) ORDER BY 1),
+       concurrency = coalesce($4, k.concurrency)
+     WHERE ${isUuid ? 'k.id = $1::uuid' : 'k.name = $1'} RETURNING k.*`,
+    [idOrName, change.addQueues ?? [], change.removeQueues ?? [], change.concurrency ?? null],
+  );
+  return rows[0] ? toWorker(rows[0]) : null;
+}
+
+export async function setWorkerState(q: Queryable, id: string, state: WorkerState): Promise<void> {
+  await q.query('UPDATE workers SET state = $2 WHERE id = $1::uuid', [id, state]);
+}
+
+/** Workers whose last heartbeat is older than the timeout, and not already written off. */
+export async function silentWorkers(q: Queryable, timeoutSeconds: number): Promise<string[]> {
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT id FROM workers WHERE state NOT IN ('lost', 'offline') AND last_heartbeat < now() - make_interval(secs => $1)`,
+    [timeoutSeconds],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * After the service itself was down, no worker could heartbeat: restart their clocks so an outage of the
+ * service is not mistaken for the loss of every worker.
+ */
+export async function forgiveSilenceAfterRestart(q: Queryable): Promise<void> {
+  await q.query(`UPDATE workers SET last_heartbeat = now() WHERE state NOT IN ('lost', 'offline')`);
+}
+
+export async function countWorkersByState(q: Queryable): Promise<Array<{ state: WorkerState; n: number }>> {
+  const { rows } = await q.query<{ state: WorkerState; n: number }>(
+    'SELECT state, count(*)::int AS n FROM workers GROUP BY state',
+  );
+  return rows;
+}

@@ -1,0 +1,22 @@
+import pino from 'pino';
+import { parseServiceConfig, type ServiceConfigInput } from '../../src/config.ts';
+import { ExecutorService } from '../../src/service/executor-service.ts';
+
+/**
+ * A service on a fresh database: embedded PGlite in memory by default, or the PostgreSQL server named by
+ * AIRFLEET_TEST_DATABASE_URL (a new schema-free database per call is the caller's business), so the same
+ * suite runs against both stores.
+ */
+export async function openTestService(overrides: ServiceConfigInput = {}): Promise<ExecutorService> {
+  const config = parseServiceConfig({
+    dataDir: 'memory://',
+    reaperIntervalMs: 50,
+    logLevel: 'silent',
+    ...(process.env.AIRFLEET_TEST_DATABASE_URL ? { databaseUrl: process.env.AIRFLEET_TEST_DATABASE_URL } : {}),
+    bootstrapTokens: [{ name: 'test-admin', token: TEST_ADMIN_TOKEN, scopes: ['admin'] }],
+    ...overrides,
+  });
+  return ExecutorService.open(config, pino({ level: 'silent' }));
+}
+
+export const TEST_ADMIN_TOKEN = 'aft_testadmin0001_testsecret-testsecret-testsecret';
