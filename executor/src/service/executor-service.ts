@@ -439,10 +439,13 @@ export class ExecutorService {
   async poll(
     workerId: string,
     input: { freeSlots: number; waitMs: number; known?: Partial<WorkerView> | undefined },
+    signal?: AbortSignal,
   ): Promise<PollResult> {
     const deadline = Date.now() + input.waitMs;
     for (;;) {
       const worker = await this.requireLiveWorker(workerId);
+      // The worker hung up (it re-polls when a slot frees): leasing now would hand work to nobody.
+      if (signal?.aborted) return { leases: [], cancel: [], config: view(worker) };
       const config = view(worker);
       const cancel = await this.cancelsFor(workerId);
       const accepting = !worker.maintenance && !worker.draining;
@@ -457,7 +460,9 @@ export class ExecutorService {
       const left = deadline - Date.now();
       if (leases.length > 0 || cancel.length > 0 || configChanged || left <= 0) return { leases, cancel, config };
       const keys = [`w:${workerId}`, ...(accepting ? worker.queues.map((q) => `q:${q}`) : [])];
-      await this.queueWaiters.park(keys, left).promise;
+      const waiter = this.queueWaiters.park(keys, left);
+      signal?.addEventListener('abort', () => waiter.notify(), { once: true });
+      await waiter.promise;
     }
   }
 

@@ -1,0 +1,39 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { AirfleetError } from '../errors.ts';
+import { DatabaseUnavailableError } from '../store/db.ts';
+
+/**
+ * One error shape for every endpoint: `{ error, message, details? }`. Validation failures name each field
+ * and rule; an unreachable database is a 503 with Retry-After so clients back off and try again.
+ */
+export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const where = error.validationContext ?? 'request';
+    const details = error.validation.map((v) => ({
+      field: [where, ...String(v.instancePath ?? '').split('/').filter(Boolean)].join('.'),
+      rule: v.message,
+    }));
+    reply.status(400).send({
+      error: 'invalid_input',
+      message: details.map((d) => `${d.field}: ${d.rule}`).join('; '),
+      details,
+    });
+    return;
+  }
+  if (error instanceof AirfleetError) {
+    reply.status(error.status).send({ error: error.code, message: error.message, details: error.details });
+    return;
+  }
+  if (error instanceof DatabaseUnavailableError) {
+    reply.header('retry-after', '1').status(503).send({ error: 'unavailable', message: error.message });
+    return;
+  }
+  const status = (error as FastifyError).statusCode;
+  if (status && status >= 400 && status < 500) {
+    reply.status(status).send({ error: (error as FastifyError).code ?? 'bad_request', message: error.message });
+    return;
+  }
+  request.log.error({ err: error }, 'request failed');
+  reply.status(500).send({ error: 'internal', message: 'internal error; the service log has the details' });
+}

@@ -1,0 +1,164 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { LIMITS } from '../../domain/limits.ts';
+import { FAILURE_REASONS } from '../../domain/states.ts';
+import { queueName } from '../../domain/workload.ts';
+import type { ExecutorService } from '../../service/executor-service.ts';
+import { LOG_STREAMS } from '../../store/logs.ts';
+import { workerIdOf } from '../auth.ts';
+
+const running = z.array(z.object({ workloadId: z.string().uuid(), attempt: z.number().int().min(1) })).max(LIMITS.maxConcurrency);
+const metrics = z
+  .object({
+    cpuPercent: z.number().min(0).max(100_000),
+    memoryUsedBytes: z.number().min(0),
+    memoryTotalBytes: z.number().min(0),
+    diskFreeBytes: z.number().min(0),
+    diskTotalBytes: z.number().min(0),
+    load1: z.number().min(0),
+    load5: z.number().min(0),
+    load15: z.number().min(0),
+  })
+  .partial()
+  .strict();
+
+/** The pull-worker protocol: register, heartbeat, long-poll for leases, report, upload logs, leave. */
+export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.post(
+      '/v1/worker/register',
+      {
+        config: { auth: 'enroll' },
+        schema: {
+          summary: 'Register a worker with an enrollment token; returns the worker its own token',
+          tags: ['worker protocol'],
+          body: z
+            .object({
+              name: z
+                .string()
+                .min(1)
+                .max(LIMITS.nameLength)
+                .regex(/^[A-Za-z0-9_.-]+$/, 'name may contain only letters, digits and _ . -'),
+              queues: z.array(queueName).min(1, 'a worker needs at least one queue').max(100),
+              concurrency: z.number().int().min(1).max(LIMITS.maxConcurrency),
+              labels: z.record(z.string().max(64), z.string().max(256)).default({}),
+              runtime: z.enum(['process', 'docker']),
+              version: z.string().max(64),
+            })
+            .strict(),
+        },
+      },
+      async (request, reply) => {
+        const { worker, token } = await service.registerWorker(request.body);
+        reply.status(201);
+        return {
+          worker,
+          token,
+          heartbeatIntervalMs: service.config.heartbeatIntervalMs,
+          heartbeatTimeoutMs: service.config.heartbeatTimeoutMs,
+        };
+      },
+    );
+
+    app.post(
+      '/v1/worker/heartbeat',
+      {
+        config: { auth: 'worker' },
+        schema: {
+          summary: 'Heartbeat with system metrics and the tasks the worker runs',
+          tags: ['worker protocol'],
+          body: z.object({ metrics: metrics.optional(), running, draining: z.boolean().optional() }).strict(),
+        },
+      },
+      async (request) => service.heartbeat(workerIdOf(request), request.body),
+    );
+
+    app.post(
+      '/v1/worker/poll',
+      {
+        config: { auth: 'worker' },
+        schema: {
+          summary: 'Long-poll for leases that fit the free slots, cancellations and configuration changes',
+          tags: ['worker protocol'],
+          body: z
+            .object({
+              freeSlots: z.number().int().min(0).max(LIMITS.maxConcurrency),
+              waitMs: z.number().int().min(0).max(LIMITS.maxWaitMs).default(20_000),
+              known: z
+                .object({
+                  queues: z.array(z.string()).max(100),
+                  concurrency: z.number().int(),
+                  maintenance: z.boolean(),
+                })
+                .optional(),
+            })
+            .strict(),
+        },
+      },
+      async (request, reply) => {
+        const hangup = new AbortController();
+        reply.raw.on('close', () => {
+          if (!reply.raw.writableEnded) hangup.abort();
+        });
+        return service.poll(workerIdOf(request), request.body, hangup.signal);
+      },
+    );
+
+    app.post(
+      '/v1/worker/report',
+      {
+        config: { auth: 'worker' },
+        schema: {
+          summary: 'Report an attempt running or finished (fenced by attempt; idempotent)',
+          tags: ['worker protocol'],
+          body: z
+            .object({
+              workloadId: z.string().uuid(),
+              attempt: z.number().int().min(1),
+              state: z.enum(['running', 'succeeded', 'failed', 'cancelled']),
+              exitCode: z.number().int().min(-1_000).max(1_000).nullable().optional(),
+              reason: z.enum(FAILURE_REASONS).optional(),
+              message: z.string().max(4_096).optional(),
+              started: z.boolean().optional(),
+            })
+            .strict(),
+        },
+      },
+      async (request) => service.report(workerIdOf(request), request.body),
+    );
+
+    app.post(
+      '/v1/worker/logs',
+      {
+        config: { auth: 'worker' },
+        schema: {
+          summary: 'Upload one log chunk (base64) at an offset; re-sending the same offset is a no-op',
+          tags: ['worker protocol'],
+          body: z
+            .object({
+              workloadId: z.string().uuid(),
+              attempt: z.number().int().min(1),
+              stream: z.enum(LOG_STREAMS),
+              offset: z.number().int().min(0),
+              data: z.base64().max(Math.ceil((LIMITS.logChunkBytes * 4) / 3) + 4, 'a chunk may be at most 1 MiB'),
+            })
+            .strict(),
+        },
+      },
+      async (request, reply) => {
+        const b = request.body;
+        await service.appendLog(workerIdOf(request), { ...b, data: Buffer.from(b.data, 'base64') });
+        reply.status(204);
+      },
+    );
+
+    app.post(
+      '/v1/worker/deregister',
+      { config: { auth: 'worker' }, schema: { summary: 'Leave cleanly (state offline)', tags: ['worker protocol'] } },
+      async (request, reply) => {
+        await service.deregister(workerIdOf(request));
+        reply.status(204);
+      },
+    );
+  };
+}

@@ -1,0 +1,65 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { LIMITS } from '../../domain/limits.ts';
+import { queueName } from '../../domain/workload.ts';
+import type { ExecutorService } from '../../service/executor-service.ts';
+
+const nameParams = z.object({ name: z.string().min(1).max(LIMITS.nameLength) });
+
+/** Operators' view of the pull workers: list, maintenance, queues and concurrency at runtime. */
+export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/v1/workers',
+      { config: { auth: 'read' }, schema: { summary: 'Pull workers with state, slots and metrics', tags: ['workers'] } },
+      async () => ({ workers: await service.listWorkers() }),
+    );
+
+    app.get(
+      '/v1/workers/:name',
+      { config: { auth: 'read' }, schema: { summary: 'One worker', tags: ['workers'], params: nameParams } },
+      async (request) => service.getWorker(request.params.name),
+    );
+
+    app.post(
+      '/v1/workers/:name/maintenance',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary: 'Maintenance on (stop new leases, drain) or off',
+          tags: ['workers'],
+          params: nameParams,
+          body: z.object({ on: z.boolean(), comment: z.string().max(LIMITS.commentLength).optional() }).strict(),
+        },
+      },
+      async (request) => service.setMaintenance(request.params.name, request.body.on, request.body.comment ?? null),
+    );
+
+    app.patch(
+      '/v1/workers/:name',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary: 'Add or remove queues, change concurrency',
+          tags: ['workers'],
+          params: nameParams,
+          body: z
+            .object({
+              addQueues: z.array(queueName).max(100).optional(),
+              removeQueues: z.array(queueName).max(100).optional(),
+              concurrency: z.number().int().min(1).max(LIMITS.maxConcurrency).optional(),
+            })
+            .strict(),
+        },
+      },
+      async (request) => {
+        const b = request.body;
+        return service.updateWorker(request.params.name, {
+          ...(b.addQueues ? { addQueues: b.addQueues } : {}),
+          ...(b.removeQueues ? { removeQueues: b.removeQueues } : {}),
+          ...(b.concurrency ? { concurrency: b.concurrency } : {}),
+        });
+      },
+    );
+  };
+}

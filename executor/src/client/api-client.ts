@@ -1,0 +1,128 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** An error answer from the API, with the server's own code and message. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  readonly status: number;
+  readonly code: string;
+  readonly details: unknown;
+  constructor(status: number, code: string, message: string, details?: unknown) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** The service could not be reached at all (refused, reset, DNS, timeout). */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError';
+}
+
+export interface RetryPolicy {
+  /** Give up after this long, ms. @default 0 (no retry) */
+  retryForMs: number;
+  /** @default 200 */
+  initialDelayMs?: number;
+  /** @default 5000 */
+  maxDelayMs?: number;
+  onRetry?: (error: Error, delayMs: number) => void;
+}
+
+/**
+ * A small typed client for the executor API, shared by the CLI and the worker agent. Retries (when asked)
+ * on connection failures, 429 and 5xx, with exponential backoff and jitter, honouring Retry-After.
+ */
+export class ApiClient {
+  readonly baseUrl: string;
+  private readonly token: string | undefined;
+
+  constructor(baseUrl: string, token?: string) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.token = token;
+  }
+
+  withToken(token: string): ApiClient {
+    return new ApiClient(this.baseUrl, token);
+  }
+
+  async request<T>(
+    method: string,
+    path: string,
+    options: {
+      body?: unknown;
+      query?: Record<string, string | number | boolean | undefined>;
+      timeoutMs?: number;
+      retry?: RetryPolicy;
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<T> {
+    const retry = options.retry;
+    const deadline = Date.now() + (retry?.retryForMs ?? 0);
+    let delay = retry?.initialDelayMs ?? 200;
+    for (;;) {
+      try {
+        return await this.once<T>(method, path, options);
+      } catch (error) {
+        const retryable =
+          error instanceof UnreachableError || (error instanceof ApiError && (error.status === 429 || error.status >= 500));
+        if (!retry || !retryable || Date.now() >= deadline || options.signal?.aborted) throw error;
+        const hinted = error instanceof ApiError ? (error.details as { retryAfterMs?: number } | undefined)?.retryAfterMs : undefined;
+        const wait = Math.min(hinted ?? delay * (0.5 + Math.random()), retry.maxDelayMs ?? 5_000, Math.max(0, deadline - Date.now()));
+        retry.onRetry?.(error as Error, wait);
+        await sleep(wait);
+        delay = Math.min(delay * 2, retry.maxDelayMs ?? 5_000);
+      }
+    }
+  }
+
+  private async once<T>(
+    method: string,
+    path: string,
+    options: {
+      body?: unknown;
+      query?: Record<string, string | number | boolean | undefined>;
+      timeoutMs?: number;
+      signal?: AbortSignal;
+    },
+  ): Promise<T> {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        signal: options.signal
+          ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs ?? 30_000)])
+          : AbortSignal.timeout(options.timeoutMs ?? 30_000),
+      });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new UnreachableError(
+        `cannot reach the airfleet service at ${this.baseUrl} (${cause?.code ?? cause?.message ?? (error as Error).message})`,
+      );
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      let body: { error?: string; message?: string; details?: unknown } = {};
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = { message: text };
+      }
+      const retryAfter = Number(response.headers.get('retry-after'));
+      const details =
+        Number.isFinite(retryAfter) && retryAfter > 0
+          ? { ...(typeof body.details === 'object' && body.details ? body.details : {}), retryAfterMs: retryAfter * 1000 }
+          : body.details;
+      throw new ApiError(response.status, body.error ?? 'http_error', body.message ?? `HTTP ${response.status}`, details);
+    }
+    if (response.status === 204 || text === '') return undefined as T;
+    return JSON.parse(text) as T;
+  }
+}

@@ -1,0 +1,121 @@
+import { PassThrough } from 'node:stream';
+import Docker from 'dockerode';
+import { z } from 'zod';
+import type { Workload } from '../domain/workload.ts';
+import type { LogStream } from '../store/logs.ts';
+import { type RunningTask, StartError, type TaskExit, type TaskRuntime } from './runtime.ts';
+
+/**
+ * The per-task options a workload's `execConfig.docker` may set for this runtime. Secrets are mounted as
+ * read-only files from the worker host (e.g. written there by the deploy tooling), never passed in env.
+ */
+const dockerExecConfig = z
+  .object({
+    secrets: z
+      .array(z.object({ source: z.string().startsWith('/'), target: z.string().startsWith('/') }).strict())
+      .max(32)
+      .default([]),
+    labels: z.record(z.string(), z.string()).default({}),
+    user: z.string().optional(),
+    workingDir: z.string().startsWith('/').optional(),
+  })
+  .strict()
+  .default({ secrets: [], labels: {} });
+
+/** Runs each task in its own container on the worker's Docker engine (host networking, GPUs on request). */
+export class DockerRuntime implements TaskRuntime {
+  readonly name = 'docker' as const;
+  private readonly docker: Docker;
+  private readonly workerName: string;
+
+  constructor(workerName: string, docker = new Docker()) {
+    this.docker = docker;
+    this.workerName = workerName;
+  }
+
+  async start(lease: Workload, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask> {
+    if (!lease.image) throw new StartError('driver', 'the docker runtime needs an image: set `image` on the workload');
+    const parsed = dockerExecConfig.safeParse(lease.execConfig.docker ?? undefined);
+    if (!parsed.success) {
+      throw new StartError('driver', `execConfig.docker is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    const options = parsed.data;
+    await this.ensureImage(lease.image);
+    const gpus = lease.resources.gpus ?? 0;
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        Image: lease.image,
+        Cmd: lease.command,
+        Env: Object.entries({ AIRFLEET_WORKLOAD_ID: lease.id, AIRFLEET_ATTEMPT: String(lease.attempt), ...lease.env }).map(
+          ([k, v]) => `${k}=${v}`,
+        ),
+        Labels: {
+          ...options.labels,
+          'airfleet.workload': lease.id,
+          'airfleet.attempt': String(lease.attempt),
+          'airfleet.worker': this.workerName,
+        },
+        ...(options.user ? { User: options.user } : {}),
+        ...(options.workingDir ? { WorkingDir: options.workingDir } : {}),
+        HostConfig: {
+          NetworkMode: 'host',
+          Binds: options.secrets.map((s) => `${s.source}:${s.target}:ro`),
+          ...(lease.resources.memoryMb ? { Memory: lease.resources.memoryMb * 1024 * 1024 } : {}),
+          ...(lease.resources.cpu ? { NanoCpus: Math.round(lease.resources.cpu * 1e9) } : {}),
+          ...(gpus > 0 ? { DeviceRequests: [{ Driver: 'nvidia', Count: gpus, Capabilities: [['gpu']] }] } : {}),
+        },
+      });
+    } catch (error) {
+      throw new StartError('driver', `docker could not create the container: ${(error as Error).message}`);
+    }
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const out = new PassThrough();
+    const err = new PassThrough();
+    out.on('data', (d: Buffer) => onOutput('stdout', d));
+    err.on('data', (d: Buffer) => onOutput('stderr', d));
+    this.docker.modem.demuxStream(stream, out, err);
+    try {
+      await container.start();
+    } catch (error) {
+      await container.remove({ force: true }).catch(() => undefined);
+      throw new StartError('driver', `docker could not start the container: ${(error as Error).message}`);
+    }
+    const exited = (async (): Promise<TaskExit> => {
+      const result = (await container.wait()) as { StatusCode: number };
+      const info = await container.inspect().catch(() => null);
+      await container.remove({ force: true }).catch(() => undefined);
+      if (info?.State.OOMKilled) {
+        return { exitCode: result.StatusCode, signal: null, reason: 'oom', message: 'the container ran out of memory (OOMKilled)' };
+      }
+      return { exitCode: result.StatusCode, signal: null };
+    })();
+    let killTimer: NodeJS.Timeout | null = null;
+    void exited.then(() => killTimer && clearTimeout(killTimer));
+    return {
+      exited,
+      stop: (signal, graceMs) => {
+        container.kill({ signal }).catch(() => undefined);
+        if (!killTimer) killTimer = setTimeout(() => container.kill({ signal: 'SIGKILL' }).catch(() => undefined), graceMs);
+      },
+    };
+  }
+
+  /** Uses a local image as it is; pulls only when missing, and reports a failed pull as `image_pull`. */
+  private async ensureImage(image: string): Promise<void> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return;
+    } catch {
+      // not present locally: pull below
+    }
+    try {
+      const stream = await this.docker.pull(image);
+      await new Promise<void>((resolve, reject) =>
+        this.docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve())),
+      );
+    } catch (error) {
+      throw new StartError('image_pull', `Failed to pull image ${image}: ${(error as Error).message}`);
+    }
+  }
+}
