@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { GenericContainer, type StartedTestContainer, Wait } from 'testcontainers';
 import { configureTestcontainers, projectImage, TEST_LABEL } from './docker-env.ts';
 import { freePort } from './ports.ts';
@@ -25,6 +26,18 @@ export class StartedPostgres {
 
   get url(): string {
     return `postgres://postgres:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/${this.database}`;
+  }
+
+  /** A new empty database on this server, for one suite; returns its URL. */
+  async createDatabase(name: string): Promise<string> {
+    const admin = new pg.Client({ connectionString: this.url });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+    } finally {
+      await admin.end();
+    }
+    return this.url.replace(/\/[^/]+$/, `/${name}`);
   }
 
   /** Restarts the server process (the container), keeping its data: for tests of reconnect behaviour. */

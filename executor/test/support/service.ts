@@ -19,4 +19,6 @@ export async function openTestService(overrides: ServiceConfigInput = {}): Promi
   return ExecutorService.open(config, pino({ level: 'silent' }));
 }
 
+export type OpenService = (overrides?: ServiceConfigInput) => Promise<ExecutorService>;
+
 export const TEST_ADMIN_TOKEN = 'aft_testadmin0001_testsecret-testsecret-testsecret';

@@ -1,0 +1,4 @@
+import { apiSuite } from '../suites/api.suite.ts';
+import { openTestService } from '../support/service.ts';
+
+apiSuite(openTestService);

@@ -1,0 +1,82 @@
+import { freeSlots, pickLeases } from '../../src/domain/slots.ts';
+import { canTransition, decideAfterFailure, isInfraRetryable } from '../../src/domain/states.ts';
+import { workloadInput } from '../../src/domain/workload.ts';
+
+describe('state machine', () => {
+  it('allows the documented path and nothing out of a final state', () => {
+    expect(canTransition('queued', 'submitting')).toBe(true);
+    expect(canTransition('submitting', 'pending')).toBe(true);
+    expect(canTransition('pending', 'running')).toBe(true);
+    expect(canTransition('running', 'succeeded')).toBe(true);
+    expect(canTransition('running', 'queued')).toBe(false); // a started task is never re-run by the service
+    for (const final of ['succeeded', 'failed', 'cancelled'] as const) {
+      expect(canTransition(final, 'queued')).toBe(false);
+      expect(canTransition(final, 'running')).toBe(false);
+    }
+  });
+
+  it('retries only failures before start, within the bound', () => {
+    expect(isInfraRetryable('image_pull', false)).toBe(true);
+    expect(isInfraRetryable('lost', true)).toBe(false);
+    expect(isInfraRetryable('task_error', false)).toBe(false);
+    const base = { reason: 'unschedulable' as const, started: false, attempt: 2, infraRetries: 1, maxInfraRetries: 3 };
+    expect(decideAfterFailure(base)).toEqual({ kind: 'retry', nextAttempt: 3 });
+    expect(decideAfterFailure({ ...base, infraRetries: 3 })).toEqual({ kind: 'fail' });
+    expect(decideAfterFailure({ ...base, reason: 'oom' })).toEqual({ kind: 'fail' });
+  });
+});
+
+describe('slot accounting and lease order', () => {
+  const c = (id: string, poolSlots: number, priorityWeight: number, queuedAt: number) => ({
+    id,
+    poolSlots,
+    priorityWeight,
+    queuedAt,
+  });
+
+  it('orders by priority, then age', () => {
+    const picked = pickLeases([c('old-low', 1, 1, 1), c('new-high', 1, 5, 9), c('new-low', 1, 1, 5)], 3);
+    expect(picked.map((p) => p.id)).toEqual(['new-high', 'old-low', 'new-low']);
+  });
+
+  it('never exceeds the free slots, and lets a smaller task pass a bigger one that does not fit', () => {
+    const picked = pickLeases([c('two', 2, 9, 1), c('three', 3, 8, 2), c('one', 1, 1, 3)], 3);
+    expect(picked.map((p) => p.id)).toEqual(['two', 'one']);
+    expect(picked.reduce((n, p) => n + p.poolSlots, 0)).toBeLessThanOrEqual(3);
+  });
+
+  it('computes free slots as concurrency less running slots, never below zero', () => {
+    expect(freeSlots(4, [1, 2])).toBe(1);
+    expect(freeSlots(2, [3])).toBe(0);
+  });
+});
+
+describe('workload validation', () => {
+  it('applies defaults', () => {
+    const w = workloadInput.parse({ key: 'k', command: ['echo'] });
+    expect(w).toMatchObject({ queue: 'default', backend: 'pool', poolSlots: 1, priorityWeight: 1, env: {} });
+  });
+
+  it('names each field and rule that fails', () => {
+    const result = workloadInput.safeParse({
+      key: '',
+      command: [],
+      poolSlots: 0,
+      queue: 'bad queue',
+      env: { 'BAD-NAME': 'x' },
+      extra: 1,
+    });
+    expect(result.success).toBe(false);
+    const issues = result.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        'key: key must not be empty',
+        'command: command needs at least the program to run',
+        'poolSlots: poolSlots must be at least 1',
+        'queue: queue may contain only letters, digits and _ . : @ / -',
+      ]),
+    );
+    expect(issues.some((i) => i.includes('BAD-NAME') || i.startsWith('env'))).toBe(true);
+    expect(issues.some((i) => i.includes('extra'))).toBe(true);
+  });
+});

@@ -1,0 +1,165 @@
+# The airfleet executor service as a Nomad job. Deployed by the nomad stack (stacks/src/components/nomad.ts),
+# which fills in the variables below; it also runs as is with
+#   nomad job run -var-file=executor.vars.hcl stacks/jobs/executor.nomad.hcl
+#
+# No secret appears here: the database credentials are read by the service at start-up from the Secrets
+# Manager secret RDS manages (the client's instance role may read it), and the Nomad API is reached through
+# the Task API socket with the job's workload identity, whose ACL policy is bound to this job.
+
+variable "environment" {
+  type = string
+}
+
+variable "image" {
+  type        = string
+  description = "executor image, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/airfleet-prod/executor:1.2.3"
+}
+
+variable "namespace" {
+  type        = string
+  description = "namespace this service job runs in"
+}
+
+variable "task_namespace" {
+  type        = string
+  description = "namespace the executor submits Airflow task jobs to"
+}
+
+variable "datacenter" {
+  type = string
+}
+
+variable "node_pool" {
+  type = string
+}
+
+variable "count" {
+  type    = number
+  default = 2
+}
+
+variable "cpu" {
+  type    = number
+  default = 1000
+}
+
+variable "memory" {
+  type    = number
+  default = 512
+}
+
+variable "port" {
+  type    = number
+  default = 8080
+}
+
+variable "aws_region" {
+  type = string
+}
+
+variable "database_host" {
+  type = string
+}
+
+variable "database_port" {
+  type    = string
+  default = "5432"
+}
+
+variable "database_name" {
+  type = string
+}
+
+variable "database_secret_arn" {
+  type        = string
+  description = "ARN of the RDS-managed secret (JSON with username and password)"
+}
+
+job "airfleet-executor" {
+  namespace   = var.namespace
+  type        = "service"
+  datacenters = [var.datacenter]
+  node_pool   = var.node_pool
+
+  update {
+    max_parallel     = 1
+    health_check     = "checks"
+    min_healthy_time = "10s"
+    healthy_deadline = "3m"
+    auto_revert      = true
+  }
+
+  group "executor" {
+    count = var.count
+
+    # One instance per machine: a lost client takes at most one replica with it.
+    constraint {
+      operator = "distinct_hosts"
+      value    = "true"
+    }
+
+    network {
+      port "http" {
+        static = var.port
+      }
+    }
+
+    service {
+      name     = "airfleet-executor"
+      port     = "http"
+      provider = "nomad"
+
+      check {
+        type     = "http"
+        path     = "/healthz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "15s"
+      mode     = "delay"
+    }
+
+    task "executor" {
+      driver = "docker"
+
+      config {
+        image = var.image
+        args  = ["airfleet", "serve"]
+        # Host networking: the service reaches the instance role through IMDSv2 (hop limit 1), which Airflow
+        # tasks in the task namespace cannot, as that namespace forbids host networking.
+        network_mode    = "host"
+        readonly_rootfs = true
+      }
+
+      # A workload identity token in NOMAD_TOKEN, for the Task API socket; no ACL token to store anywhere.
+      identity {
+        env         = true
+        change_mode = "restart"
+      }
+
+      env {
+        AIRFLEET_ENVIRONMENT         = var.environment
+        AIRFLEET_PORT                = "${NOMAD_PORT_http}"
+        AIRFLEET_DATABASE_HOST       = var.database_host
+        AIRFLEET_DATABASE_PORT       = var.database_port
+        AIRFLEET_DATABASE_NAME       = var.database_name
+        AIRFLEET_DATABASE_SSLMODE    = "verify-full"
+        AIRFLEET_DATABASE_SECRET_ARN = var.database_secret_arn
+        AIRFLEET_BATCH_RESOURCE_PREFIX = "airfleet-${var.environment}-"
+        NOMAD_ADDR                   = "unix://${NOMAD_SECRETS_DIR}/api.sock"
+        NOMAD_NAMESPACE              = var.task_namespace
+        AWS_REGION                   = var.aws_region
+      }
+
+      resources {
+        cpu    = var.cpu
+        memory = var.memory
+      }
+    }
+  }
+}

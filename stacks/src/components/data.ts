@@ -1,0 +1,135 @@
+import { DbInstance } from '@cdktf/provider-aws/lib/db-instance/index.js';
+import { DbParameterGroup } from '@cdktf/provider-aws/lib/db-parameter-group/index.js';
+import { DbSubnetGroup } from '@cdktf/provider-aws/lib/db-subnet-group/index.js';
+import { KmsAlias } from '@cdktf/provider-aws/lib/kms-alias/index.js';
+import { KmsKey } from '@cdktf/provider-aws/lib/kms-key/index.js';
+import { TerraformOutput } from 'cdktf';
+import type { Construct } from 'constructs';
+import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
+import type { EnvironmentConfig } from '../config/schema.ts';
+import { allowIngress, securityGroup } from '../lib/security-groups.ts';
+import type { NetworkStack } from './network.ts';
+
+export interface DataStackProps {
+  env: EnvironmentConfig;
+  state: StateOptions;
+  network: NetworkStack;
+}
+
+/** How the executor and the tasks reach the database; the credentials are in `secretArn`, never here. */
+export interface DatabaseConnection {
+  host: string;
+  port: number;
+  name: string;
+  /** Secrets Manager secret RDS manages (JSON with `username` and `password`), rotated by RDS. */
+  secretArn: string;
+  /** Key that encrypts the storage and the secret; readers of the secret need kms:Decrypt on it. */
+  kmsKeyArn: string;
+}
+
+const POSTGRES_PORT = 5432;
+
+/**
+ * The PostgreSQL database for the Airflow metadata and the executor's store. Encrypted with its own KMS
+ * key, in private subnets only, TLS enforced by the parameter group, and reachable only from the compute
+ * security groups (by reference, not by CIDR). The master password is generated and rotated by RDS in
+ * Secrets Manager (`manage_master_user_password`), so it never appears in Terraform's state.
+ */
+export class DataStack extends AirfleetStack {
+  readonly database: DbInstance;
+  readonly key: KmsKey;
+  readonly connection: DatabaseConnection;
+
+  constructor(scope: Construct, props: DataStackProps) {
+    super(scope, { ...props, component: 'data' });
+    const db = this.env.database;
+    const { network } = props;
+    const major = db.engineVersion.split('.')[0];
+
+    this.key = new KmsKey(this, 'database-key', {
+      description: `airfleet ${this.env.name}: database storage, snapshots and master secret`,
+      enableKeyRotation: true,
+      deletionWindowInDays: this.env.production ? 30 : 7,
+    });
+    new KmsAlias(this, 'database-key-alias', { name: `alias/${this.resourceName('database')}`, targetKeyId: this.key.keyId });
+
+    const subnets = new DbSubnetGroup(this, 'subnet-group', {
+      name: this.resourceName('database'),
+      description: 'Private subnets of the airfleet VPC',
+      subnetIds: network.privateSubnets.map((s) => s.id),
+    });
+    const parameters = new DbParameterGroup(this, 'parameter-group', {
+      name: this.resourceName('postgres', major ?? 'x'),
+      family: `postgres${major}`,
+      description: 'airfleet: TLS only, slow statements logged',
+      parameter: [
+        // Refuse unencrypted connections; clients use sslmode=verify-full with the RDS CA bundle.
+        { name: 'rds.force_ssl', value: '1', applyMethod: 'pending-reboot' },
+        { name: 'log_min_duration_statement', value: '2000' },
+      ],
+      lifecycle: { createBeforeDestroy: true },
+    });
+
+    const firewall = securityGroup(this, 'database-sg', {
+      name: this.resourceName('database'),
+      description: 'PostgreSQL: only from the airfleet compute security groups',
+      vpcId: network.vpc.id,
+    });
+    for (const [name, group] of Object.entries(network.securityGroups)) {
+      allowIngress(this, `database-from-${name}`, {
+        securityGroupId: firewall.id,
+        description: `PostgreSQL from ${name}`,
+        fromPort: POSTGRES_PORT,
+        sourceSecurityGroupId: group.id,
+      });
+    }
+
+    const identifier = this.resourceName('postgres');
+    this.database = new DbInstance(this, 'database', {
+      identifier,
+      engine: 'postgres',
+      engineVersion: db.engineVersion,
+      instanceClass: db.instanceClass,
+      allocatedStorage: db.allocatedStorageGb,
+      ...(db.maxAllocatedStorageGb !== undefined ? { maxAllocatedStorage: db.maxAllocatedStorageGb } : {}),
+      storageType: 'gp3',
+      storageEncrypted: true,
+      kmsKeyId: this.key.arn,
+      dbName: db.databaseName,
+      username: db.masterUsername,
+      manageMasterUserPassword: true,
+      masterUserSecretKmsKeyId: this.key.arn,
+      iamDatabaseAuthenticationEnabled: true,
+      port: POSTGRES_PORT,
+      dbSubnetGroupName: subnets.name,
+      parameterGroupName: parameters.name,
+      vpcSecurityGroupIds: [firewall.id],
+      publiclyAccessible: false,
+      multiAz: db.multiAz,
+      backupRetentionPeriod: db.backupRetentionDays,
+      backupWindow: '02:00-03:00',
+      maintenanceWindow: 'sun:03:30-sun:04:30',
+      copyTagsToSnapshot: true,
+      deletionProtection: db.deletionProtection,
+      // A protected database leaves a final snapshot behind if it is ever destroyed; a throwaway one does not.
+      skipFinalSnapshot: !db.deletionProtection,
+      ...(db.deletionProtection ? { finalSnapshotIdentifier: `${identifier}-final` } : {}),
+      autoMinorVersionUpgrade: true,
+      applyImmediately: !this.env.production,
+      enabledCloudwatchLogsExports: ['postgresql', 'upgrade'],
+      ...(db.performanceInsights
+        ? { performanceInsightsEnabled: true, performanceInsightsKmsKeyId: this.key.arn, performanceInsightsRetentionPeriod: 7 }
+        : {}),
+    });
+
+    this.connection = {
+      host: this.database.address,
+      port: POSTGRES_PORT,
+      name: db.databaseName,
+      secretArn: this.database.masterUserSecret.get(0).secretArn,
+      kmsKeyArn: this.key.arn,
+    };
+    new TerraformOutput(this, 'database_endpoint', { value: this.database.endpoint });
+    new TerraformOutput(this, 'database_secret_arn', { value: this.connection.secretArn });
+  }
+}

@@ -1,0 +1,140 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { AclPolicy } from '@cdktf/provider-nomad/lib/acl-policy/index.js';
+import { AclRole } from '@cdktf/provider-nomad/lib/acl-role/index.js';
+import { Job } from '@cdktf/provider-nomad/lib/job/index.js';
+import { Namespace } from '@cdktf/provider-nomad/lib/namespace/index.js';
+import { NomadProvider } from '@cdktf/provider-nomad/lib/provider/index.js';
+import type { Construct } from 'constructs';
+import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
+import type { EnvironmentConfig } from '../config/schema.ts';
+import { hclString } from '../lib/nomad-client-config.ts';
+import type { DataStack } from './data.ts';
+import type { RegistryStack } from './registry.ts';
+
+export interface NomadStackProps {
+  env: EnvironmentConfig;
+  state: StateOptions;
+  data: DataStack;
+  registry: RegistryStack;
+  /** The executor service jobspec. @default stacks/jobs/executor.nomad.hcl */
+  jobspecPath?: string;
+}
+
+export const EXECUTOR_JOB_ID = 'airfleet-executor';
+/** Namespace of the executor service job itself, apart from the tasks it submits. */
+export const SYSTEM_NAMESPACE = 'airfleet-system';
+
+export const DEFAULT_JOBSPEC = fileURLToPath(new URL('../../jobs/executor.nomad.hcl', import.meta.url));
+
+/**
+ * What the executor may do in Nomad: run and watch task jobs in the task namespace, read their logs and
+ * files (rotated logs), see nodes (lost-node events), and use the client pools' node pools.
+ */
+export function executorAclRules(taskNamespace: string, nodePools: readonly string[]): string {
+  const pools = [...new Set(nodePools)]
+    .map((pool) => `node_pool ${hclString(pool)} {\n  policy = "read"\n}`)
+    .join('\n\n');
+  return `namespace ${hclString(taskNamespace)} {
+  capabilities = ["submit-job", "dispatch-job", "read-job", "list-jobs", "parse-job", "read-logs", "read-fs", "alloc-lifecycle"]
+}
+
+${pools}
+
+node {
+  policy = "read"
+}
+`;
+}
+
+/**
+ * Terraform reads `${` and `%{` in any JSON string as a template; a jobspec uses them for Nomad's own
+ * runtime interpolation (`${NOMAD_PORT_http}`) and HCL2 expressions, so they are escaped to reach Nomad
+ * unchanged.
+ */
+export function escapeForTerraform(text: string): string {
+  return text.replace(/\$\{/g, '$${').replace(/%\{/g, '%%{');
+}
+
+/**
+ * Nomad objects, through the Nomad provider (its own stack: it needs the Nomad API, not AWS): the task
+ * namespace (Docker only, no host networking, so tasks cannot reach the instance metadata service), an ACL
+ * policy and role for the executor (tokens are minted from the role outside Terraform, so no secret lands
+ * in the state), and, when the executor runs on Nomad, its service job from stacks/jobs/executor.nomad.hcl
+ * with a workload-identity policy bound to it.
+ *
+ * The provider gets only the address and region; NOMAD_TOKEN, NOMAD_CACERT, NOMAD_CLIENT_CERT and
+ * NOMAD_CLIENT_KEY come from the deployer's environment.
+ */
+export class NomadStack extends AirfleetStack {
+  readonly taskNamespace: Namespace;
+  readonly executorRole: AclRole;
+  readonly executorJob?: Job;
+
+  constructor(scope: Construct, props: NomadStackProps) {
+    super(scope, { ...props, component: 'nomad', aws: false });
+    const env = this.env;
+    const { nomad } = env;
+    new NomadProvider(this, 'nomad', { address: nomad.address, region: nomad.region });
+    this.pinProvider('nomad');
+
+    const nodePools = nomad.clientPools.map((p) => p.nodePool);
+    this.taskNamespace = new Namespace(this, 'task-namespace', {
+      name: nomad.namespace,
+      description: `airfleet ${env.name}: Airflow tasks submitted by the executor`,
+      capabilities: { enabledTaskDrivers: ['docker'], disabledNetworkModes: ['host'] },
+      nodePoolConfig: { default: nodePools[0]!, allowed: [...new Set(nodePools)] },
+    });
+    const rules = executorAclRules(nomad.namespace, nodePools);
+    const policy = new AclPolicy(this, 'executor-policy', {
+      name: this.resourceName('executor'),
+      description: 'airfleet executor: submit and watch task jobs',
+      rulesHcl: rules,
+    });
+    this.executorRole = new AclRole(this, 'executor-role', {
+      name: this.resourceName('executor'),
+      description: 'Mint executor tokens from this role: nomad acl token create -role-name=<name>',
+      policy: [{ name: policy.name }],
+    });
+
+    if (env.executor.runtime === 'nomad') {
+      const executor = env.executor;
+      const system = new Namespace(this, 'system-namespace', {
+        name: SYSTEM_NAMESPACE,
+        description: 'airfleet services (the executor)',
+        capabilities: { enabledTaskDrivers: ['docker'] },
+      });
+      new AclPolicy(this, 'executor-workload-policy', {
+        name: this.resourceName('executor-workload'),
+        description: 'airfleet executor job: the same rights, bound to its workload identity',
+        rulesHcl: rules,
+        jobAcl: { namespace: system.name, jobId: EXECUTOR_JOB_ID },
+      });
+      const jobspec = readFileSync(props.jobspecPath ?? DEFAULT_JOBSPEC, 'utf8');
+      this.executorJob = new Job(this, 'executor-job', {
+        jobspec: escapeForTerraform(jobspec),
+        hcl2: {
+          vars: {
+            environment: env.name,
+            image: `${props.registry.repositories.executor.repositoryUrl}:${env.imageTag}`,
+            namespace: system.name,
+            task_namespace: this.taskNamespace.name,
+            datacenter: nomad.datacenter,
+            node_pool: nodePools[0]!,
+            count: String(executor.count),
+            cpu: String(executor.cpu),
+            memory: String(executor.memoryMb),
+            aws_region: env.aws.region,
+            database_host: props.data.connection.host,
+            database_port: String(props.data.connection.port),
+            database_name: props.data.connection.name,
+            database_secret_arn: props.data.connection.secretArn,
+          },
+        },
+        // Wait for the deployment, so a broken rollout fails the deploy (and auto_revert rolls it back).
+        detach: false,
+        purgeOnDestroy: true,
+      });
+    }
+  }
+}

@@ -1,0 +1,284 @@
+import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
+import { AutoscalingLifecycleHook } from '@cdktf/provider-aws/lib/autoscaling-lifecycle-hook/index.js';
+import { AutoscalingPolicy } from '@cdktf/provider-aws/lib/autoscaling-policy/index.js';
+import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter/index.js';
+import { Token } from 'cdktf';
+import type { Construct } from 'constructs';
+import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
+import type { EnvironmentConfig, WorkerPoolConfig } from '../config/schema.ts';
+import { renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts';
+import { BACKLOG_METRIC } from '../lib/executor-permissions.ts';
+import { ServiceRole } from '../lib/iam.ts';
+import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
+import type { NetworkStack } from './network.ts';
+import { repositoryName } from './registry.ts';
+
+export interface WorkerPoolsStackProps {
+  env: EnvironmentConfig;
+  state: StateOptions;
+  network: NetworkStack;
+  /** How workers reach the executor: a literal URL, or the executor stack's load balancer (a token). */
+  executorUrl: string;
+}
+
+/** Lifecycle hooks wait at most two hours for a heartbeat. */
+const MAX_HOOK_HEARTBEAT_SECONDS = 7200;
+/** Time for the container to stop after the worker finished draining. */
+const DRAIN_MARGIN_SECONDS = 60;
+
+/** One Auto Scaling group: a queue on one instance type. */
+export interface WorkerGroupSpec {
+  pool: WorkerPoolConfig;
+  instanceType: string;
+  name: string;
+}
+
+/** `airfleet-<env>-workers-<queue>-<type>`, e.g. `airfleet-prod-workers-etl-c7i-2xlarge`. */
+export function workerGroups(env: EnvironmentConfig): WorkerGroupSpec[] {
+  return env.workerPools.flatMap((pool) =>
+    pool.instanceTypes.map((instanceType) => ({
+      pool,
+      instanceType,
+      name: `airfleet-${env.name}-workers-${pool.queue}-${instanceType.replace(/\./g, '-')}`,
+    })),
+  );
+}
+
+/** SSM parameter (String, not a secret) with the executor URL the workers dial. */
+export function executorUrlParameter(env: EnvironmentConfig): string {
+  return `/airfleet/${env.name}/executor-url`;
+}
+
+/**
+ * The user data of one worker group: the worker's non-secret settings, a script that reads the
+ * registration token from Secrets Manager into a tmpfs file and logs in to ECR before every start, and a
+ * systemd unit that runs `airfleet worker` in a container and drains it on stop (SIGINT, bounded).
+ */
+export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): string {
+  const { pool } = group;
+  const region = env.aws.region;
+  const settings = [
+    `AIRFLEET_ENVIRONMENT=${env.name}`,
+    `AIRFLEET_QUEUES=${pool.queue}`,
+    `AIRFLEET_CONCURRENCY=${pool.concurrency}`,
+    'AIRFLEET_WORKER_RUNTIME=docker',
+    `AIRFLEET_ASG_NAME=${group.name}`,
+    `AIRFLEET_DRAIN_TIMEOUT_SECONDS=${pool.drainTimeoutSeconds}`,
+    `AIRFLEET_LABELS=instance_type=${group.instanceType}`,
+    'AIRFLEET_WORKER_TOKEN_FILE=/run/secrets/airfleet-worker-token',
+    '',
+  ].join('\n');
+  const prepare = shellScript(
+    'Before every worker start: registration token (Secrets Manager) to tmpfs, executor URL (SSM), ECR login.',
+    [
+      'umask 077',
+      'install -d -m 0700 /run/airfleet',
+      `aws secretsmanager get-secret-value --region ${shellQuote(region)} --secret-id ${shellQuote(env.workerTokenSecretName)} \\`,
+      '  --query SecretString --output text > /run/airfleet/worker-token.tmp',
+      'mv /run/airfleet/worker-token.tmp /run/airfleet/worker-token',
+      `url=$(aws ssm get-parameter --region ${shellQuote(region)} --name ${shellQuote(executorUrlParameter(env))} --query Parameter.Value --output text)`,
+      'account=$(aws sts get-caller-identity --query Account --output text)',
+      `registry="$account.dkr.ecr.${region}.amazonaws.com"`,
+      `aws ecr get-login-password --region ${shellQuote(region)} | docker login --username AWS --password-stdin "$registry"`,
+      'cat > /run/airfleet/run.env <<EOF',
+      'AIRFLEET_EXECUTOR_URL=$url',
+      `AIRFLEET_IMAGE=$registry/${repositoryName(env, 'worker')}:${env.imageTag}`,
+      `AIRFLEET_TASK_IMAGE=$registry/${repositoryName(env, 'task-runner')}:${env.imageTag}`,
+      'EOF',
+    ],
+  );
+  const run = shellScript('Runs the pull worker in the foreground (systemd supervises it).', [
+    'set -a; . /etc/airfleet/worker.env; . /run/airfleet/run.env; set +a',
+    'exec docker run --rm --name airfleet-worker --network host \\',
+    '  --env-file /etc/airfleet/worker.env --env AIRFLEET_EXECUTOR_URL --env AIRFLEET_TASK_IMAGE \\',
+    '  -v /run/airfleet/worker-token:/run/secrets/airfleet-worker-token:ro \\',
+    '  -v /var/run/docker.sock:/var/run/docker.sock \\',
+    '  "$AIRFLEET_IMAGE" airfleet worker',
+  ]);
+  const unit = `[Unit]
+Description=airfleet pull worker (queue ${pool.queue})
+After=docker.service network-online.target
+Requires=docker.service
+
+[Service]
+ExecStartPre=/usr/local/sbin/airfleet-worker-prepare
+ExecStartPre=-/usr/bin/docker rm -f airfleet-worker
+ExecStart=/usr/local/sbin/airfleet-worker-run
+# SIGINT drains: running tasks finish, no new leases; SIGTERM after the drain timeout kills.
+ExecStop=/usr/bin/docker kill --signal=SIGINT airfleet-worker
+TimeoutStopSec=${pool.drainTimeoutSeconds}
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+`;
+  const bootstrap = shellScript('First boot: install what the image lacks and start the worker.', [
+    'command -v docker >/dev/null || dnf install -y docker',
+    'command -v aws >/dev/null || dnf install -y awscli-2',
+    'systemctl daemon-reload',
+    'systemctl enable --now docker',
+    'systemctl enable --now airfleet-worker',
+  ]);
+  return renderCloudConfig({
+    files: [
+      { path: '/etc/airfleet/worker.env', content: settings },
+      { path: '/usr/local/sbin/airfleet-worker-prepare', permissions: '0750', content: prepare },
+      { path: '/usr/local/sbin/airfleet-worker-run', permissions: '0750', content: run },
+      { path: '/etc/systemd/system/airfleet-worker.service', content: unit },
+      { path: '/usr/local/sbin/airfleet-bootstrap', permissions: '0750', content: bootstrap },
+    ],
+    runcmd: [['/usr/local/sbin/airfleet-bootstrap']],
+  });
+}
+
+/**
+ * Swarm-like pools of `airfleet worker` agents: per queue and instance type an Auto Scaling group that
+ * tracks the backlog per instance the executor publishes (CloudWatch `Airfleet/BacklogPerInstance`,
+ * dimensions `environment` and `queue`), so all groups of a queue grow and shrink together. New instances
+ * start protected from scale-in; a worker drops its own protection once idle, so scale-in never takes a busy
+ * worker, and a termination lifecycle hook gives it its drain timeout. Spot pools rebalance capacity ahead of
+ * interruptions.
+ */
+export class WorkerPoolsStack extends AirfleetStack {
+  readonly groups: Record<string, AutoscalingGroup> = {};
+
+  constructor(scope: Construct, props: WorkerPoolsStackProps) {
+    super(scope, { ...props, component: 'worker-pools' });
+    const { network } = props;
+    const env = this.env;
+    const groupArn = this.arn('autoscaling', `autoScalingGroup:*:autoScalingGroupName/airfleet-${env.name}-workers-*`);
+
+    new SsmParameter(this, 'executor-url', {
+      name: executorUrlParameter(env),
+      type: 'String',
+      value: props.executorUrl,
+      description: 'Where airfleet pull workers reach the executor',
+    });
+
+    const role = new ServiceRole(this, 'worker-role', {
+      name: this.resourceName('worker'),
+      description: 'Pull workers: registration token, executor URL, image pulls, own scale-in protection',
+      assumedBy: 'ec2.amazonaws.com',
+      managedPolicies: ['AmazonSSMManagedInstanceCore'],
+      statements: [
+        {
+          Sid: 'ReadRegistrationToken',
+          Action: 'secretsmanager:GetSecretValue',
+          Resource: this.arn('secretsmanager', `secret:${env.workerTokenSecretName}-??????`),
+        },
+        {
+          Sid: 'ReadExecutorUrl',
+          Action: 'ssm:GetParameter',
+          Resource: this.arn('ssm', `parameter${executorUrlParameter(env)}`),
+        },
+        { Sid: 'EcrToken', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
+        {
+          Sid: 'PullImages',
+          Action: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+          Resource: [
+            this.arn('ecr', `repository/${repositoryName(env, 'worker')}`),
+            this.arn('ecr', `repository/${repositoryName(env, 'task-runner')}`),
+          ],
+        },
+        {
+          // A worker toggles its own scale-in protection (busy: on, idle: off) and answers its drain hook.
+          Sid: 'OwnLifecycle',
+          Action: [
+            'autoscaling:SetInstanceProtection',
+            'autoscaling:CompleteLifecycleAction',
+            'autoscaling:RecordLifecycleActionHeartbeat',
+          ],
+          Resource: groupArn,
+        },
+      ],
+      instanceProfile: true,
+      partition: this.partition,
+    });
+
+    for (const group of workerGroups(env)) {
+      const { pool } = group;
+      const id = `${pool.queue}-${group.instanceType.replace(/\./g, '-')}`;
+      const launch = new HardenedLaunchTemplate(this, `group-${id}-launch`, {
+        name: group.name,
+        machineImage: env.machineImage,
+        instanceType: group.instanceType,
+        instanceProfileArn: role.instanceProfile!.arn,
+        securityGroupIds: [network.securityGroups.workers.id],
+        rootVolumeGb: pool.volumeSizeGb,
+        userData: workerUserData(env, group),
+        instanceTags: { Name: group.name, 'airfleet:queue': pool.queue },
+      });
+      const templateRef = { id: launch.template.id, version: Token.asString(launch.template.latestVersion) };
+      const asg = new AutoscalingGroup(this, `group-${id}`, {
+        name: group.name,
+        minSize: pool.minSize,
+        maxSize: pool.maxSize,
+        vpcZoneIdentifier: network.privateSubnets.map((s) => s.id),
+        protectFromScaleIn: true,
+        healthCheckType: 'EC2',
+        healthCheckGracePeriod: 180,
+        defaultInstanceWarmup: 180,
+        enabledMetrics: ['GroupDesiredCapacity', 'GroupInServiceInstances', 'GroupTotalInstances'],
+        tag: [
+          { key: 'Name', value: group.name, propagateAtLaunch: true },
+          { key: 'airfleet:queue', value: pool.queue, propagateAtLaunch: true },
+        ],
+        ...(pool.spot
+          ? {
+              capacityRebalance: pool.spot.capacityRebalance,
+              mixedInstancesPolicy: {
+                instancesDistribution: {
+                  onDemandBaseCapacity: pool.spot.onDemandBaseCapacity,
+                  onDemandPercentageAboveBaseCapacity: pool.spot.onDemandPercentageAboveBase,
+                  spotAllocationStrategy: 'price-capacity-optimized',
+                },
+                launchTemplate: {
+                  launchTemplateSpecification: { launchTemplateId: templateRef.id, version: templateRef.version },
+                },
+              },
+            }
+          : { launchTemplate: templateRef }),
+        dependsOn: role.grants,
+      });
+      this.groups[group.name] = asg;
+
+      new AutoscalingLifecycleHook(this, `group-${id}-drain`, {
+        name: 'drain',
+        autoscalingGroupName: asg.name,
+        lifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
+        // The worker completes the action itself once drained; the margin covers the container stop.
+        heartbeatTimeout: pool.drainTimeoutSeconds + DRAIN_MARGIN_SECONDS,
+        defaultResult: 'CONTINUE',
+      });
+      new AutoscalingPolicy(this, `group-${id}-backlog`, {
+        name: 'backlog-per-instance',
+        autoscalingGroupName: asg.name,
+        policyType: 'TargetTrackingScaling',
+        targetTrackingConfiguration: {
+          targetValue: pool.targetBacklogPerInstance,
+          customizedMetricSpecification: {
+            namespace: BACKLOG_METRIC.namespace,
+            metricName: BACKLOG_METRIC.name,
+            statistic: 'Average',
+            metricDimension: [
+              { name: 'environment', value: env.name },
+              { name: 'queue', value: pool.queue },
+            ],
+          },
+        },
+      });
+    }
+
+    this.node.addValidation({
+      validate: () =>
+        env.workerPools
+          .filter((p) => p.drainTimeoutSeconds + DRAIN_MARGIN_SECONDS > MAX_HOOK_HEARTBEAT_SECONDS)
+          .map(
+            (p) =>
+              `workerPools (queue ${p.queue}).drainTimeoutSeconds ${p.drainTimeoutSeconds} plus the ${DRAIN_MARGIN_SECONDS} s stop margin ` +
+              `exceeds the ${MAX_HOOK_HEARTBEAT_SECONDS} s a lifecycle hook may wait; allowed: 30 to ${MAX_HOOK_HEARTBEAT_SECONDS - DRAIN_MARGIN_SECONDS}`,
+          ),
+    });
+  }
+}

@@ -1,0 +1,50 @@
+import type { AirfleetStack } from '../airfleet-stack.ts';
+import type { PolicyStatement } from './iam.ts';
+
+/** CloudWatch namespace and metric of the queue backlog the executor publishes for pool autoscaling. */
+export const BACKLOG_METRIC = { namespace: 'Airfleet', name: 'BacklogPerInstance' } as const;
+
+/**
+ * What the executor service may do in AWS, wherever it runs (ECS task role, or the Nomad client role when
+ * it runs as a Nomad job). Resources are named by pattern from the environment's naming scheme, so no
+ * stack needs another stack's outputs for this: every Batch queue and job definition of the environment
+ * is `airfleet-<env>-*`.
+ */
+export function executorStatements(stack: AirfleetStack): PolicyStatement[] {
+  const prefix = `airfleet-${stack.env.name}-`;
+  return [
+    {
+      Sid: 'SubmitBatchJobs',
+      Action: 'batch:SubmitJob',
+      Resource: [stack.arn('batch', `job-queue/${prefix}*`), stack.arn('batch', `job-definition/${prefix}*`)],
+    },
+    {
+      // SubmitJob with tags (workload id, attempt) needs TagResource on the job; cancel needs TerminateJob.
+      Sid: 'ManageBatchJobs',
+      Action: ['batch:TagResource', 'batch:TerminateJob'],
+      Resource: stack.arn('batch', 'job/*'),
+    },
+    {
+      // These actions support no resource-level permissions.
+      Sid: 'WatchBatchJobs',
+      Action: ['batch:DescribeJobs', 'batch:ListJobs', 'batch:DescribeJobQueues', 'batch:DescribeJobDefinitions'],
+      Resource: '*',
+    },
+    {
+      Sid: 'ReadBatchLogs',
+      Action: ['logs:GetLogEvents', 'logs:FilterLogEvents'],
+      Resource: stack.arn('logs', `log-group:/airfleet/${stack.env.name}/batch:*`),
+    },
+    {
+      Sid: 'PublishBacklogMetric',
+      Action: 'cloudwatch:PutMetricData',
+      Resource: '*',
+      Condition: { StringEquals: { 'cloudwatch:namespace': BACKLOG_METRIC.namespace } },
+    },
+    {
+      Sid: 'ReadPools',
+      Action: 'autoscaling:DescribeAutoScalingGroups',
+      Resource: '*',
+    },
+  ];
+}
