@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pino from 'pino';
 import { type Api, buildApi } from '../../src/api/server.ts';
 import type { ExecutorService } from '../../src/service/executor-service.ts';
@@ -107,12 +108,17 @@ export function apiSuite(openService: OpenService): void {
       });
       expect(reg.statusCode).toBe(201);
       const workerAuth = { authorization: `Bearer ${reg.json().token}` };
-      const secret = reg.json().token.split('_')[2];
+      const secret: string = reg.json().token.split('_').slice(2).join('_');
       const { rows } = await service.db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM workers WHERE token_hash LIKE '%' || $1 || '%'`,
+        `SELECT count(*)::int AS n FROM workers WHERE position($1 in token_hash) > 0 OR token_hash = $2`,
+        [secret, createHash('sha256').update(secret).digest('hex')],
+      );
+      expect(rows[0]!.n).toBe(1); // the hash is there...
+      const { rows: plain } = await service.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM workers WHERE position($1 in token_hash) > 0`,
         [secret],
       );
-      expect(rows[0]!.n).toBe(0);
+      expect(plain[0]!.n).toBe(0); // ...and the secret is not
 
       // A worker token cannot act as an API token, nor an API token as a worker.
       expect((await app.inject({ url: '/v1/workloads', headers: workerAuth })).statusCode).toBe(403);

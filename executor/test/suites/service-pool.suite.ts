@@ -87,7 +87,12 @@ export function servicePoolSuite(openService: OpenService): void {
       ).resolves.toMatchObject({
         state: 'succeeded',
       });
-      const events = await service.readFeed(0, 100, 2_000);
+      // The feed numbers events just after they commit: read until the last one has arrived.
+      let events = await service.readFeed(0, 1000, 2_000);
+      for (let i = 0; i < 20 && !events.some((e) => e.key === k('ok') && e.state === 'succeeded'); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        events = await service.readFeed(0, 1000, 0);
+      }
       expect(events.filter((e) => e.key === k('ok')).map((e) => e.state)).toEqual([
         'queued',
         'pending',
