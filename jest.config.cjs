@@ -18,6 +18,8 @@ const common = {
   transformIgnorePatterns: ['/node_modules/(?!(zx)/)'],
 };
 module.exports = {
+  // Jest reads the timeout from the top level only; unit tests finish in milliseconds anyway.
+  testTimeout: 120_000,
   projects: [
     {
       ...common,
@@ -30,7 +32,6 @@ module.exports = {
       testMatch: ['<rootDir>/integration/test/**/*.test.ts'],
       globalSetup: '<rootDir>/integration/src/global-setup.ts',
       globalTeardown: '<rootDir>/integration/src/global-teardown.ts',
-      testTimeout: 180_000,
     },
   ],
 };

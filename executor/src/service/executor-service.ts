@@ -449,8 +449,10 @@ export class ExecutorService {
       const config = view(worker);
       const cancel = await this.cancelsFor(workerId);
       const accepting = !worker.maintenance && !worker.draining;
-      const serverFree = Math.max(0, worker.concurrency - worker.usedSlots);
-      const free = Math.min(input.freeSlots, serverFree);
+      // Slots are accounted here, not by the worker: a slot is free the moment the service records the
+      // end of the task that held it, and that wakes this poll (see afterChange), so the worker never has
+      // to hang up and re-poll (which could strand a lease granted while its reply had nowhere to go).
+      const free = Math.max(0, worker.concurrency - worker.usedSlots);
       const leases = accepting && free > 0 ? await this.lease(worker, free) : [];
       const configChanged =
         input.known !== undefined &&
@@ -597,6 +599,7 @@ export class ExecutorService {
 
   private afterChange(w: Workload): void {
     this.feed.poke();
+    if (w.workerId && (isTerminal(w.state) || w.state === 'queued')) this.signals.emit({ kind: 'worker', workerId: w.workerId });
     this.logWaiters.wake(w.id);
     this.signals.emit({ kind: 'log', workloadId: w.id });
     if (isTerminal(w.state)) this.metrics.finished.inc({ queue: w.queue, state: w.state, reason: w.reason ?? '' });

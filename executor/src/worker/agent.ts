@@ -58,7 +58,6 @@ export class WorkerAgent {
   private config: WorkerView;
   private readonly tasks = new Map<string, TaskEntry>();
   private pollAbort: AbortController | null = null;
-  private polledWithFree = 0;
   private draining = false;
   private stopping = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -144,10 +143,10 @@ export class WorkerAgent {
   private async pollLoop(): Promise<void> {
     let backoff = 500;
     while (!this.stopping && !this.draining) {
+      // The service does the slot accounting; freeSlots is what this worker believes, for the record.
       const free = this.config.maintenance ? 0 : this.freeSlots();
       const abort = new AbortController();
       this.pollAbort = abort;
-      this.polledWithFree = free;
       try {
         const result = await this.client.request<PollResult>('POST', '/v1/worker/poll', {
           body: {
@@ -161,7 +160,7 @@ export class WorkerAgent {
         backoff = 500;
         this.apply(result);
       } catch (error) {
-        if (abort.signal.aborted) continue; // a slot freed up or we are stopping: poll again (or leave)
+        if (abort.signal.aborted) continue; // we are stopping
         if (await this.handleLoss(error)) continue;
         const hinted = error instanceof ApiError ? (error.details as { retryAfterMs?: number })?.retryAfterMs : undefined;
         this.logger.warn({ err: (error as Error).message, retryInMs: hinted ?? backoff }, 'poll failed; tasks keep running');
@@ -249,8 +248,6 @@ export class WorkerAgent {
     this.report(entry, final);
     await entry.reports;
     this.tasks.delete(lease.id);
-    // A slot is free: if the outstanding poll asked for fewer, ask again now rather than when it times out.
-    if (this.pollAbort && this.freeSlots() > this.polledWithFree) this.pollAbort.abort();
     if (this.tasks.size === 0) for (const fn of this.idleWaiters) fn();
   }
 

@@ -1,0 +1,137 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { ApiClient } from '../../executor/src/client/api-client.ts';
+import { freePort } from './ports.ts';
+
+// Only ever loaded by jest, which runs this file as CommonJS (so __dirname, not import.meta).
+const CLI = join(__dirname, '../../executor/bin/airfleet.mjs');
+
+/** One `airfleet` process (service or worker) with its output kept for failure messages. */
+export class AirfleetProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly output: string[] = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(name: string, args: string[], env: Record<string, string>) {
+    this.name = name;
+    this.child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, NODE_OPTIONS: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const keep = (d: Buffer) => {
+      this.output.push(d.toString());
+      if (this.output.length > 500) this.output.shift();
+    };
+    this.child.stdout?.on('data', keep);
+    this.child.stderr?.on('data', keep);
+    this.exited = once(this.child, 'exit').then(([code]) => code as number | null);
+  }
+
+  tail(lines = 30): string {
+    return this.output.join('').split('\n').slice(-lines).join('\n');
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+export const ADMIN_TOKEN = 'aft_integrationadm01_integration-admin-secret-0123456789';
+
+export interface ServiceOptions {
+  databaseUrl: string;
+  port?: number;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+}
+
+/** The executor service as a real process on a loopback port, restartable on the same port. */
+export class ServiceProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly client: ApiClient;
+  process: AirfleetProcess | null = null;
+  private readonly options: ServiceOptions;
+
+  private constructor(options: ServiceOptions, port: number) {
+    this.options = options;
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+    this.client = new ApiClient(this.url, ADMIN_TOKEN);
+  }
+
+  static async start(options: ServiceOptions): Promise<ServiceProcess> {
+    const service = new ServiceProcess(options, options.port ?? (await freePort()));
+    await service.restart();
+    return service;
+  }
+
+  env(): Record<string, string> {
+    return {
+      AIRFLEET_DATABASE_URL: this.options.databaseUrl,
+      AIRFLEET_ADMIN_TOKEN: ADMIN_TOKEN,
+      AIRFLEET_HEARTBEAT_INTERVAL_MS: String(this.options.heartbeatIntervalMs ?? 300),
+      AIRFLEET_HEARTBEAT_TIMEOUT_MS: String(this.options.heartbeatTimeoutMs ?? 2_000),
+      AIRFLEET_LEASE_ACK_TIMEOUT_MS: '3000',
+      AIRFLEET_REAPER_INTERVAL_MS: '100',
+      AIRFLEET_LOG_LEVEL: 'info',
+    };
+  }
+
+  /** (Re)starts the service process and waits until /readyz answers. */
+  async restart(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.process?.kill(signal);
+    this.process = new AirfleetProcess('service', ['serve', '--port', String(this.port)], {
+      ...this.env(),
+      AIRFLEET_DATA_DIR: '/tmp',
+    });
+    await waitFor(
+      `the service on ${this.url}`,
+      async () => (await fetch(`${this.url}/readyz`)).ok,
+      30_000,
+      () => this.process!.tail(),
+    );
+  }
+
+  /** Starts a pull worker process against this service. */
+  worker(name: string, args: string[]): AirfleetProcess {
+    return new AirfleetProcess(`worker ${name}`, ['worker', '--name', name, ...args], {
+      AIRFLEET_API_URL: this.url,
+      AIRFLEET_TOKEN: ADMIN_TOKEN,
+      AIRFLEET_LOG_LEVEL: 'info',
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.process?.kill('SIGTERM');
+  }
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false>,
+  timeoutMs = 30_000,
+  context?: () => string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}${
+          context ? `\n${context()}` : ''
+        }`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
