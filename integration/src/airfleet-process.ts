@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../../executor/src/client/api-client.ts';
 import { freePort } from './ports.ts';
@@ -42,7 +44,8 @@ export class AirfleetProcess {
 export const ADMIN_TOKEN = 'aft_integrationadm01_integration-admin-secret-0123456789';
 
 export interface ServiceOptions {
-  databaseUrl: string;
+  /** PostgreSQL URL; without one the service uses embedded PGlite in a temporary directory. */
+  databaseUrl?: string;
   port?: number;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
@@ -55,6 +58,7 @@ export class ServiceProcess {
   readonly client: ApiClient;
   process: AirfleetProcess | null = null;
   private readonly options: ServiceOptions;
+  private readonly dataDir = mkdtempSync(join(tmpdir(), 'airfleet-service-'));
 
   private constructor(options: ServiceOptions, port: number) {
     this.options = options;
@@ -71,7 +75,7 @@ export class ServiceProcess {
 
   env(): Record<string, string> {
     return {
-      AIRFLEET_DATABASE_URL: this.options.databaseUrl,
+      ...(this.options.databaseUrl ? { AIRFLEET_DATABASE_URL: this.options.databaseUrl } : {}),
       AIRFLEET_ADMIN_TOKEN: ADMIN_TOKEN,
       AIRFLEET_HEARTBEAT_INTERVAL_MS: String(this.options.heartbeatIntervalMs ?? 300),
       AIRFLEET_HEARTBEAT_TIMEOUT_MS: String(this.options.heartbeatTimeoutMs ?? 2_000),
@@ -86,7 +90,7 @@ export class ServiceProcess {
     await this.process?.kill(signal);
     this.process = new AirfleetProcess('service', ['serve', '--port', String(this.port)], {
       ...this.env(),
-      AIRFLEET_DATA_DIR: '/tmp',
+      AIRFLEET_DATA_DIR: this.dataDir,
     });
     await waitFor(
       `the service on ${this.url}`,
@@ -107,6 +111,7 @@ export class ServiceProcess {
 
   async stop(): Promise<void> {
     await this.process?.kill('SIGTERM');
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 
