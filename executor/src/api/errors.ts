@@ -11,7 +11,12 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   if (hasZodFastifySchemaValidationErrors(error)) {
     const where = error.validationContext ?? 'request';
     const details = error.validation.map((v) => ({
-      field: [where, ...String(v.instancePath ?? '').split('/').filter(Boolean)].join('.'),
+      field: [
+        where,
+        ...String(v.instancePath ?? '')
+          .split('/')
+          .filter(Boolean),
+      ].join('.'),
       rule: v.message,
     }));
     reply.status(400).send({

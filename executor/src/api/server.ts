@@ -1,6 +1,11 @@
 import swagger from '@fastify/swagger';
 import Fastify, { LogController } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { LIMITS } from '../domain/limits.ts';
 import { VERSION, type ExecutorService } from '../service/executor-service.ts';
@@ -38,7 +43,8 @@ export async function buildApi(service: ExecutorService, logger: Logger) {
       info: {
         title: 'airfleet executor API',
         version: VERSION,
-        description: 'Submit and watch workloads; the pull-worker protocol; operations. Bearer tokens on every endpoint but health.',
+        description:
+          'Submit and watch workloads; the pull-worker protocol; operations. Bearer tokens on every endpoint but health.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],

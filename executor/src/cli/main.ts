@@ -11,7 +11,6 @@ import { newSecret } from '../store/tokens.ts';
 import type { Worker } from '../store/workers.ts';
 import type { QueueStats } from '../store/workloads.ts';
 import { WorkerAgent } from '../worker/agent.ts';
-import { DockerRuntime } from '../worker/docker-runtime.ts';
 import { ProcessRuntime } from '../worker/process-runtime.ts';
 import { clientFrom, type GlobalOptions, resolveToken } from './context.ts';
 import { bytes, since, table } from './output.ts';
@@ -21,7 +20,11 @@ const int = (name: string) => (value: string) => {
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number, got '${value}'`);
   return n;
 };
-const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 function print(options: GlobalOptions, value: unknown, text: () => string): void {
   process.stdout.write(`${options.json ? JSON.stringify(value, null, 2) : text()}\n`);
@@ -81,11 +84,21 @@ export function buildCli(): Command {
     .command('worker')
     .description('run a pull worker: long-polls the service for tasks on its queues and runs them')
     .requiredOption('--queues <a,b>', 'queues to serve', list)
-    .option('--concurrency <n>', 'slots: the pool slots of running tasks add up to at most this', int('--concurrency'), 4)
+    .option(
+      '--concurrency <n>',
+      'slots: the pool slots of running tasks add up to at most this',
+      int('--concurrency'),
+      4,
+    )
     .addOption(new Option('--runtime <runtime>', 'how tasks run').choices(['process', 'docker']).default('process'))
     .option('--name <name>', 'worker name (default: host name)', hostname())
     .option('--label <k=v...>', 'labels shown with the worker', [])
-    .option('--drain-timeout <seconds>', 'on SIGINT, how long tasks may finish before they are stopped', int('--drain-timeout'), 300)
+    .option(
+      '--drain-timeout <seconds>',
+      'on SIGINT, how long tasks may finish before they are stopped',
+      int('--drain-timeout'),
+      300,
+    )
     .option('--kill-grace <seconds>', 'between SIGTERM and SIGKILL when stopping a task', int('--kill-grace'), 10)
     .option('--work-dir <dir>', 'working directory of process-runtime tasks', process.cwd())
     .action(
@@ -101,7 +114,8 @@ export function buildCli(): Command {
       }) => {
         const g = globals();
         const token = resolveToken(g);
-        if (!token) throw new ConfigError('the worker needs an enrollment token: --token or AIRFLEET_TOKEN (scope enroll)');
+        if (!token)
+          throw new ConfigError('the worker needs an enrollment token: --token or AIRFLEET_TOKEN (scope enroll)');
         const logger = pino({ level: process.env.AIRFLEET_LOG_LEVEL ?? 'info' });
         const agent = new WorkerAgent({
           apiUrl: clientFrom(g).baseUrl,
@@ -110,7 +124,10 @@ export function buildCli(): Command {
           queues: opts.queues,
           concurrency: opts.concurrency,
           labels: Object.fromEntries(opts.label.map((l) => l.split('=', 2) as [string, string])),
-          runtime: opts.runtime === 'docker' ? new DockerRuntime(opts.name) : new ProcessRuntime(opts.workDir),
+          runtime:
+            opts.runtime === 'docker'
+              ? new (await import('../worker/docker-runtime.ts')).DockerRuntime(opts.name)
+              : new ProcessRuntime(opts.workDir),
           logger,
           version: VERSION,
           drainTimeoutMs: opts.drainTimeout * 1000,
@@ -144,7 +161,16 @@ export function buildCli(): Command {
     .action(
       async (
         command: string[],
-        opts: { queue: string; poolSlots: number; priority: number; key?: string; image?: string; env: string[]; backend: string; wait?: boolean },
+        opts: {
+          queue: string;
+          poolSlots: number;
+          priority: number;
+          key?: string;
+          image?: string;
+          env: string[];
+          backend: string;
+          wait?: boolean;
+        },
       ) => {
         const g = globals();
         const client = clientFrom(g);
@@ -222,7 +248,17 @@ export function buildCli(): Command {
       print(g, result, () =>
         table(
           ['id', 'key', 'state', 'reason', 'exit', 'queue', 'attempt', 'worker', 'created'],
-          result.workloads.map((w) => [w.id, w.key, w.state, w.reason, w.exitCode, w.queue, w.attempt, w.workerName, since(w.createdAt)]),
+          result.workloads.map((w) => [
+            w.id,
+            w.key,
+            w.state,
+            w.reason,
+            w.exitCode,
+            w.queue,
+            w.attempt,
+            w.workerName,
+            since(w.createdAt),
+          ]),
         ),
       );
     });
@@ -278,7 +314,9 @@ export function buildCli(): Command {
             w.queues.join(','),
             `${w.usedSlots}/${w.concurrency}`,
             w.metrics.cpuPercent !== undefined ? `${w.metrics.cpuPercent}%` : '-',
-            w.metrics.memoryUsedBytes !== undefined ? `${bytes(w.metrics.memoryUsedBytes)}/${bytes(w.metrics.memoryTotalBytes)}` : '-',
+            w.metrics.memoryUsedBytes !== undefined
+              ? `${bytes(w.metrics.memoryUsedBytes)}/${bytes(w.metrics.memoryTotalBytes)}`
+              : '-',
             bytes(w.metrics.diskFreeBytes),
             w.metrics.load1?.toFixed(2),
             since(w.lastHeartbeat),
@@ -302,7 +340,13 @@ export function buildCli(): Command {
       let w = await client.request<Worker>('POST', `/v1/workers/${encodeURIComponent(opts.worker)}/maintenance`, {
         body: { on: mode === 'on', ...(opts.comment ? { comment: opts.comment } : {}) },
       });
-      while (mode === 'on' && opts.wait && w.state !== 'maintenance_mode' && w.state !== 'offline' && w.state !== 'lost') {
+      while (
+        mode === 'on' &&
+        opts.wait &&
+        w.state !== 'maintenance_mode' &&
+        w.state !== 'offline' &&
+        w.state !== 'lost'
+      ) {
         await new Promise((r) => setTimeout(r, 1_000));
         w = await client.request<Worker>('GET', `/v1/workers/${encodeURIComponent(opts.worker)}`);
       }
@@ -314,11 +358,23 @@ export function buildCli(): Command {
     .description('queue depth and running slots per queue')
     .action(async () => {
       const g = globals();
-      const result = await clientFrom(g).request<{ queues: Array<QueueStats & { workers: number }> }>('GET', '/v1/queues');
+      const result = await clientFrom(g).request<{ queues: Array<QueueStats & { workers: number }> }>(
+        'GET',
+        '/v1/queues',
+      );
       print(g, result, () =>
         table(
           ['queue', 'backend', 'queued', 'queued slots', 'pending', 'running', 'running slots', 'workers'],
-          result.queues.map((q) => [q.queue, q.backend, q.queued, q.queuedSlots, q.pending, q.running, q.runningSlots, q.workers]),
+          result.queues.map((q) => [
+            q.queue,
+            q.backend,
+            q.queued,
+            q.queuedSlots,
+            q.pending,
+            q.running,
+            q.runningSlots,
+            q.workers,
+          ]),
         ),
       );
     });
@@ -339,10 +395,9 @@ export function buildCli(): Command {
     .description('list tokens')
     .action(async () => {
       const g = globals();
-      const result = await clientFrom(g).request<{ tokens: Array<{ id: string; name: string; scopes: string[]; createdAt: string; revokedAt: string | null }> }>(
-        'GET',
-        '/v1/tokens',
-      );
+      const result = await clientFrom(g).request<{
+        tokens: Array<{ id: string; name: string; scopes: string[]; createdAt: string; revokedAt: string | null }>;
+      }>('GET', '/v1/tokens');
       print(g, result, () =>
         table(
           ['id', 'name', 'scopes', 'created', 'revoked'],
@@ -361,7 +416,11 @@ export function buildCli(): Command {
     .command('generate')
     .description('print a new random token to hand to `serve` through AIRFLEET_ADMIN_TOKEN or AIRFLEET_ENROLL_TOKEN')
     .action(() => {
-      process.stdout.write(`aft_${newSecret().replace(/[^A-Za-z0-9]/g, '').slice(0, 18)}_${newSecret()}\n`);
+      process.stdout.write(
+        `aft_${newSecret()
+          .replace(/[^A-Za-z0-9]/g, '')
+          .slice(0, 18)}_${newSecret()}\n`,
+      );
     });
   return program;
 }
@@ -373,7 +432,11 @@ export async function main(argv: string[]): Promise<void> {
   } catch (error) {
     if (error instanceof ApiError) {
       process.stderr.write(`airfleet: ${error.message} (HTTP ${error.status} ${error.code})\n`);
-    } else if (error instanceof UnreachableError || error instanceof ConfigError || error instanceof InvalidArgumentError) {
+    } else if (
+      error instanceof UnreachableError ||
+      error instanceof ConfigError ||
+      error instanceof InvalidArgumentError
+    ) {
       process.stderr.write(`airfleet: ${error.message}\n`);
     } else {
       process.stderr.write(`airfleet: ${(error as Error).stack ?? String(error)}\n`);

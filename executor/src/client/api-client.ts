@@ -65,10 +65,18 @@ export class ApiClient {
         return await this.once<T>(method, path, options);
       } catch (error) {
         const retryable =
-          error instanceof UnreachableError || (error instanceof ApiError && (error.status === 429 || error.status >= 500));
+          error instanceof UnreachableError ||
+          (error instanceof ApiError && (error.status === 429 || error.status >= 500));
         if (!retry || !retryable || Date.now() >= deadline || options.signal?.aborted) throw error;
-        const hinted = error instanceof ApiError ? (error.details as { retryAfterMs?: number } | undefined)?.retryAfterMs : undefined;
-        const wait = Math.min(hinted ?? delay * (0.5 + Math.random()), retry.maxDelayMs ?? 5_000, Math.max(0, deadline - Date.now()));
+        const hinted =
+          error instanceof ApiError
+            ? (error.details as { retryAfterMs?: number } | undefined)?.retryAfterMs
+            : undefined;
+        const wait = Math.min(
+          hinted ?? delay * (0.5 + Math.random()),
+          retry.maxDelayMs ?? 5_000,
+          Math.max(0, deadline - Date.now()),
+        );
         retry.onRetry?.(error as Error, wait);
         await sleep(wait);
         delay = Math.min(delay * 2, retry.maxDelayMs ?? 5_000);
@@ -118,9 +126,17 @@ export class ApiClient {
       const retryAfter = Number(response.headers.get('retry-after'));
       const details =
         Number.isFinite(retryAfter) && retryAfter > 0
-          ? { ...(typeof body.details === 'object' && body.details ? body.details : {}), retryAfterMs: retryAfter * 1000 }
+          ? {
+              ...(typeof body.details === 'object' && body.details ? body.details : {}),
+              retryAfterMs: retryAfter * 1000,
+            }
           : body.details;
-      throw new ApiError(response.status, body.error ?? 'http_error', body.message ?? `HTTP ${response.status}`, details);
+      throw new ApiError(
+        response.status,
+        body.error ?? 'http_error',
+        body.message ?? `HTTP ${response.status}`,
+        details,
+      );
     }
     if (response.status === 204 || text === '') return undefined as T;
     return JSON.parse(text) as T;

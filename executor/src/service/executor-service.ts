@@ -10,7 +10,6 @@ import type { Db, Queryable } from '../store/db.ts';
 import { type FeedEvent, pruneEvents } from '../store/events.ts';
 import { appendLogChunk, type LogStream, readLog } from '../store/logs.ts';
 import { migrate } from '../store/migrations.ts';
-import { PgliteDb } from '../store/pglite.ts';
 import { PostgresDb } from '../store/postgres.ts';
 import {
   type ApiToken,
@@ -30,6 +29,7 @@ import {
   getWorker,
   heartbeat,
   listWorkers,
+  lockWorkerForPoll,
   setMaintenance,
   setWorkerState,
   silentWorkers,
@@ -149,7 +149,10 @@ export class ExecutorService {
   static async open(config: ServiceConfig, logger: Logger): Promise<ExecutorService> {
     const db: Db = config.databaseUrl
       ? new PostgresDb({ url: config.databaseUrl, poolSize: config.poolSize, logger })
-      : await PgliteDb.open(config.dataDir.startsWith('memory://') ? config.dataDir : join(config.dataDir, 'pgdata'));
+      : // Loaded only when used: PGlite's module is large, and a PostgreSQL deployment never needs it.
+        await (await import('../store/pglite.ts')).PgliteDb.open(
+          config.dataDir.startsWith('memory://') ? config.dataDir : join(config.dataDir, 'pgdata'),
+        );
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
     const service = new ExecutorService(db, config, logger);
@@ -380,12 +383,7 @@ export class ExecutorService {
   private async requireLiveWorker(workerId: string): Promise<Worker> {
     const worker = await getWorker(this.db, workerId);
     if (!worker) throw new NotFoundError('worker', workerId);
-    if (worker.state === 'lost' || worker.state === 'offline') {
-      throw new ConflictError(
-        `worker ${worker.name} is ${worker.state}: its leases were taken back; register again to get new work`,
-        { state: worker.state },
-      );
-    }
+    if (worker.state === 'lost' || worker.state === 'offline') throw goneError(worker);
     return worker;
   }
 
@@ -400,7 +398,11 @@ export class ExecutorService {
     });
     if (!worker) throw new NotFoundError('worker', workerId);
     await this.reconcileWorkerView(workerId, input.running);
-    return { leases: [], cancel: await this.cancelsFor(workerId), config: view(await this.getWorker(workerId)) };
+    return {
+      leases: [],
+      cancel: await this.cancelsFor(this.db, workerId),
+      config: view(await this.getWorker(workerId)),
+    };
   }
 
   /**
@@ -424,8 +426,8 @@ export class ExecutorService {
     if (changed) this.afterBulkChange();
   }
 
-  private async cancelsFor(workerId: string): Promise<Array<{ workloadId: string; attempt: number }>> {
-    const { rows } = await this.db.query<{ id: string; attempt: number }>(
+  private async cancelsFor(q: Queryable, workerId: string): Promise<Array<{ workloadId: string; attempt: number }>> {
+    const { rows } = await q.query<{ id: string; attempt: number }>(
       `SELECT id, attempt FROM workloads WHERE worker_id = $1::uuid AND cancel_requested AND state IN ('pending', 'running')`,
       [workerId],
     );
@@ -434,7 +436,7 @@ export class ExecutorService {
 
   /**
    * The worker's long-poll: returns as soon as there are leases for its free slots, cancellations, or a
-   * change of its configuration; otherwise after `waitMs` with nothing.
+   * change of its configuration; otherwise after `waitMs` with nothing. Each pass is one transaction.
    */
   async poll(
     workerId: string,
@@ -443,73 +445,70 @@ export class ExecutorService {
   ): Promise<PollResult> {
     const deadline = Date.now() + input.waitMs;
     for (;;) {
-      const worker = await this.requireLiveWorker(workerId);
-      // The worker hung up (it re-polls when a slot frees): leasing now would hand work to nobody.
-      if (signal?.aborted) return { leases: [], cancel: [], config: view(worker) };
-      const config = view(worker);
-      const cancel = await this.cancelsFor(workerId);
-      const accepting = !worker.maintenance && !worker.draining;
-      // Slots are accounted here, not by the worker: a slot is free the moment the service records the
-      // end of the task that held it, and that wakes this poll (see afterChange), so the worker never has
-      // to hang up and re-poll (which could strand a lease granted while its reply had nowhere to go).
-      const free = Math.max(0, worker.concurrency - worker.usedSlots);
-      const leases = accepting && free > 0 ? await this.lease(worker, free) : [];
+      const started = process.hrtime.bigint();
+      const { result, keys } = await this.db.tx(async (q) => {
+        const worker = await lockWorkerForPoll(q, workerId);
+        if (!worker) throw new NotFoundError('worker', workerId);
+        if (worker.state === 'lost' || worker.state === 'offline') throw goneError(worker);
+        const config = view(worker);
+        const accepting = !worker.maintenance && !worker.draining;
+        const keys = [`w:${workerId}`, ...(accepting ? worker.queues.map((name) => `q:${name}`) : [])];
+        // The worker hung up (it is stopping): leasing now would hand work to nobody.
+        if (signal?.aborted) return { result: { leases: [], cancel: [], config }, keys };
+        const cancel = worker.hasCancel ? await this.cancelsFor(q, workerId) : [];
+        // Slots are accounted here, not by the worker: a slot is free the moment the service records the
+        // end of the task that held it, and that wakes this poll (see afterChange), so the worker never
+        // hangs up to re-poll (which could strand a lease granted while its reply had nowhere to go).
+        const free = Math.max(0, worker.concurrency - worker.usedSlots);
+        const leases = accepting && free > 0 ? await this.leaseWithin(q, worker, free) : [];
+        return { result: { leases, cancel, config }, keys };
+      });
+      if (result.leases.length > 0) this.afterLease(result.leases, started);
+      const known = input.known;
       const configChanged =
-        input.known !== undefined &&
-        (input.known.maintenance !== config.maintenance ||
-          input.known.concurrency !== config.concurrency ||
-          (input.known.queues ?? []).join(',') !== config.queues.join(','));
+        known !== undefined &&
+        (known.maintenance !== result.config.maintenance ||
+          known.concurrency !== result.config.concurrency ||
+          (known.queues ?? []).join(',') !== result.config.queues.join(','));
       const left = deadline - Date.now();
-      if (leases.length > 0 || cancel.length > 0 || configChanged || left <= 0) return { leases, cancel, config };
-      const keys = [`w:${workerId}`, ...(accepting ? worker.queues.map((q) => `q:${q}`) : [])];
+      if (result.leases.length > 0 || result.cancel.length > 0 || configChanged || left <= 0 || signal?.aborted) {
+        return result;
+      }
       const waiter = this.queueWaiters.park(keys, left);
       signal?.addEventListener('abort', () => waiter.notify(), { once: true });
       await waiter.promise;
     }
   }
 
-  /** One lease transaction: lock candidates (SKIP LOCKED), choose what fits, mark them pending. */
-  private async lease(worker: Worker, freeSlots: number): Promise<Workload[]> {
-    const started = process.hrtime.bigint();
-    const leased = await this.db.tx(async (q) => {
-      // Serialize leases per worker so two concurrent polls cannot both fill the same free slots.
-      const { rows } = await q.query<{ used: number; concurrency: number }>(
-        `SELECT k.concurrency, (SELECT coalesce(sum(pool_slots), 0)::int FROM workloads w
-                                WHERE w.worker_id = k.id AND w.state IN ('pending', 'running')) AS used
-         FROM workers k WHERE k.id = $1::uuid FOR UPDATE`,
-        [worker.id],
-      );
-      const row = rows[0];
-      if (!row) return [];
-      const free = Math.min(freeSlots, row.concurrency - row.used);
-      if (free <= 0) return [];
-      const candidates = await lockLeaseCandidates(q, worker.queues, free, free);
-      const chosen = pickLeases(
-        candidates.map((c) => ({
-          id: c.id,
-          poolSlots: c.pool_slots,
-          priorityWeight: c.priority_weight,
-          queuedAt: new Date(c.queued_at).getTime(),
-        })),
-        free,
-      );
-      const marked = await markLeased(
-        q,
-        chosen.map((c) => c.id),
-        worker.id,
-      );
-      // UPDATE returns rows in no particular order; hand them out in lease order.
-      const rank = new Map(chosen.map((c, i) => [c.id, i]));
-      return marked.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
-    });
+  /** Inside the poll's transaction: lock candidates (SKIP LOCKED), choose what fits, mark them pending. */
+  private async leaseWithin(q: Queryable, worker: Worker, free: number): Promise<Workload[]> {
+    const candidates = await lockLeaseCandidates(q, worker.queues, free, free);
+    if (candidates.length === 0) return [];
+    const chosen = pickLeases(
+      candidates.map((c) => ({
+        id: c.id,
+        poolSlots: c.pool_slots,
+        priorityWeight: c.priority_weight,
+        queuedAt: new Date(c.queued_at).getTime(),
+      })),
+      free,
+    );
+    const marked = await markLeased(
+      q,
+      chosen.map((c) => c.id),
+      worker.id,
+    );
+    // UPDATE returns rows in no particular order; hand them out in lease order.
+    const rank = new Map(chosen.map((c, i) => [c.id, i]));
+    return marked.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
+  }
+
+  private afterLease(leased: Workload[], started: bigint): void {
     this.metrics.leaseLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    if (leased.length > 0) {
-      const now = Date.now();
-      for (const w of leased)
-        this.metrics.dispatchLatency.observe({ queue: w.queue }, (now - Date.parse(w.queuedAt)) / 1000);
-      this.feed.poke();
-    }
-    return leased;
+    const now = Date.now();
+    for (const w of leased)
+      this.metrics.dispatchLatency.observe({ queue: w.queue }, (now - Date.parse(w.queuedAt)) / 1000);
+    this.feed.poke();
   }
 
   /** A worker reports progress or the end of an attempt. Reports are fenced and idempotent. */
@@ -530,29 +529,29 @@ export class ExecutorService {
     let result: Workload | null;
     if (report.state === 'running') {
       result = await markRunning(this.db, current.id, report.attempt, workerId);
+    } else if (report.state === 'failed') {
+      result = await this.db.tx((q) =>
+        this.failAttempt(
+          q,
+          current,
+          report.reason ?? 'task_error',
+          report.started ?? true,
+          report.message ?? null,
+          report.exitCode,
+        ),
+      );
     } else {
-      result = await this.db.tx(async (q) => {
-        if (report.state === 'failed') {
-          return this.failAttempt(
-            q,
-            current,
-            report.reason ?? 'task_error',
-            report.started ?? true,
-            report.message ?? null,
-            report.exitCode,
-          );
-        }
-        const outcome: Outcome =
-          report.state === 'succeeded'
-            ? { state: 'succeeded', exitCode: report.exitCode ?? 0 }
-            : {
-                state: 'cancelled',
-                reason: 'cancelled',
-                exitCode: report.exitCode ?? null,
-                message: report.message ?? null,
-              };
-        return finishAttempt(q, current.id, report.attempt, workerId, outcome);
-      });
+      // One statement, so no transaction around it: the hot path of every task that ends.
+      const outcome: Outcome =
+        report.state === 'succeeded'
+          ? { state: 'succeeded', exitCode: report.exitCode ?? 0 }
+          : {
+              state: 'cancelled',
+              reason: 'cancelled',
+              exitCode: report.exitCode ?? null,
+              message: report.message ?? null,
+            };
+      result = await finishAttempt(this.db, current.id, report.attempt, workerId, outcome);
     }
     if (!result) {
       const now = await this.getWorkload(report.workloadId);
@@ -599,7 +598,8 @@ export class ExecutorService {
 
   private afterChange(w: Workload): void {
     this.feed.poke();
-    if (w.workerId && (isTerminal(w.state) || w.state === 'queued')) this.signals.emit({ kind: 'worker', workerId: w.workerId });
+    if (w.workerId && (isTerminal(w.state) || w.state === 'queued'))
+      this.signals.emit({ kind: 'worker', workerId: w.workerId });
     this.logWaiters.wake(w.id);
     this.signals.emit({ kind: 'log', workloadId: w.id });
     if (isTerminal(w.state)) this.metrics.finished.inc({ queue: w.queue, state: w.state, reason: w.reason ?? '' });
@@ -708,6 +708,13 @@ function view(worker: Worker): WorkerView {
     maintenanceComment: worker.maintenanceComment,
     state: worker.state,
   };
+}
+
+function goneError(worker: Worker): ConflictError {
+  return new ConflictError(
+    `worker ${worker.name} is ${worker.state}: its leases were taken back; register again to get new work`,
+    { state: worker.state },
+  );
 }
 
 function uuidFromCompact(compact: string): string | null {

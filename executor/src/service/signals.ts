@@ -22,6 +22,7 @@ export class Signals {
   private readonly origin = randomUUID();
   private readonly db: Db;
   private readonly logger: Logger;
+  private readonly outbox: Signal[] = [];
 
   constructor(db: Db, logger: Logger) {
     this.db = db;
@@ -38,8 +39,10 @@ export class Signals {
         return;
       }
       try {
-        const message = JSON.parse(payload) as { o: string; s: Signal };
-        if (message.o !== this.origin) this.emitter.emit('signal', message.s);
+        const message = JSON.parse(payload) as { o: string; s: Signal[]; all?: boolean };
+        if (message.o === this.origin) return;
+        if (message.all) this.emitter.emit('resync');
+        for (const signal of message.s) this.emitter.emit('signal', signal);
       } catch {
         this.logger.warn({ payload }, 'ignored a malformed notification');
       }
@@ -48,13 +51,23 @@ export class Signals {
 
   emit(signal: Signal): void {
     this.emitter.emit('signal', signal);
-    if (this.db.kind === 'postgres') {
-      this.db
-        .query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ o: this.origin, s: signal })])
-        .catch((error: Error) =>
-          this.logger.debug({ err: error.message }, 'NOTIFY failed; peers rely on their timeouts'),
-        );
-    }
+    if (this.db.kind !== 'postgres') return;
+    // Peers get the signals of one tick in one NOTIFY: at thousands of state changes a second, one query
+    // per signal would cost more than the changes themselves.
+    this.outbox.push(signal);
+    if (this.outbox.length === 1) setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    const signals = this.outbox.splice(0);
+    // NOTIFY payloads are capped at 8000 bytes; past that, peers are told to look at everything.
+    let payload = JSON.stringify({ o: this.origin, s: signals });
+    if (payload.length > 7_900) payload = JSON.stringify({ o: this.origin, s: [], all: true });
+    this.db
+      .query('SELECT pg_notify($1, $2)', [CHANNEL, payload])
+      .catch((error: Error) =>
+        this.logger.debug({ err: error.message }, 'NOTIFY failed; peers rely on their timeouts'),
+      );
   }
 
   on(fn: (signal: Signal) => void): void {

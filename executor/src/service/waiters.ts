@@ -5,21 +5,35 @@
 export class Waiter {
   private wake: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private settled = false;
   readonly promise: Promise<'woken' | 'timeout'>;
+  /** Called once, synchronously, when the waiter settles (to leave its sets at once). */
+  onSettle: (() => void) | null = null;
 
   constructor(timeoutMs: number) {
     this.promise = new Promise((resolve) => {
       this.wake = () => resolve('woken');
-      this.timer = setTimeout(() => resolve('timeout'), timeoutMs);
-    });
-    void this.promise.then(() => {
-      if (this.timer) clearTimeout(this.timer);
-      this.wake = null;
+      this.timer = setTimeout(() => {
+        this.settle();
+        resolve('timeout');
+      }, timeoutMs);
     });
   }
 
+  get woken(): boolean {
+    return this.settled;
+  }
+
   notify(): void {
+    if (this.settled) return;
+    this.settle();
     this.wake?.();
+  }
+
+  private settle(): void {
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.onSettle?.();
   }
 }
 
@@ -37,13 +51,15 @@ export class WaiterSet<K> {
       }
       set.add(waiter);
     }
-    void waiter.promise.then(() => {
+    // Leave every set the moment it settles, so a later wake-up goes to a waiter still waiting instead of
+    // being absorbed by one that was already woken.
+    waiter.onSettle = () => {
       for (const key of keys) {
         const set = this.byKey.get(key);
         set?.delete(waiter);
         if (set?.size === 0) this.byKey.delete(key);
       }
-    });
+    };
     return waiter;
   }
 
@@ -52,14 +68,15 @@ export class WaiterSet<K> {
     const set = this.byKey.get(key);
     if (!set) return;
     let n = 0;
-    for (const waiter of set) {
-      if (n++ >= count) break;
+    for (const waiter of [...set]) {
+      if (n >= count) break;
       waiter.notify();
+      n++;
     }
   }
 
   wakeAll(): void {
-    for (const set of this.byKey.values()) for (const waiter of set) waiter.notify();
+    for (const set of [...this.byKey.values()]) for (const waiter of [...set]) waiter.notify();
   }
 
   size(): number {

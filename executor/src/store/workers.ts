@@ -143,6 +143,28 @@ export async function upsertWorker(
   return { worker: toWorker(rows[0]!), previousId };
 }
 
+/**
+ * Locks a worker's row for one poll: serializes that worker's polls, so two of them can never fill the
+ * same free slots, and reads everything the poll needs in one round trip.
+ */
+export async function lockWorkerForPoll(q: Queryable, id: string): Promise<(Worker & { hasCancel: boolean }) | null> {
+  // Lock first, then count in a second statement: in READ COMMITTED that statement gets a fresh snapshot,
+  // so it sees the leases another poll of this worker committed while we waited for the lock.
+  const { rows: locked } = await q.query('SELECT 1 FROM workers WHERE id = $1::uuid FOR UPDATE', [id]);
+  if (locked.length === 0) return null;
+  const { rows } = await q.query<WorkerRow & { has_cancel: boolean }>(
+    `SELECT k.*,
+       coalesce(sum(w.pool_slots), 0)::int AS used_slots,
+       count(w.id)::int AS running_workloads,
+       coalesce(bool_or(w.cancel_requested), false) AS has_cancel
+     FROM workers k LEFT JOIN workloads w ON w.worker_id = k.id AND w.state IN ('pending', 'running')
+     WHERE k.id = $1::uuid GROUP BY k.id`,
+    [id],
+  );
+  if (!rows[0]) return null;
+  return { ...toWorker(rows[0]), hasCancel: rows[0].has_cancel };
+}
+
 export async function getWorker(q: Queryable, idOrName: string): Promise<Worker | null> {
   const isUuid = /^[0-9a-f-]{36}$/i.test(idOrName);
   const { rows } = await q.query<WorkerRow>(`${SELECT_WORKER} WHERE ${isUuid ? 'k.id = $1::uuid' : 'k.name = $1'}`, [

@@ -113,7 +113,10 @@ export class WorkerAgent {
           runtime: this.options.runtime.name,
           version: this.options.version,
         },
-        retry: { retryForMs: 120_000, onRetry: (e) => this.logger.warn({ err: e.message }, 'registration failed; retrying') },
+        retry: {
+          retryForMs: 120_000,
+          onRetry: (e) => this.logger.warn({ err: e.message }, 'registration failed; retrying'),
+        },
       },
     );
     this.workerId = result.worker.id;
@@ -127,7 +130,12 @@ export class WorkerAgent {
       state: result.worker.state,
     };
     this.logger.info(
-      { worker: result.worker.name, queues: this.config.queues, concurrency: this.config.concurrency, runtime: this.options.runtime.name },
+      {
+        worker: result.worker.name,
+        queues: this.config.queues,
+        concurrency: this.config.concurrency,
+        runtime: this.options.runtime.name,
+      },
       'worker registered',
     );
     return result.worker;
@@ -152,7 +160,11 @@ export class WorkerAgent {
           body: {
             freeSlots: free,
             waitMs: this.options.pollWaitMs,
-            known: { queues: this.config.queues, concurrency: this.config.concurrency, maintenance: this.config.maintenance },
+            known: {
+              queues: this.config.queues,
+              concurrency: this.config.concurrency,
+              maintenance: this.config.maintenance,
+            },
           },
           timeoutMs: this.options.pollWaitMs + 15_000,
           signal: abort.signal,
@@ -162,8 +174,12 @@ export class WorkerAgent {
       } catch (error) {
         if (abort.signal.aborted) continue; // we are stopping
         if (await this.handleLoss(error)) continue;
-        const hinted = error instanceof ApiError ? (error.details as { retryAfterMs?: number })?.retryAfterMs : undefined;
-        this.logger.warn({ err: (error as Error).message, retryInMs: hinted ?? backoff }, 'poll failed; tasks keep running');
+        const hinted =
+          error instanceof ApiError ? (error.details as { retryAfterMs?: number })?.retryAfterMs : undefined;
+        this.logger.warn(
+          { err: (error as Error).message, retryInMs: hinted ?? backoff },
+          'poll failed; tasks keep running',
+        );
         await sleep(hinted ?? backoff);
         backoff = Math.min(backoff * 2, 5_000);
       } finally {
@@ -176,7 +192,10 @@ export class WorkerAgent {
   private async handleLoss(error: unknown): Promise<boolean> {
     if (!(error instanceof ApiError && (error.status === 409 || error.status === 401))) return false;
     if (this.stopping) return true;
-    this.logger.error({ err: error.message }, 'the service no longer knows this worker; stopping its tasks and registering again');
+    this.logger.error(
+      { err: error.message },
+      'the service no longer knows this worker; stopping its tasks and registering again',
+    );
     for (const entry of this.tasks.values()) {
       entry.override = { state: 'failed', reason: 'lost', message: 'worker was written off by the service' };
       entry.task?.stop('SIGTERM', this.options.killGraceMs);
@@ -190,7 +209,10 @@ export class WorkerAgent {
     const before = this.config;
     this.config = result.config;
     if (before.maintenance !== result.config.maintenance) {
-      this.logger.info({ maintenance: result.config.maintenance, comment: result.config.maintenanceComment }, 'maintenance changed');
+      this.logger.info(
+        { maintenance: result.config.maintenance, comment: result.config.maintenanceComment },
+        'maintenance changed',
+      );
     }
     for (const c of result.cancel) {
       const entry = this.tasks.get(c.workloadId);
@@ -212,7 +234,10 @@ export class WorkerAgent {
     });
     const entry: TaskEntry = { lease, shipper, task: null, override: null, reports: Promise.resolve() };
     this.tasks.set(lease.id, entry);
-    this.logger.info({ workload: lease.id, key: lease.key, attempt: lease.attempt, slots: lease.poolSlots }, 'task leased');
+    this.logger.info(
+      { workload: lease.id, key: lease.key, attempt: lease.attempt, slots: lease.poolSlots },
+      'task leased',
+    );
     void this.execute(entry);
   }
 
@@ -236,7 +261,9 @@ export class WorkerAgent {
       if (timer) clearTimeout(timer);
     } catch (error) {
       startError =
-        error instanceof StartError ? error : new StartError('driver', `the runtime failed: ${(error as Error).message}`);
+        error instanceof StartError
+          ? error
+          : new StartError('driver', `the runtime failed: ${(error as Error).message}`);
       entry.shipper.write('stderr', Buffer.from(`airfleet: ${startError.message}\n`));
     }
     await entry.shipper.close();
@@ -265,7 +292,15 @@ export class WorkerAgent {
     }
     const exitCode = exit?.exitCode ?? null;
     if (entry.override) return { ...base, ...entry.override, exitCode, started: true };
-    if (exit?.reason) return { ...base, state: 'failed', reason: exit.reason, exitCode, message: exit.message ?? undefined, started: true };
+    if (exit?.reason)
+      return {
+        ...base,
+        state: 'failed',
+        reason: exit.reason,
+        exitCode,
+        message: exit.message ?? undefined,
+        started: true,
+      };
     if (exitCode === 0) return { ...base, state: 'succeeded', exitCode: 0 };
     return {
       ...base,
@@ -286,12 +321,16 @@ export class WorkerAgent {
           retry: {
             retryForMs: 24 * 3600_000,
             maxDelayMs: 5_000,
-            onRetry: (e, ms) => this.logger.warn({ err: e.message, retryInMs: Math.round(ms) }, 'report not delivered yet; retrying'),
+            onRetry: (e, ms) =>
+              this.logger.warn({ err: e.message, retryInMs: Math.round(ms) }, 'report not delivered yet; retrying'),
           },
         });
       } catch (error) {
         if (error instanceof ApiError && (error.status === 409 || error.status === 404)) {
-          this.logger.warn({ workload: report.workloadId, err: error.message }, 'report refused: attempt no longer ours');
+          this.logger.warn(
+            { workload: report.workloadId, err: error.message },
+            'report refused: attempt no longer ours',
+          );
           if (report.state === 'running') {
             entry.override = { state: 'failed', reason: 'lost', message: 'fenced off' };
             entry.task?.stop('SIGTERM', this.options.killGraceMs);

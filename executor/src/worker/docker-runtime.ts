@@ -37,7 +37,10 @@ export class DockerRuntime implements TaskRuntime {
     if (!lease.image) throw new StartError('driver', 'the docker runtime needs an image: set `image` on the workload');
     const parsed = dockerExecConfig.safeParse(lease.execConfig.docker ?? undefined);
     if (!parsed.success) {
-      throw new StartError('driver', `execConfig.docker is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      throw new StartError(
+        'driver',
+        `execConfig.docker is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     }
     const options = parsed.data;
     await this.ensureImage(lease.image);
@@ -47,9 +50,11 @@ export class DockerRuntime implements TaskRuntime {
       container = await this.docker.createContainer({
         Image: lease.image,
         Cmd: lease.command,
-        Env: Object.entries({ AIRFLEET_WORKLOAD_ID: lease.id, AIRFLEET_ATTEMPT: String(lease.attempt), ...lease.env }).map(
-          ([k, v]) => `${k}=${v}`,
-        ),
+        Env: Object.entries({
+          AIRFLEET_WORKLOAD_ID: lease.id,
+          AIRFLEET_ATTEMPT: String(lease.attempt),
+          ...lease.env,
+        }).map(([k, v]) => `${k}=${v}`),
         Labels: {
           ...options.labels,
           'airfleet.workload': lease.id,
@@ -86,7 +91,12 @@ export class DockerRuntime implements TaskRuntime {
       const info = await container.inspect().catch(() => null);
       await container.remove({ force: true }).catch(() => undefined);
       if (info?.State.OOMKilled) {
-        return { exitCode: result.StatusCode, signal: null, reason: 'oom', message: 'the container ran out of memory (OOMKilled)' };
+        return {
+          exitCode: result.StatusCode,
+          signal: null,
+          reason: 'oom',
+          message: 'the container ran out of memory (OOMKilled)',
+        };
       }
       return { exitCode: result.StatusCode, signal: null };
     })();
@@ -96,7 +106,8 @@ export class DockerRuntime implements TaskRuntime {
       exited,
       stop: (signal, graceMs) => {
         container.kill({ signal }).catch(() => undefined);
-        if (!killTimer) killTimer = setTimeout(() => container.kill({ signal: 'SIGKILL' }).catch(() => undefined), graceMs);
+        if (!killTimer)
+          killTimer = setTimeout(() => container.kill({ signal: 'SIGKILL' }).catch(() => undefined), graceMs);
       },
     };
   }

@@ -36,7 +36,11 @@ export interface TaskRuntime {
   start(lease: Workload, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask>;
 }
 
-export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null, signals: Record<string, number>): number | null {
+export function exitCodeOf(
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  signals: Record<string, number>,
+): number | null {
   if (code !== null) return code;
   if (signal && signals[signal] !== undefined) return 128 + (signals[signal] as number);
   return null;

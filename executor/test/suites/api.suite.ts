@@ -181,10 +181,18 @@ export function apiSuite(openService: OpenService): void {
       const started = Date.now();
       const pending = app.inject({ url: `/v1/events?after=${before}&waitMs=5000`, headers: admin });
       await new Promise((r) => setTimeout(r, 50));
-      await app.inject({ method: 'POST', url: '/v1/workloads', headers: admin, payload: { key: 'feed-1', command: ['true'] } });
+      await app.inject({
+        method: 'POST',
+        url: '/v1/workloads',
+        headers: admin,
+        payload: { key: 'feed-1', command: ['true'] },
+      });
       const res = (await pending).json();
       expect(Date.now() - started).toBeLessThan(4_000);
-      expect(res.events.map((e: { key: string; state: string }) => [e.key, e.state])).toContainEqual(['feed-1', 'queued']);
+      expect(res.events.map((e: { key: string; state: string }) => [e.key, e.state])).toContainEqual([
+        'feed-1',
+        'queued',
+      ]);
       expect(res.events.every((e: { seq: number }) => e.seq > before)).toBe(true);
       expect(res.last).toBeGreaterThan(before);
     });

@@ -7,9 +7,13 @@ import { SCOPES } from '../../store/tokens.ts';
 /** Health (the only unauthenticated endpoints), readiness, metrics, the OpenAPI document and tokens. */
 export function systemRoutes(service: ExecutorService, openapi: () => unknown): FastifyPluginAsyncZod {
   return async (app) => {
-    app.get('/healthz', { config: { auth: 'public' }, schema: { summary: 'Liveness', tags: ['system'] } }, async () => ({
-      status: 'ok',
-    }));
+    app.get(
+      '/healthz',
+      { config: { auth: 'public' }, schema: { summary: 'Liveness', tags: ['system'] } },
+      async () => ({
+        status: 'ok',
+      }),
+    );
 
     app.get(
       '/readyz',
@@ -34,11 +38,7 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
       },
     );
 
-    app.get(
-      '/openapi.json',
-      { config: { auth: 'read' }, schema: { hide: true } },
-      async () => openapi(),
-    );
+    app.get('/openapi.json', { config: { auth: 'read' }, schema: { hide: true } }, async () => openapi());
 
     app.post(
       '/v1/tokens',

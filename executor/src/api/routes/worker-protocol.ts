@@ -7,7 +7,9 @@ import type { ExecutorService } from '../../service/executor-service.ts';
 import { LOG_STREAMS } from '../../store/logs.ts';
 import { workerIdOf } from '../auth.ts';
 
-const running = z.array(z.object({ workloadId: z.string().uuid(), attempt: z.number().int().min(1) })).max(LIMITS.maxConcurrency);
+const running = z
+  .array(z.object({ workloadId: z.string().uuid(), attempt: z.number().int().min(1) }))
+  .max(LIMITS.maxConcurrency);
 const metrics = z
   .object({
     cpuPercent: z.number().min(0).max(100_000),

@@ -11,7 +11,10 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
   return async (app) => {
     app.get(
       '/v1/workers',
-      { config: { auth: 'read' }, schema: { summary: 'Pull workers with state, slots and metrics', tags: ['workers'] } },
+      {
+        config: { auth: 'read' },
+        schema: { summary: 'Pull workers with state, slots and metrics', tags: ['workers'] },
+      },
       async () => ({ workers: await service.listWorkers() }),
     );
 

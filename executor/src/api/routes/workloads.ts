@@ -107,7 +107,12 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
             stream: z.enum(LOG_STREAMS).default('stdout'),
             offset: z.coerce.number().int().min(0).default(0),
             attempt: z.coerce.number().int().min(1).optional(),
-            maxBytes: z.coerce.number().int().min(1).max(LIMITS.logChunkBytes).default(256 * 1024),
+            maxBytes: z.coerce
+              .number()
+              .int()
+              .min(1)
+              .max(LIMITS.logChunkBytes)
+              .default(256 * 1024),
             waitMs: z.coerce.number().int().min(0).max(LIMITS.maxWaitMs).default(0),
           }),
         },
@@ -157,7 +162,10 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
 
     app.get(
       '/v1/queues',
-      { config: { auth: 'read' }, schema: { summary: 'Depth and running slots per queue and backend', tags: ['queues'] } },
+      {
+        config: { auth: 'read' },
+        schema: { summary: 'Depth and running slots per queue and backend', tags: ['queues'] },
+      },
       async () => {
         const [queues, workers] = await Promise.all([service.queues(), service.listWorkers()]);
         return {

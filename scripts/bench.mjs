@@ -1,0 +1,304 @@
+#!/usr/bin/env node
+// Benchmark of the executor service against the targets in DESIGN.md ("Performance targets"). Prints a
+// table and JSON (also written to reports/bench.json). The service runs as its own process on PostgreSQL
+// on the same host; this process is the load: HTTP clients and simulated pull workers.
+//
+//   npm run bench                          # PostgreSQL in a container from images/postgres (Docker needed)
+//   npm run bench -- --database-url URL    # an existing PostgreSQL (an empty database)
+//   npm run bench -- --quick               # smaller counts, for a quick look
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values: args } = parseArgs({
+  options: { 'database-url': { type: 'string' }, quick: { type: 'boolean', default: false } },
+});
+const quick = args.quick;
+const root = new URL('..', import.meta.url).pathname;
+const ADMIN = 'aft_benchadmin000001_bench-admin-secret-0123456789abcdef';
+const results = {};
+const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs, p) => {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+// ---------------------------------------------------------------- database and service
+let postgres = null;
+let databaseUrl = args['database-url'];
+if (!databaseUrl) {
+  process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+  const { startPostgres } = await import('../integration/src/postgres.ts');
+  log('starting PostgreSQL (images/postgres) on this host');
+  postgres = await startPostgres({ settings: { max_connections: '200', shared_buffers: '256MB' } });
+  databaseUrl = postgres.url;
+}
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const service = spawn(process.execPath, [join(root, 'executor/bin/airfleet.mjs'), 'serve', '--port', String(port)], {
+  env: {
+    ...process.env,
+    AIRFLEET_DATABASE_URL: databaseUrl,
+    AIRFLEET_ADMIN_TOKEN: ADMIN,
+    AIRFLEET_LOG_LEVEL: 'warn',
+    AIRFLEET_POOL_SIZE: '20',
+    AIRFLEET_HEARTBEAT_TIMEOUT_MS: '120000',
+  },
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
+const rssMb = () => {
+  const status = readFileSync(`/proc/${service.pid}/status`, 'utf8');
+  return round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024);
+};
+async function cleanup() {
+  if (service.exitCode === null) {
+    const exited = new Promise((r) => service.once('exit', r));
+    service.kill('SIGTERM');
+    await exited;
+  }
+  await postgres?.stop();
+}
+process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
+
+async function call(method, path, body, token = ADMIN) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+try {
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`${base}/readyz`)).ok) break;
+    } catch {}
+    await sleep(100);
+  }
+  await sleep(500);
+  results.rssIdleMb = rssMb();
+  log(`service up on ${base}; idle RSS ${results.rssIdleMb} MB`);
+  let seq = 0;
+  const key = (p) => `${p}-${seq++}`;
+
+  // ---------------------------------------------------------------- submissions, one per request
+  async function closedLoopSubmit(n, concurrency, queue) {
+    const lat = [];
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < n) {
+          next++;
+          const t = performance.now();
+          await call('POST', '/v1/workloads', { key: key('s'), command: ['true'], queue });
+          lat.push(performance.now() - t);
+        }
+      }),
+    );
+    const secs = (performance.now() - t0) / 1000;
+    return { perSecond: Math.round(n / secs), p50Ms: round(pct(lat, 50)), p99Ms: round(pct(lat, 99)) };
+  }
+  async function openLoopSubmit(ratePerSec, seconds, queue, onAck) {
+    const lat = [];
+    const total = ratePerSec * seconds;
+    const t0 = performance.now();
+    const inflight = [];
+    for (let i = 0; i < total; i++) {
+      const due = t0 + (i * 1000) / ratePerSec;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      const k = key('o');
+      const t = performance.now();
+      inflight.push(
+        call('POST', '/v1/workloads', { key: k, command: ['true'], queue }).then(() => {
+          lat.push(performance.now() - t);
+          onAck?.(k, t);
+        }),
+      );
+    }
+    await Promise.all(inflight);
+    return { p50Ms: round(pct(lat, 50)), p99Ms: round(pct(lat, 99)), achievedPerSecond: Math.round(total / ((performance.now() - t0) / 1000)) };
+  }
+
+  log('submissions, one per request (closed loop, 64 clients)');
+  await closedLoopSubmit(1000, 32, 'warmup');
+  results.submitSingle = await closedLoopSubmit(quick ? 3000 : 15000, 64, 'bench-single');
+  log(`  ${results.submitSingle.perSecond}/s`);
+  log('submissions at a fixed 1,000/s (open loop)');
+  results.submitAt1000 = await openLoopSubmit(1000, quick ? 3 : 8, 'bench-open');
+  log('submissions in batches of 1,000');
+  {
+    const batches = quick ? 10 : 40;
+    const t0 = performance.now();
+    let i = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (i < batches) {
+          i++;
+          await call('POST', '/v1/workloads/batch', {
+            workloads: Array.from({ length: 1000 }, () => ({ key: key('b'), command: ['true'], queue: 'bench-batch' })),
+          });
+        }
+      }),
+    );
+    results.submitBatched = { perSecond: Math.round((batches * 1000) / ((performance.now() - t0) / 1000)) };
+    log(`  ${results.submitBatched.perSecond}/s`);
+  }
+
+  // ---------------------------------------------------------------- simulated pull workers
+  const submittedAt = new Map();
+  const leaseLat = [];
+  let leased = 0;
+  let stopWorkers = false;
+  async function simulatedWorker(name, queue, concurrency) {
+    const reg = await call('POST', '/v1/worker/register', { name, queues: [queue], concurrency, runtime: 'process', version: 'bench' });
+    const token = reg.token;
+    const worker = { token, queue, name, running: [] };
+    (async () => {
+      while (!stopWorkers) {
+        let res;
+        try {
+          res = await call('POST', '/v1/worker/poll', { freeSlots: concurrency, waitMs: 20_000 }, token);
+        } catch (e) {
+          if (stopWorkers) return;
+          await sleep(200);
+          continue;
+        }
+        const now = performance.now();
+        for (const lease of res.leases) {
+          leased++;
+          const t = submittedAt.get(lease.key);
+          if (t !== undefined) leaseLat.push(now - t);
+          // The simulated task ends at once; its report frees the slot (and wakes this poll's successor).
+          call('POST', '/v1/worker/report', { workloadId: lease.id, attempt: lease.attempt, state: 'succeeded', exitCode: 0 }, token).catch(
+            () => undefined,
+          );
+        }
+      }
+    })();
+    return worker;
+  }
+  async function heartbeats(workers, everyMs) {
+    while (!stopWorkers) {
+      const t0 = performance.now();
+      await Promise.all(
+        workers.map((w) =>
+          call('POST', '/v1/worker/heartbeat', { running: [], metrics: { cpuPercent: 1, load1: 0.1 } }, w.token).catch(() => undefined),
+        ),
+      );
+      await sleep(Math.max(0, everyMs - (performance.now() - t0)));
+    }
+  }
+
+  const workerCount = quick ? 200 : 2000;
+  log(`registering ${workerCount} simulated pull workers (long-polling, heartbeating every 10 s)`);
+  const workers = [];
+  for (let i = 0; i < workerCount; i += 100) {
+    workers.push(...(await Promise.all(Array.from({ length: Math.min(100, workerCount - i) }, (_, j) => simulatedWorker(`bw-${i + j}`, 'bench-live', 4)))));
+  }
+  void heartbeats(workers, 10_000);
+  await sleep(1500);
+  results.workersConnected = workerCount;
+
+  async function dispatchAtHalfLoad(rate = 500) {
+    leaseLat.length = 0;
+    const r = await openLoopSubmit(rate, quick ? 3 : 6, 'bench-live', (k, t) => submittedAt.set(k, t));
+    await sleep(500);
+    return { submitsPerSecond: rate, submitP99Ms: r.p99Ms, leaseP50Ms: round(pct(leaseLat, 50)), leaseP99Ms: round(pct(leaseLat, 99)), samples: leaseLat.length };
+  }
+  // The lease latency is measured from before the submit request is sent until the lease arrives at a worker.
+  log('submit → lease latency at half load (500/s) with all workers waiting');
+  results.dispatch = await dispatchAtHalfLoad();
+  log(`  p50 ${results.dispatch.leaseP50Ms} ms, p99 ${results.dispatch.leaseP99Ms} ms`);
+  // Where the knee is: the same measurement at lower submission rates.
+  results.dispatchCurve = [];
+  for (const rate of [100, 250]) {
+    const r = await dispatchAtHalfLoad(rate);
+    results.dispatchCurve.push(r);
+    log(`  at ${rate}/s: p50 ${r.leaseP50Ms} ms, p99 ${r.leaseP99Ms} ms`);
+  }
+
+  log('leases per second: a backlog of queued workloads drained by the waiting workers');
+  {
+    const backlog = quick ? 5000 : 20000;
+    const before = leased;
+    for (let i = 0; i < backlog; i += 1000) {
+      await call('POST', '/v1/workloads/batch', {
+        workloads: Array.from({ length: Math.min(1000, backlog - i) }, () => ({ key: key('lq'), command: ['true'], queue: 'bench-live' })),
+      });
+    }
+    const t0 = performance.now();
+    while (leased - before < backlog && performance.now() - t0 < 120_000) await sleep(20);
+    results.leasesPerSecond = Math.round((leased - before) / ((performance.now() - t0) / 1000));
+    log(`  ${results.leasesPerSecond}/s`);
+  }
+
+  log(`loading ${quick ? '20,000' : '100,000'} live workloads (queued on a queue nobody serves)`);
+  {
+    const live = quick ? 20000 : 100000;
+    for (let i = 0; i < live; i += 1000) {
+      await call('POST', '/v1/workloads/batch', {
+        workloads: Array.from({ length: 1000 }, () => ({ key: key('live'), command: ['true'], queue: 'bench-parked' })),
+      });
+    }
+    results.liveWorkloads = live;
+    results.submitAt1000WithLive = await openLoopSubmit(1000, quick ? 3 : 8, 'bench-open2');
+    results.dispatchWithLive = await dispatchAtHalfLoad();
+    log(`  submit p99 ${results.submitAt1000WithLive.p99Ms} ms, lease p99 ${results.dispatchWithLive.leaseP99Ms} ms`);
+  }
+  results.rssLoadedMb = rssMb();
+  stopWorkers = true;
+
+  // ---------------------------------------------------------------- report
+  const t = DESIGN_TARGETS(results);
+  const rows = t.map(([name, value, target, ok]) => [name, String(value), target, ok === null ? '' : ok ? 'met' : 'MISSED']);
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['measure', 'value', 'target', ''][i].length));
+  const fmt = (r) => r.map((c, i) => c.padEnd(widths[i])).join('  ');
+  console.log(`\n${fmt(['measure', 'value', 'target', ''])}\n${fmt(widths.map((w) => '-'.repeat(w)))}`);
+  for (const r of rows) console.log(fmt(r));
+  const json = { when: new Date().toISOString(), quick, cores: (await import('node:os')).cpus().length, results };
+  console.log(`\n${JSON.stringify(json)}`);
+  mkdirSync(join(root, 'reports'), { recursive: true });
+  writeFileSync(join(root, 'reports/bench.json'), `${JSON.stringify(json, null, 2)}\n`);
+} catch (error) {
+  console.error(`bench: failed: ${error.stack ?? error}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+  process.exit();
+}
+
+function DESIGN_TARGETS(r) {
+  return [
+    ['submissions/s, one per request', r.submitSingle.perSecond, '>= 1,500', r.submitSingle.perSecond >= 1500],
+    ['submit p99 at 1,000/s (ms)', r.submitAt1000.p99Ms, '<= 50', r.submitAt1000.p99Ms <= 50],
+    ['submissions/s, batched', r.submitBatched.perSecond, '>= 10,000', r.submitBatched.perSecond >= 10000],
+    ['submit→lease p50 at half load (ms)', r.dispatch.leaseP50Ms, '<= 10', r.dispatch.leaseP50Ms <= 10],
+    ['submit→lease p99 at half load (ms)', r.dispatch.leaseP99Ms, '<= 50', r.dispatch.leaseP99Ms <= 50],
+    ...r.dispatchCurve.map((c) => [`submit→lease p50/p99 at ${c.submitsPerSecond}/s (ms)`, `${c.leaseP50Ms}/${c.leaseP99Ms}`, '(curve)', null]),
+    ['leases/s to waiting workers', r.leasesPerSecond, '>= 1,000', r.leasesPerSecond >= 1000],
+    ['connected pull workers', r.workersConnected, '>= 2,000', r.workersConnected >= 2000],
+    ['live workloads held', r.liveWorkloads, '>= 100,000', r.liveWorkloads >= 100000],
+    ['submit p99 at 1,000/s with live load (ms)', r.submitAt1000WithLive.p99Ms, `<= 2x (${round(2 * r.submitAt1000.p99Ms)})`, r.submitAt1000WithLive.p99Ms <= 2 * Math.max(r.submitAt1000.p99Ms, 5)],
+    ['submit→lease p99 with live load (ms)', r.dispatchWithLive.leaseP99Ms, `<= 2x (${round(2 * r.dispatch.leaseP99Ms)})`, r.dispatchWithLive.leaseP99Ms <= 2 * Math.max(r.dispatch.leaseP99Ms, 5)],
+    ['service RSS idle (MB)', r.rssIdleMb, '<= 100', r.rssIdleMb <= 100],
+    ['service RSS loaded (MB)', r.rssLoadedMb, '<= 300', r.rssLoadedMb <= 300],
+  ];
+}
