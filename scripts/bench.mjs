@@ -134,7 +134,11 @@ try {
       );
     }
     await Promise.all(inflight);
-    return { p50Ms: round(pct(lat, 50)), p99Ms: round(pct(lat, 99)), achievedPerSecond: Math.round(total / ((performance.now() - t0) / 1000)) };
+    return {
+      p50Ms: round(pct(lat, 50)),
+      p99Ms: round(pct(lat, 99)),
+      achievedPerSecond: Math.round(total / ((performance.now() - t0) / 1000)),
+    };
   }
 
   log('submissions, one per request (closed loop, 64 clients)');
@@ -168,7 +172,13 @@ try {
   let leased = 0;
   let stopWorkers = false;
   async function simulatedWorker(name, queue, concurrency) {
-    const reg = await call('POST', '/v1/worker/register', { name, queues: [queue], concurrency, runtime: 'process', version: 'bench' });
+    const reg = await call('POST', '/v1/worker/register', {
+      name,
+      queues: [queue],
+      concurrency,
+      runtime: 'process',
+      version: 'bench',
+    });
     const token = reg.token;
     const worker = { token, queue, name, running: [] };
     (async () => {
@@ -176,7 +186,7 @@ try {
         let res;
         try {
           res = await call('POST', '/v1/worker/poll', { freeSlots: concurrency, waitMs: 20_000 }, token);
-        } catch (e) {
+        } catch {
           if (stopWorkers) return;
           await sleep(200);
           continue;
@@ -187,9 +197,12 @@ try {
           const t = submittedAt.get(lease.key);
           if (t !== undefined) leaseLat.push(now - t);
           // The simulated task ends at once; its report frees the slot (and wakes this poll's successor).
-          call('POST', '/v1/worker/report', { workloadId: lease.id, attempt: lease.attempt, state: 'succeeded', exitCode: 0 }, token).catch(
-            () => undefined,
-          );
+          call(
+            'POST',
+            '/v1/worker/report',
+            { workloadId: lease.id, attempt: lease.attempt, state: 'succeeded', exitCode: 0 },
+            token,
+          ).catch(() => undefined);
         }
       }
     })();
@@ -200,7 +213,9 @@ try {
       const t0 = performance.now();
       await Promise.all(
         workers.map((w) =>
-          call('POST', '/v1/worker/heartbeat', { running: [], metrics: { cpuPercent: 1, load1: 0.1 } }, w.token).catch(() => undefined),
+          call('POST', '/v1/worker/heartbeat', { running: [], metrics: { cpuPercent: 1, load1: 0.1 } }, w.token).catch(
+            () => undefined,
+          ),
         ),
       );
       await sleep(Math.max(0, everyMs - (performance.now() - t0)));
@@ -211,7 +226,13 @@ try {
   log(`registering ${workerCount} simulated pull workers (long-polling, heartbeating every 10 s)`);
   const workers = [];
   for (let i = 0; i < workerCount; i += 100) {
-    workers.push(...(await Promise.all(Array.from({ length: Math.min(100, workerCount - i) }, (_, j) => simulatedWorker(`bw-${i + j}`, 'bench-live', 4)))));
+    workers.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(100, workerCount - i) }, (_, j) =>
+          simulatedWorker(`bw-${i + j}`, 'bench-live', 4),
+        ),
+      )),
+    );
   }
   void heartbeats(workers, 10_000);
   await sleep(1500);
@@ -221,7 +242,13 @@ try {
     leaseLat.length = 0;
     const r = await openLoopSubmit(rate, quick ? 3 : 6, 'bench-live', (k, t) => submittedAt.set(k, t));
     await sleep(500);
-    return { submitsPerSecond: rate, submitP99Ms: r.p99Ms, leaseP50Ms: round(pct(leaseLat, 50)), leaseP99Ms: round(pct(leaseLat, 99)), samples: leaseLat.length };
+    return {
+      submitsPerSecond: rate,
+      submitP99Ms: r.p99Ms,
+      leaseP50Ms: round(pct(leaseLat, 50)),
+      leaseP99Ms: round(pct(leaseLat, 99)),
+      samples: leaseLat.length,
+    };
   }
   // The lease latency is measured from before the submit request is sent until the lease arrives at a worker.
   log('submit → lease latency at half load (500/s) with all workers waiting');
@@ -241,7 +268,11 @@ try {
     const before = leased;
     for (let i = 0; i < backlog; i += 1000) {
       await call('POST', '/v1/workloads/batch', {
-        workloads: Array.from({ length: Math.min(1000, backlog - i) }, () => ({ key: key('lq'), command: ['true'], queue: 'bench-live' })),
+        workloads: Array.from({ length: Math.min(1000, backlog - i) }, () => ({
+          key: key('lq'),
+          command: ['true'],
+          queue: 'bench-live',
+        })),
       });
     }
     const t0 = performance.now();
@@ -268,8 +299,15 @@ try {
 
   // ---------------------------------------------------------------- report
   const t = DESIGN_TARGETS(results);
-  const rows = t.map(([name, value, target, ok]) => [name, String(value), target, ok === null ? '' : ok ? 'met' : 'MISSED']);
-  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['measure', 'value', 'target', ''][i].length));
+  const rows = t.map(([name, value, target, ok]) => [
+    name,
+    String(value),
+    target,
+    ok === null ? '' : ok ? 'met' : 'MISSED',
+  ]);
+  const widths = [0, 1, 2, 3].map((i) =>
+    Math.max(...rows.map((r) => r[i].length), ['measure', 'value', 'target', ''][i].length),
+  );
   const fmt = (r) => r.map((c, i) => c.padEnd(widths[i])).join('  ');
   console.log(`\n${fmt(['measure', 'value', 'target', ''])}\n${fmt(widths.map((w) => '-'.repeat(w)))}`);
   for (const r of rows) console.log(fmt(r));
@@ -292,12 +330,27 @@ function DESIGN_TARGETS(r) {
     ['submissions/s, batched', r.submitBatched.perSecond, '>= 10,000', r.submitBatched.perSecond >= 10000],
     ['submit→lease p50 at half load (ms)', r.dispatch.leaseP50Ms, '<= 10', r.dispatch.leaseP50Ms <= 10],
     ['submit→lease p99 at half load (ms)', r.dispatch.leaseP99Ms, '<= 50', r.dispatch.leaseP99Ms <= 50],
-    ...r.dispatchCurve.map((c) => [`submit→lease p50/p99 at ${c.submitsPerSecond}/s (ms)`, `${c.leaseP50Ms}/${c.leaseP99Ms}`, '(curve)', null]),
+    ...r.dispatchCurve.map((c) => [
+      `submit→lease p50/p99 at ${c.submitsPerSecond}/s (ms)`,
+      `${c.leaseP50Ms}/${c.leaseP99Ms}`,
+      '(curve)',
+      null,
+    ]),
     ['leases/s to waiting workers', r.leasesPerSecond, '>= 1,000', r.leasesPerSecond >= 1000],
     ['connected pull workers', r.workersConnected, '>= 2,000', r.workersConnected >= 2000],
     ['live workloads held', r.liveWorkloads, '>= 100,000', r.liveWorkloads >= 100000],
-    ['submit p99 at 1,000/s with live load (ms)', r.submitAt1000WithLive.p99Ms, `<= 2x (${round(2 * r.submitAt1000.p99Ms)})`, r.submitAt1000WithLive.p99Ms <= 2 * Math.max(r.submitAt1000.p99Ms, 5)],
-    ['submit→lease p99 with live load (ms)', r.dispatchWithLive.leaseP99Ms, `<= 2x (${round(2 * r.dispatch.leaseP99Ms)})`, r.dispatchWithLive.leaseP99Ms <= 2 * Math.max(r.dispatch.leaseP99Ms, 5)],
+    [
+      'submit p99 at 1,000/s with live load (ms)',
+      r.submitAt1000WithLive.p99Ms,
+      `<= 2x (${round(2 * r.submitAt1000.p99Ms)})`,
+      r.submitAt1000WithLive.p99Ms <= 2 * Math.max(r.submitAt1000.p99Ms, 5),
+    ],
+    [
+      'submit→lease p99 with live load (ms)',
+      r.dispatchWithLive.leaseP99Ms,
+      `<= 2x (${round(2 * r.dispatch.leaseP99Ms)})`,
+      r.dispatchWithLive.leaseP99Ms <= 2 * Math.max(r.dispatch.leaseP99Ms, 5),
+    ],
     ['service RSS idle (MB)', r.rssIdleMb, '<= 100', r.rssIdleMb <= 100],
     ['service RSS loaded (MB)', r.rssLoadedMb, '<= 300', r.rssLoadedMb <= 300],
   ];

@@ -44,7 +44,8 @@ const seconds = (since) => `${((Date.now() - since) / 1000).toFixed(1)}s`;
 async function main() {
   if (args.help) return console.log(USAGE);
   const unknown = Object.keys(args).filter((k) => !['_', 'env', 'stacks', 'plan', 'engine', 'help', 'h'].includes(k));
-  if (unknown.length > 0 || args._.length > 0) throw new DeployError(`unknown argument ${[...unknown.map((k) => `--${k}`), ...args._].join(' ')}\n${USAGE}`);
+  if (unknown.length > 0 || args._.length > 0)
+    throw new DeployError(`unknown argument ${[...unknown.map((k) => `--${k}`), ...args._].join(' ')}\n${USAGE}`);
   if (!args.env) throw new DeployError(`--env is required\n${USAGE}`);
   if (!['terraform', 'tofu'].includes(args.engine)) {
     throw new DeployError(`--engine must be terraform or tofu (got "${args.engine}")`);
@@ -53,12 +54,23 @@ async function main() {
 
   step(`synthesizing ${args.env}`);
   const started = Date.now();
-  const synth = await $({ cwd: root, nothrow: true, env: { ...$.env, AIRFLEET_ENVIRONMENTS: args.env, CDKTF_OUTDIR: outdir } })`node --no-deprecation stacks/src/main.ts`;
+  const synth = await $({
+    cwd: root,
+    nothrow: true,
+    env: { ...$.env, AIRFLEET_ENVIRONMENTS: args.env, CDKTF_OUTDIR: outdir },
+  })`node --no-deprecation stacks/src/main.ts`;
   if (synth.exitCode !== 0) throw new DeployError(`synthesis failed:\n${synth.stderr || synth.stdout}`);
   const manifest = JSON.parse(readFileSync(path.join(outdir, 'manifest.json'), 'utf8'));
-  note(`${Object.keys(manifest.stacks).length} stacks in ${seconds(started)} (environments: ${environmentsIn(manifest).join(', ')})`);
+  note(
+    `${Object.keys(manifest.stacks).length} stacks in ${seconds(started)} (environments: ${environmentsIn(manifest).join(', ')})`,
+  );
 
-  const selection = args.stacks ? String(args.stacks).split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+  const selection = args.stacks
+    ? String(args.stacks)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
   const order = deploymentOrder(manifest, args.env, selection);
   const missing = unselectedDependencies(manifest, order);
   if (missing.length > 0) note(`not selected, must already be deployed: ${missing.join(', ')}`);
@@ -71,18 +83,30 @@ async function main() {
   await checkCredentials(stacks);
   await checkStateBuckets(stacks);
 
-  step(`${args.plan ? 'planning' : 'deploying'} ${order.length} stack${order.length === 1 ? '' : 's'} with ${engine}: ${order.join(' → ')}`);
+  step(
+    `${args.plan ? 'planning' : 'deploying'} ${order.length} stack${order.length === 1 ? '' : 's'} with ${engine}: ${order.join(' → ')}`,
+  );
   const results = [];
   for (const [i, stack] of stacks.entries()) {
     const label = `[${i + 1}/${stacks.length}] ${stack.name}`;
     const t0 = Date.now();
     console.log(chalk.bold(label));
     await run(engine, stack, ['init', '-input=false', '-no-color'], 'init');
-    const plan = await run(engine, stack, ['plan', '-input=false', '-no-color', '-detailed-exitcode', '-out=tfplan'], 'plan', [0, 2]);
+    const plan = await run(
+      engine,
+      stack,
+      ['plan', '-input=false', '-no-color', '-detailed-exitcode', '-out=tfplan'],
+      'plan',
+      [0, 2],
+    );
     const summary = (plan.stdout.match(/^(Plan: .*|No changes\..*)$/m) ?? ['(no summary)'])[0];
     note(summary);
     if (args.plan) {
-      results.push({ name: stack.name, outcome: plan.exitCode === 2 ? 'changes planned' : 'no changes', time: seconds(t0) });
+      results.push({
+        name: stack.name,
+        outcome: plan.exitCode === 2 ? 'changes planned' : 'no changes',
+        time: seconds(t0),
+      });
       continue;
     }
     if (plan.exitCode === 2) {
@@ -106,10 +130,18 @@ async function run(engine, stack, argv, what, okCodes = [0]) {
     if (what === 'init' && /NoSuchBucket|bucket does not exist|S3 bucket .* does not exist/i.test(output)) {
       throw new DeployError(`${stack.name}: ${bucketAdvice(stack.config.terraform.backend.s3)}\n\n${output}`);
     }
-    if (/No valid credential sources found|InvalidClientTokenId|ExpiredToken|failed to refresh cached credentials/i.test(output)) {
-      throw new DeployError(`${stack.name}: ${what} failed for lack of valid AWS credentials.\n${credentialAdvice()}\n\n${output}`);
+    if (
+      /No valid credential sources found|InvalidClientTokenId|ExpiredToken|failed to refresh cached credentials/i.test(
+        output,
+      )
+    ) {
+      throw new DeployError(
+        `${stack.name}: ${what} failed for lack of valid AWS credentials.\n${credentialAdvice()}\n\n${output}`,
+      );
     }
-    throw new DeployError(`${stack.name}: ${engine} ${what} failed (exit ${result.exitCode}); later stacks were not touched.\n\n${output}`);
+    throw new DeployError(
+      `${stack.name}: ${engine} ${what} failed (exit ${result.exitCode}); later stacks were not touched.\n\n${output}`,
+    );
   }
   note(`${what} ${seconds(t0)}`);
   return result;
@@ -126,10 +158,14 @@ async function checkEngine(engine) {
   }
   const out = await $({ nothrow: true })`${binary} version -json`;
   const version = out.exitCode === 0 ? JSON.parse(out.stdout).terraform_version : undefined;
-  const [major = 0, minor = 0] = String(version ?? '0.0').split('.').map(Number);
+  const [major = 0, minor = 0] = String(version ?? '0.0')
+    .split('.')
+    .map(Number);
   const [needMajor, needMinor] = MIN_ENGINE[engine];
   if (major < needMajor || (major === needMajor && minor < needMinor)) {
-    throw new DeployError(`${engine} ${version ?? '(unknown version)'} at ${binary} is too old: the S3 state lock file needs ${needMajor}.${needMinor} or later.`);
+    throw new DeployError(
+      `${engine} ${version ?? '(unknown version)'} at ${binary} is too old: the S3 state lock file needs ${needMajor}.${needMinor} or later.`,
+    );
   }
   note(`${engine} ${version} (${binary})`);
   return binary;
@@ -144,11 +180,15 @@ async function checkCredentials(stacks) {
   const needsAws = stacks.some((s) => s.config.provider?.aws || s.config.terraform?.backend?.s3);
   if (needsAws) {
     const aws = await which('aws', { nothrow: true });
-    const region = stacks.map((s) => s.config.provider?.aws?.[0]?.region ?? s.config.terraform?.backend?.s3?.region).find(Boolean);
+    const region = stacks
+      .map((s) => s.config.provider?.aws?.[0]?.region ?? s.config.terraform?.backend?.s3?.region)
+      .find(Boolean);
     if (aws) {
       const id = await $({ nothrow: true })`${aws} sts get-caller-identity --output json --region ${region}`;
       if (id.exitCode !== 0) {
-        throw new DeployError(`AWS credentials are missing or invalid: aws sts get-caller-identity said: ${id.stderr.trim()}\n${credentialAdvice()}`);
+        throw new DeployError(
+          `AWS credentials are missing or invalid: aws sts get-caller-identity said: ${id.stderr.trim()}\n${credentialAdvice()}`,
+        );
       }
       note(`AWS identity ${JSON.parse(id.stdout).Arn}`);
     } else if (!(await hasAwsCredentialSource())) {
@@ -159,7 +199,9 @@ async function checkCredentials(stacks) {
   }
   const nomad = stacks.filter((s) => s.config.provider?.nomad);
   if (nomad.length > 0) {
-    const missing = ['NOMAD_TOKEN', 'NOMAD_CACERT', 'NOMAD_CLIENT_CERT', 'NOMAD_CLIENT_KEY'].filter((v) => !process.env[v]);
+    const missing = ['NOMAD_TOKEN', 'NOMAD_CACERT', 'NOMAD_CLIENT_CERT', 'NOMAD_CLIENT_KEY'].filter(
+      (v) => !process.env[v],
+    );
     if (missing.length > 0) {
       throw new DeployError(
         `${nomad.map((s) => s.name).join(', ')} talk${nomad.length === 1 ? 's' : ''} to Nomad over mutual TLS with an ACL token; set ${missing.join(', ')} ` +

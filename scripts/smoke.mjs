@@ -32,7 +32,10 @@ function freePort() {
 }
 
 function launch(name, args, env = {}) {
-  const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const log = [];
   const keep = (d) => log.push(d.toString());
   child.stdout.on('data', keep);
@@ -77,19 +80,34 @@ try {
     const token = await waitFor('the admin token', () => readFileSync(join(dataDir, 'admin.token'), 'utf8').trim());
     client = new ApiClient(url, token);
     const workerEnv = { ...env, AIRFLEET_API_URL: url, AIRFLEET_TOKEN: token };
-    launch('worker alpha', ['worker', '--name', 'alpha', '--queues', queueA, '--concurrency', '2', '--kill-grace', '2'], workerEnv);
-    launch('worker beta', ['worker', '--name', 'beta', '--queues', queueB, '--concurrency', '3', '--kill-grace', '2'], workerEnv);
+    launch(
+      'worker alpha',
+      ['worker', '--name', 'alpha', '--queues', queueA, '--concurrency', '2', '--kill-grace', '2'],
+      workerEnv,
+    );
+    launch(
+      'worker beta',
+      ['worker', '--name', 'beta', '--queues', queueB, '--concurrency', '3', '--kill-grace', '2'],
+      workerEnv,
+    );
     await waitFor('both workers to register', async () => {
       const { workers } = await client.request('GET', '/v1/workers');
       return workers.filter((w) => ['idle', 'running'].includes(w.state)).length >= 2;
     });
-    step(`workers ${chalk.bold('alpha')} (${queueA}, 2 slots) and ${chalk.bold('beta')} (${queueB}, 3 slots) registered`);
+    step(
+      `workers ${chalk.bold('alpha')} (${queueA}, 2 slots) and ${chalk.bold('beta')} (${queueB}, 3 slots) registered`,
+    );
   }
 
   const run = Date.now().toString(36);
   const sh = (script) => ['sh', '-c', script];
   const cases = [
-    { name: 'success', queue: queueA, command: sh('echo smoke-ok'), expect: { state: 'succeeded', exitCode: 0, stdout: 'smoke-ok' } },
+    {
+      name: 'success',
+      queue: queueA,
+      command: sh('echo smoke-ok'),
+      expect: { state: 'succeeded', exitCode: 0, stdout: 'smoke-ok' },
+    },
     {
       name: 'failure with exit code',
       queue: queueB,
@@ -103,9 +121,25 @@ try {
       command: sh('sleep 1; echo heavy-done'),
       expect: { state: 'succeeded', exitCode: 0, stdout: 'heavy-done', runsAlone: true },
     },
-    { name: 'blocker 1', queue: queueA, command: sh('sleep 1.5; echo b1'), expect: { state: 'succeeded', exitCode: 0, stdout: 'b1' } },
-    { name: 'blocker 2', queue: queueA, command: sh('sleep 1.5; echo b2'), expect: { state: 'succeeded', exitCode: 0, stdout: 'b2' } },
-    { name: 'low priority', queue: queueA, priorityWeight: 1, command: sh('echo low'), expect: { state: 'succeeded', exitCode: 0, stdout: 'low' } },
+    {
+      name: 'blocker 1',
+      queue: queueA,
+      command: sh('sleep 1.5; echo b1'),
+      expect: { state: 'succeeded', exitCode: 0, stdout: 'b1' },
+    },
+    {
+      name: 'blocker 2',
+      queue: queueA,
+      command: sh('sleep 1.5; echo b2'),
+      expect: { state: 'succeeded', exitCode: 0, stdout: 'b2' },
+    },
+    {
+      name: 'low priority',
+      queue: queueA,
+      priorityWeight: 1,
+      command: sh('echo low'),
+      expect: { state: 'succeeded', exitCode: 0, stdout: 'low' },
+    },
     {
       name: 'high priority',
       queue: queueA,
@@ -113,7 +147,12 @@ try {
       command: sh('echo high'),
       expect: { state: 'succeeded', exitCode: 0, stdout: 'high', startsBefore: 'low priority' },
     },
-    { name: 'cancelled', queue: queueB, command: sh('echo started; sleep 60'), expect: { state: 'cancelled', reason: 'cancelled', stdout: 'started' } },
+    {
+      name: 'cancelled',
+      queue: queueB,
+      command: sh('echo started; sleep 60'),
+      expect: { state: 'cancelled', reason: 'cancelled', stdout: 'started' },
+    },
   ];
 
   const feedStart = (await client.request('GET', '/v1/events', { query: { after: 0, limit: 1 } })).last;
@@ -121,14 +160,28 @@ try {
   // Submitted in order: the blockers fill alpha's two slots so the low and high priority tasks queue up
   // behind them, and the high one (submitted last) must still start first.
   for (const c of cases) {
-    const body = { key: `smoke-${run}-${c.name.replace(/\W+/g, '-')}`, command: c.command, queue: c.queue, poolSlots: c.poolSlots ?? 1 };
+    const body = {
+      key: `smoke-${run}-${c.name.replace(/\W+/g, '-')}`,
+      command: c.command,
+      queue: c.queue,
+      poolSlots: c.poolSlots ?? 1,
+    };
     if (c.priorityWeight !== undefined) body.priorityWeight = c.priorityWeight;
     c.workload = await client.request('POST', '/v1/workloads', { body });
-    if (c.name === 'blocker 2') await waitFor('the blockers to start', async () => (await client.request('GET', `/v1/workloads/${c.workload.id}`)).state === 'running', 10_000);
+    if (c.name === 'blocker 2')
+      await waitFor(
+        'the blockers to start',
+        async () => (await client.request('GET', `/v1/workloads/${c.workload.id}`)).state === 'running',
+        10_000,
+      );
   }
 
   const cancelled = cases.find((c) => c.name === 'cancelled');
-  await waitFor('the task to cancel to start', async () => (await client.request('GET', `/v1/workloads/${cancelled.workload.id}/logs`)).data !== '', 15_000);
+  await waitFor(
+    'the task to cancel to start',
+    async () => (await client.request('GET', `/v1/workloads/${cancelled.workload.id}/logs`)).data !== '',
+    15_000,
+  );
   await client.request('POST', `/v1/workloads/${cancelled.workload.id}/cancel`);
   step('cancel requested for the running "cancelled" workload');
 
@@ -140,13 +193,19 @@ try {
   const deadline = Date.now() + 60_000;
   while ([...states.values()].some((s) => !['succeeded', 'failed', 'cancelled'].includes(s))) {
     if (Date.now() > deadline) throw new Error('workloads did not all finish within 60 s');
-    const { events, last } = await client.request('GET', '/v1/events', { query: { after, waitMs: 2_000 }, timeoutMs: 10_000 });
+    const { events, last } = await client.request('GET', '/v1/events', {
+      query: { after, waitMs: 2_000 },
+      timeoutMs: 10_000,
+    });
     after = last;
     for (const e of events) if (ids.has(e.workloadId)) states.set(e.workloadId, e.state);
     const tally = {};
     for (const s of states.values()) tally[s] = (tally[s] ?? 0) + 1;
-    const line = Object.entries(tally).map(([s, n]) => `${s}=${n}`).join(' ');
-    if (process.stdout.isTTY) process.stdout.write(`\r${chalk.cyan(`[${elapsed().padStart(6)}]`)} progress: ${line}\u001b[K`);
+    const line = Object.entries(tally)
+      .map(([s, n]) => `${s}=${n}`)
+      .join(' ');
+    if (process.stdout.isTTY)
+      process.stdout.write(`\r${chalk.cyan(`[${elapsed().padStart(6)}]`)} progress: ${line}\u001b[K`);
     else if (line !== lastLine) step(`progress: ${line}`);
     lastLine = line;
   }
@@ -156,7 +215,10 @@ try {
   for (const c of cases) {
     c.final = await client.request('GET', `/v1/workloads/${c.workload.id}`);
     const log = async (stream) =>
-      Buffer.from((await client.request('GET', `/v1/workloads/${c.workload.id}/logs`, { query: { stream } })).data, 'base64').toString();
+      Buffer.from(
+        (await client.request('GET', `/v1/workloads/${c.workload.id}/logs`, { query: { stream } })).data,
+        'base64',
+      ).toString();
     c.stdout = await log('stdout');
     c.stderr = await log('stderr');
   }
@@ -168,13 +230,19 @@ try {
     const e = c.expect;
     if (f.state !== e.state) problems.push(`state ${f.state}, expected ${e.state}`);
     if (e.reason && f.reason !== e.reason) problems.push(`reason ${f.reason}, expected ${e.reason}`);
-    if (e.exitCode !== undefined && f.exitCode !== e.exitCode) problems.push(`exit ${f.exitCode}, expected ${e.exitCode}`);
+    if (e.exitCode !== undefined && f.exitCode !== e.exitCode)
+      problems.push(`exit ${f.exitCode}, expected ${e.exitCode}`);
     if (e.stdout && !c.stdout.includes(e.stdout)) problems.push(`stdout lacks '${e.stdout}'`);
     if (e.stderr && !c.stderr.includes(e.stderr)) problems.push(`stderr lacks '${e.stderr}'`);
-    if (e.startsBefore && !(t(f.startedAt) < t(byName[e.startsBefore].final.startedAt))) problems.push(`did not start before '${e.startsBefore}'`);
+    if (e.startsBefore && !(t(f.startedAt) < t(byName[e.startsBefore].final.startedAt)))
+      problems.push(`did not start before '${e.startsBefore}'`);
     if (e.runsAlone) {
       const overlapping = cases.filter(
-        (o) => o !== c && o.final.workerName === f.workerName && t(o.final.startedAt) < t(f.finishedAt) && t(o.final.finishedAt) > t(f.startedAt),
+        (o) =>
+          o !== c &&
+          o.final.workerName === f.workerName &&
+          t(o.final.startedAt) < t(f.finishedAt) &&
+          t(o.final.finishedAt) > t(f.startedAt),
       );
       if (overlapping.length) problems.push(`shared its worker with ${overlapping.map((o) => o.name).join(', ')}`);
     }
@@ -186,12 +254,31 @@ try {
     const wait = f.startedAt ? `${t(f.startedAt) - t(f.createdAt)} ms` : '-';
     const ran = f.startedAt && f.finishedAt ? `${t(f.finishedAt) - t(f.startedAt)} ms` : '-';
     const got = `${f.state}${f.reason ? `/${f.reason}` : ''}${f.exitCode !== null ? ` exit ${f.exitCode}` : ''}`;
-    return [c.problems.length ? chalk.red('FAIL') : chalk.green('ok'), c.name, f.queue, f.workerName ?? '-', got, wait, ran, c.problems.join('; ')];
+    return [
+      c.problems.length ? chalk.red('FAIL') : chalk.green('ok'),
+      c.name,
+      f.queue,
+      f.workerName ?? '-',
+      got,
+      wait,
+      ran,
+      c.problems.join('; '),
+    ];
   });
   const headers = ['', 'case', 'queue', 'worker', 'outcome', 'queued→started', 'run time', 'problems'];
-  const plain = (s) => String(s).replace(/\u001b\[[0-9;]*m/g, '');
+  // chalk's colour codes take no room on screen: leave them out when measuring column widths.
+  const ESC = String.fromCharCode(27);
+  const plain = (s) =>
+    String(s)
+      .split(ESC)
+      .map((part, i) => (i === 0 ? part : part.replace(/^\[[0-9;]*m/, '')))
+      .join('');
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => plain(r[i]).length)));
-  const fmt = (r) => r.map((cell, i) => String(cell) + ' '.repeat(widths[i] - plain(cell).length)).join('  ').trimEnd();
+  const fmt = (r) =>
+    r
+      .map((cell, i) => String(cell) + ' '.repeat(widths[i] - plain(cell).length))
+      .join('  ')
+      .trimEnd();
   console.log(`\n${fmt(headers)}\n${fmt(widths.map((w) => '-'.repeat(w)))}\n${rows.map(fmt).join('\n')}\n`);
   const failed = cases.filter((c) => c.problems.length);
   if (failed.length) {
@@ -203,7 +290,8 @@ try {
 } catch (error) {
   console.error(chalk.red(`\nsmoke: ${error.message}`));
   for (const { name, log } of children) {
-    if (log.length) console.error(chalk.gray(`--- last output of ${name} ---\n${log.join('').split('\n').slice(-15).join('\n')}`));
+    if (log.length)
+      console.error(chalk.gray(`--- last output of ${name} ---\n${log.join('').split('\n').slice(-15).join('\n')}`));
   }
   process.exitCode = 1;
 } finally {

@@ -8,7 +8,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { LIMITS } from '../domain/limits.ts';
-import { VERSION, type ExecutorService } from '../service/executor-service.ts';
+import { type ExecutorService, VERSION } from '../service/executor-service.ts';
 import { authHook } from './auth.ts';
 import { errorHandler } from './errors.ts';
 import { systemRoutes } from './routes/system.ts';

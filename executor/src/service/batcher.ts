@@ -43,8 +43,12 @@ export class Batcher<I, O> {
     const batch = this.pending.splice(0, this.maxBatch);
     this.running++;
     this.run(batch.map((b) => b.input))
-      .then((outputs) => batch.forEach((b, i) => b.resolve(outputs[i] as O)))
-      .catch((error) => batch.forEach((b) => b.reject(error)))
+      .then((outputs) => {
+        for (const [i, b] of batch.entries()) b.resolve(outputs[i] as O);
+      })
+      .catch((error) => {
+        for (const b of batch) b.reject(error);
+      })
       .finally(() => {
         this.running--;
         if (this.pending.length > 0) this.flush();

@@ -175,7 +175,7 @@ export class ExecutorService {
   private async bootstrapTokens(): Promise<void> {
     for (const t of this.config.bootstrapTokens) {
       const parsed = parseToken(t.token);
-      if (!parsed || parsed.prefix !== 'aft') {
+      if (parsed?.prefix !== 'aft') {
         throw new ConfigError(
           `bootstrap token '${t.name}' is not an airfleet API token (aft_<id>_<secret>); generate one with \`airfleet token generate\``,
         );
