@@ -84,7 +84,7 @@ async function main() {
   await checkStateBuckets(stacks);
 
   step(
-    `${args.plan ? 'planning' : 'deploying'} ${order.length} stack${order.length === 1 ? '' : 's'} with ${engine}: ${order.join(' → ')}`,
+    `${args.plan ? 'planning' : 'deploying'} ${order.length} stack${order.length === 1 ? '' : 's'} with ${args.engine}: ${order.join(' → ')}`,
   );
   const results = [];
   for (const [i, stack] of stacks.entries()) {

