@@ -29,6 +29,16 @@ export interface RetryPolicy {
   onRetry?: (error: Error, delayMs: number) => void;
 }
 
+export interface RequestOptions {
+  body?: unknown;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** @default 30000 */
+  timeoutMs?: number;
+  /** Retry on connection failures, 429 and 5xx; without it, one try. */
+  retry?: RetryPolicy;
+  signal?: AbortSignal;
+}
+
 /**
  * A small typed client for the executor API, shared by the CLI and the worker agent. Retries (when asked)
  * on connection failures, 429 and 5xx, with exponential backoff and jitter, honouring Retry-After.
@@ -49,13 +59,7 @@ export class ApiClient {
   async request<T>(
     method: string,
     path: string,
-    options: {
-      body?: unknown;
-      query?: Record<string, string | number | boolean | undefined>;
-      timeoutMs?: number;
-      retry?: RetryPolicy;
-      signal?: AbortSignal;
-    } = {},
+    options: RequestOptions = {},
   ): Promise<T> {
     const retry = options.retry;
     const deadline = Date.now() + (retry?.retryForMs ?? 0);
@@ -87,12 +91,7 @@ export class ApiClient {
   private async once<T>(
     method: string,
     path: string,
-    options: {
-      body?: unknown;
-      query?: Record<string, string | number | boolean | undefined>;
-      timeoutMs?: number;
-      signal?: AbortSignal;
-    },
+    options: Omit<RequestOptions, 'retry'>,
   ): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
