@@ -3,6 +3,15 @@
  * be pulled without a registry; containers are labelled instead and removed by label in global teardown.
  */
 export const TEST_LABEL = 'airfleet.test';
+
+/**
+ * Labels for every container a run starts: the run's id (set once in global setup and inherited by the
+ * test workers), so that cleanup removes this run's containers and never those of a run going on beside it.
+ */
+export function testLabels(): Record<string, string> {
+  process.env.AIRFLEET_TEST_RUN ??= `run-${process.pid}-${Date.now()}`;
+  return { [TEST_LABEL]: process.env.AIRFLEET_TEST_RUN };
+}
 export const IMAGE_TAG = process.env.AIRFLEET_IMAGE_TAG ?? 'dev';
 
 export function configureTestcontainers(): void {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { configureTestcontainers, projectImage } from './docker-env.ts';
+import { configureTestcontainers, projectImage, testLabels } from './docker-env.ts';
 
 /**
  * Fails the integration tier loudly, with the reason and the fix, instead of letting every suite time out
@@ -7,6 +7,7 @@ import { configureTestcontainers, projectImage } from './docker-env.ts';
  */
 export default function globalSetup(): void {
   configureTestcontainers();
+  testLabels(); // fixes this run's id before the test workers start, so they inherit it
   try {
     execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'pipe' });
   } catch (error) {

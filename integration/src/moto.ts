@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.ts';
 
 /** moto's server from integration/.venv (scripts/setup-python.sh installs the pinned moto[server]). */
-export const MOTO_SERVER = process.env.AIRFLEET_MOTO_SERVER ?? fileURLToPath(new URL('../.venv/bin/moto_server', import.meta.url));
+export const MOTO_SERVER =
+  process.env.AIRFLEET_MOTO_SERVER ?? fileURLToPath(new URL('../.venv/bin/moto_server', import.meta.url));
 
 export function motoAvailability(): { ok: true; binary: string } | { ok: false; reason: string } {
   return existsSync(MOTO_SERVER)

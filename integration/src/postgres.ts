@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { GenericContainer, type StartedTestContainer, Wait } from 'testcontainers';
-import { configureTestcontainers, projectImage, TEST_LABEL } from './docker-env.ts';
+import { configureTestcontainers, projectImage, testLabels } from './docker-env.ts';
 import { freePort } from './ports.ts';
 
 export interface PostgresOptions {
@@ -71,7 +71,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Star
   const args = Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
   const container = await new GenericContainer(projectImage('postgres'))
     .withNetworkMode('host')
-    .withLabels({ [TEST_LABEL]: 'true' })
+    .withLabels(testLabels())
     .withEnvironment({ POSTGRES_PASSWORD: password, POSTGRES_DB: database, PGPORT: String(port) })
     .withCommand(args)
     .withHealthCheck({

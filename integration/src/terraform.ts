@@ -121,7 +121,11 @@ export class Terraform {
 
   run(cwd: string, args: string[], timeoutMs = 300_000): Promise<RunResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.binary, [...args, '-no-color'], { cwd, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(this.binary, [...args, '-no-color'], {
+        cwd,
+        env: this.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => {

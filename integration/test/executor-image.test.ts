@@ -2,7 +2,7 @@ import { GenericContainer, type StartedTestContainer, Wait } from 'testcontainer
 import { ApiClient } from '../../executor/src/client/api-client.ts';
 import type { Workload } from '../../executor/src/domain/workload.ts';
 import { ADMIN_TOKEN, waitFor } from '../src/airfleet-process.ts';
-import { configureTestcontainers, projectImage, TEST_LABEL } from '../src/docker-env.ts';
+import { configureTestcontainers, projectImage, testLabels } from '../src/docker-env.ts';
 import { freePort } from '../src/ports.ts';
 import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
 
@@ -22,7 +22,7 @@ describe('executor image (local/airfleet-executor)', () => {
     const port = await freePort();
     service = await new GenericContainer(projectImage('executor'))
       .withNetworkMode('host')
-      .withLabels({ [TEST_LABEL]: 'true' })
+      .withLabels(testLabels())
       .withEnvironment({
         AIRFLEET_DATABASE_URL: postgres.url,
         AIRFLEET_PORT: String(port),
@@ -35,7 +35,7 @@ describe('executor image (local/airfleet-executor)', () => {
     client = new ApiClient(url, ADMIN_TOKEN);
     worker = await new GenericContainer(projectImage('executor'))
       .withNetworkMode('host')
-      .withLabels({ [TEST_LABEL]: 'true' })
+      .withLabels(testLabels())
       .withEnvironment({ AIRFLEET_API_URL: url, AIRFLEET_TOKEN: ADMIN_TOKEN })
       .withCommand(['worker', '--name', 'in-container', '--queues', 'image', '--concurrency', '2'])
       .withWaitStrategy(Wait.forLogMessage(/worker registered/))

@@ -56,11 +56,7 @@ export class ApiClient {
     return new ApiClient(this.baseUrl, token);
   }
 
-  async request<T>(
-    method: string,
-    path: string,
-    options: RequestOptions = {},
-  ): Promise<T> {
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const retry = options.retry;
     const deadline = Date.now() + (retry?.retryForMs ?? 0);
     let delay = retry?.initialDelayMs ?? 200;
@@ -88,11 +84,7 @@ export class ApiClient {
     }
   }
 
-  private async once<T>(
-    method: string,
-    path: string,
-    options: Omit<RequestOptions, 'retry'>,
-  ): Promise<T> {
+  private async once<T>(method: string, path: string, options: Omit<RequestOptions, 'retry'>): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = {};

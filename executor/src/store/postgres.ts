@@ -60,6 +60,11 @@ export class PostgresDb implements Db {
     } catch (error) {
       throw wrap(error);
     }
+    // A connection that dies while checked out emits 'error' on the client; without a listener that would
+    // crash the process. The failing query rejects on its own, so the listener only has to exist.
+    const onError = (error: Error) =>
+      this.options.logger.warn({ err: error.message }, 'PostgreSQL connection lost mid-transaction');
+    client.on('error', onError);
     const q: Queryable = {
       query: async <R>(sql: string, params?: readonly unknown[]) => {
         const result = await client.query(sql, params as unknown[]);
@@ -80,6 +85,7 @@ export class PostgresDb implements Db {
       if (!broken) await client.query('ROLLBACK').catch(() => undefined);
       throw wrap(error);
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
