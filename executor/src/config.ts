@@ -69,6 +69,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     out[key] = n;
   };
   if (env.AIRFLEET_DATABASE_URL) out.databaseUrl = env.AIRFLEET_DATABASE_URL;
+  else if (env.PGHOST) out.databaseUrl = urlFromLibpqEnv(env);
   if (env.AIRFLEET_DATA_DIR) out.dataDir = env.AIRFLEET_DATA_DIR;
   if (env.AIRFLEET_HOST) out.host = env.AIRFLEET_HOST;
   num('AIRFLEET_PORT', 'port');
@@ -85,6 +86,21 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     tokens.push({ name: 'env-enroll', token: env.AIRFLEET_ENROLL_TOKEN, scopes: ['enroll'] });
   if (tokens.length) out.bootstrapTokens = tokens;
   return out as ServiceConfigInput;
+}
+
+/**
+ * PostgreSQL from the libpq variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE), the way
+ * the stacks hand the database to the service on ECS (user and password injected as secrets).
+ */
+export function urlFromLibpqEnv(env: NodeJS.ProcessEnv): string {
+  const url = new URL('postgres://localhost');
+  url.hostname = env.PGHOST ?? 'localhost';
+  if (env.PGPORT) url.port = env.PGPORT;
+  url.pathname = `/${encodeURIComponent(env.PGDATABASE ?? env.PGUSER ?? 'postgres')}`;
+  if (env.PGUSER) url.username = encodeURIComponent(env.PGUSER);
+  if (env.PGPASSWORD) url.password = encodeURIComponent(env.PGPASSWORD);
+  if (env.PGSSLMODE) url.searchParams.set('sslmode', env.PGSSLMODE);
+  return url.toString();
 }
 
 export const DEFAULT_HOME = join(homedir(), '.airfleet');

@@ -2,9 +2,12 @@
 # which fills in the variables below; it also runs as is with
 #   nomad job run -var-file=executor.vars.hcl stacks/jobs/executor.nomad.hcl
 #
-# No secret appears here: the database credentials are read by the service at start-up from the Secrets
-# Manager secret RDS manages (the client's instance role may read it), and the Nomad API is reached through
-# the Task API socket with the job's workload identity, whose ACL policy is bound to this job.
+# No secret appears here. The database credentials are read by the service from the Secrets Manager secret
+# RDS manages and rotates (AIRFLEET_DATABASE_SECRET_ARN; the client's instance role may read it). The
+# enrollment token comes from the Nomad variable nomad/jobs/airfleet-executor (put it there once, out of
+# band: nomad var put -namespace airfleet-system nomad/jobs/airfleet-executor enroll_token=...), readable by
+# this job's workload identity only. The Nomad API is reached through the Task API socket with that same
+# identity, whose ACL policy the nomad stack binds to this job.
 
 variable "environment" {
   type = string
@@ -50,7 +53,7 @@ variable "memory" {
 
 variable "port" {
   type    = number
-  default = 8080
+  default = 8470
 }
 
 variable "aws_region" {
@@ -142,18 +145,29 @@ job "airfleet-executor" {
         change_mode = "restart"
       }
 
+      # PostgreSQL settings the libpq way (PG* variables); the credentials are fetched by the service.
       env {
-        AIRFLEET_ENVIRONMENT         = var.environment
-        AIRFLEET_PORT                = "${NOMAD_PORT_http}"
-        AIRFLEET_DATABASE_HOST       = var.database_host
-        AIRFLEET_DATABASE_PORT       = var.database_port
-        AIRFLEET_DATABASE_NAME       = var.database_name
-        AIRFLEET_DATABASE_SSLMODE    = "verify-full"
-        AIRFLEET_DATABASE_SECRET_ARN = var.database_secret_arn
+        AIRFLEET_ENVIRONMENT           = var.environment
+        AIRFLEET_HOST                  = "0.0.0.0"
+        AIRFLEET_PORT                  = "${NOMAD_PORT_http}"
+        PGHOST                         = var.database_host
+        PGPORT                         = var.database_port
+        PGDATABASE                     = var.database_name
+        PGSSLMODE                      = "verify-full"
+        AIRFLEET_DATABASE_SECRET_ARN   = var.database_secret_arn
         AIRFLEET_BATCH_RESOURCE_PREFIX = "airfleet-${var.environment}-"
-        NOMAD_ADDR                   = "unix://${NOMAD_SECRETS_DIR}/api.sock"
-        NOMAD_NAMESPACE              = var.task_namespace
-        AWS_REGION                   = var.aws_region
+        NOMAD_ADDR                     = "unix://${NOMAD_SECRETS_DIR}/api.sock"
+        NOMAD_NAMESPACE                = var.task_namespace
+        AWS_REGION                     = var.aws_region
+      }
+
+      template {
+        data        = <<-EOT
+          {{ with nomadVar "nomad/jobs/airfleet-executor" }}AIRFLEET_ENROLL_TOKEN={{ .enroll_token }}{{ end }}
+        EOT
+        destination = "secrets/enroll.env"
+        env         = true
+        change_mode = "restart"
       }
 
       resources {

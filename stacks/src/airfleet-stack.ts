@@ -26,7 +26,8 @@ export interface StateOptions {
   outdir: string;
   /**
    * Keep every stack's state in this directory, whatever the environment configures: for tests and
-   * throwaway runs (e.g. applying to moto). @default the environment's `state` setting
+   * throwaway runs (e.g. applying to moto). @default the environment's `state` setting; local state goes
+   * to `.airfleet/state` next to the output directory
    */
   localStateDir?: string;
 }
@@ -113,10 +114,11 @@ export class AirfleetStack extends TerraformStack {
   private configureState(options: StateOptions): void {
     const state = this.env.state;
     if (options.localStateDir !== undefined || state.backend === 'local') {
-      // Relative to the stack's working directory (<outdir>/stacks/<stack>), so the synthesized JSON does not
-      // depend on where the repository is checked out. Remote state lookups between local stacks use the
-      // same relative layout, which holds because every stack directory is a sibling.
-      const dir = resolve(options.localStateDir ?? '.airfleet/state');
+      // By default in .airfleet/state next to the output directory (the repository root for cdktf.out;
+      // gitignored). Written relative to the stack's working directory (<outdir>/stacks/<stack>), so the
+      // synthesized JSON does not depend on where the repository is checked out; remote state lookups
+      // between local stacks use the same relative path, which holds because stack directories are siblings.
+      const dir = resolve(options.localStateDir ?? resolve(options.outdir, '..', '.airfleet', 'state'));
       const stackDir = resolve(options.outdir, 'stacks', this.stackName);
       new LocalBackend(this, { path: relative(stackDir, resolve(dir, `${this.stackName}.tfstate`)) });
       return;

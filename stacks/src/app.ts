@@ -87,12 +87,19 @@ export function addEnvironment(
   return { network, registry, data, batch, nomadClients, ...(executor ? { executor } : {}), workerPools, nomad };
 }
 
+export class UnknownEnvironmentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnknownEnvironmentError';
+  }
+}
+
 /** Validates every environment (all problems at once), then builds the app with the selected ones. */
 export function buildApp(options: AirfleetAppOptions = {}): AirfleetApp {
   const parsed = parseEnvironments(options.environments ?? defaultEnvironments);
   const unknown = (options.only ?? []).filter((name) => !parsed.some((env) => env.name === name));
   if (unknown.length > 0) {
-    throw new Error(
+    throw new UnknownEnvironmentError(
       `Unknown environment ${unknown.map((n) => `"${n}"`).join(', ')}; defined: ${parsed.map((e) => e.name).join(', ')}`,
     );
   }

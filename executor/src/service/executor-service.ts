@@ -381,13 +381,6 @@ export class ExecutorService {
     return { worker, token: `afw_${worker.id.replaceAll('-', '')}_${secret}` };
   }
 
-  private async requireLiveWorker(workerId: string): Promise<Worker> {
-    const worker = await getWorker(this.db, workerId);
-    if (!worker) throw new NotFoundError('worker', workerId);
-    if (worker.state === 'lost' || worker.state === 'offline') throw goneError(worker);
-    return worker;
-  }
-
   async heartbeat(
     workerId: string,
     input: { metrics?: WorkerMetrics | undefined; running: RunningEntry[]; draining?: boolean | undefined },

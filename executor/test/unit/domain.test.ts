@@ -1,3 +1,4 @@
+import { configFromEnv, parseServiceConfig } from '../../src/config.ts';
 import { freeSlots, pickLeases } from '../../src/domain/slots.ts';
 import { canTransition, decideAfterFailure, isInfraRetryable } from '../../src/domain/states.ts';
 import { workloadInput } from '../../src/domain/workload.ts';
@@ -78,5 +79,28 @@ describe('workload validation', () => {
     );
     expect(issues.some((i) => i.includes('BAD-NAME') || i.startsWith('env'))).toBe(true);
     expect(issues.some((i) => i.includes('extra'))).toBe(true);
+  });
+});
+
+describe('service configuration', () => {
+  it('lists every bad value at once, naming the field', () => {
+    expect(() => parseServiceConfig({ port: 70_000, heartbeatTimeoutMs: 5, logLevel: 'loud' as 'info' })).toThrow(
+      /port[\s\S]*heartbeatTimeoutMs[\s\S]*logLevel/,
+    );
+  });
+
+  it('builds the database URL from libpq variables when no URL is given', () => {
+    const config = configFromEnv({
+      PGHOST: 'db.internal',
+      PGPORT: '5433',
+      PGDATABASE: 'airfleet',
+      PGUSER: 'svc',
+      PGPASSWORD: 'p@ss/word',
+      PGSSLMODE: 'verify-full',
+    });
+    expect(config.databaseUrl).toBe('postgres://svc:p%40ss%2Fword@db.internal:5433/airfleet?sslmode=verify-full');
+    expect(configFromEnv({ AIRFLEET_DATABASE_URL: 'postgres://a@b/c', PGHOST: 'ignored' }).databaseUrl).toBe(
+      'postgres://a@b/c',
+    );
   });
 });

@@ -51,7 +51,10 @@ export class DataStack extends AirfleetStack {
       enableKeyRotation: true,
       deletionWindowInDays: this.env.production ? 30 : 7,
     });
-    new KmsAlias(this, 'database-key-alias', { name: `alias/${this.resourceName('database')}`, targetKeyId: this.key.keyId });
+    new KmsAlias(this, 'database-key-alias', {
+      name: `alias/${this.resourceName('database')}`,
+      targetKeyId: this.key.keyId,
+    });
 
     const subnets = new DbSubnetGroup(this, 'subnet-group', {
       name: this.resourceName('database'),
@@ -118,7 +121,11 @@ export class DataStack extends AirfleetStack {
       applyImmediately: !this.env.production,
       enabledCloudwatchLogsExports: ['postgresql', 'upgrade'],
       ...(db.performanceInsights
-        ? { performanceInsightsEnabled: true, performanceInsightsKmsKeyId: this.key.arn, performanceInsightsRetentionPeriod: 7 }
+        ? {
+            performanceInsightsEnabled: true,
+            performanceInsightsKmsKeyId: this.key.arn,
+            performanceInsightsRetentionPeriod: 7,
+          }
         : {}),
     });
 

@@ -117,9 +117,10 @@ export class ExecutorStack extends AirfleetStack {
 
     // --- roles ---------------------------------------------------------------------------------------------
     const tokenSecret = this.arn('secretsmanager', `secret:${env.nomad.executorTokenSecretName}`);
+    const enrollSecret = this.arn('secretsmanager', `secret:${env.enrollTokenSecretName}`);
     const execution = new ServiceRole(this, 'execution-role', {
       name: this.resourceName('executor-execution'),
-      description: 'Starts the executor task: image, logs, database and Nomad secrets',
+      description: 'Starts the executor task: image, logs, database, enrollment and Nomad secrets',
       assumedBy: 'ecs-tasks.amazonaws.com',
       statements: [
         { Sid: 'EcrToken', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
@@ -132,7 +133,7 @@ export class ExecutorStack extends AirfleetStack {
         {
           Sid: 'ReadSecrets',
           Action: 'secretsmanager:GetSecretValue',
-          Resource: [data.connection.secretArn, `${tokenSecret}-??????`],
+          Resource: [data.connection.secretArn, `${tokenSecret}-??????`, `${enrollSecret}-??????`],
         },
         { Sid: 'DecryptDatabaseSecret', Action: 'kms:Decrypt', Resource: data.connection.kmsKeyArn },
       ],
@@ -161,13 +162,16 @@ export class ExecutorStack extends AirfleetStack {
       portMappings: [{ containerPort: executor.port, protocol: 'tcp' }],
       readonlyRootFilesystem: true,
       linuxParameters: { initProcessEnabled: true },
+      // The service reads PostgreSQL settings the libpq way (PG* variables, as node-postgres does); the
+      // credentials come from the RDS-managed secret, resolved by ECS when the task starts.
       environment: [
         { name: 'AIRFLEET_ENVIRONMENT', value: env.name },
+        { name: 'AIRFLEET_HOST', value: '0.0.0.0' },
         { name: 'AIRFLEET_PORT', value: String(executor.port) },
-        { name: 'AIRFLEET_DATABASE_HOST', value: data.connection.host },
-        { name: 'AIRFLEET_DATABASE_PORT', value: String(data.connection.port) },
-        { name: 'AIRFLEET_DATABASE_NAME', value: data.connection.name },
-        { name: 'AIRFLEET_DATABASE_SSLMODE', value: 'verify-full' },
+        { name: 'PGHOST', value: data.connection.host },
+        { name: 'PGPORT', value: String(data.connection.port) },
+        { name: 'PGDATABASE', value: data.connection.name },
+        { name: 'PGSSLMODE', value: 'verify-full' },
         { name: 'AIRFLEET_BATCH_RESOURCE_PREFIX', value: `airfleet-${env.name}-` },
         { name: 'NOMAD_ADDR', value: env.nomad.address },
         { name: 'NOMAD_REGION', value: env.nomad.region },
@@ -175,8 +179,9 @@ export class ExecutorStack extends AirfleetStack {
         { name: 'AWS_REGION', value: env.aws.region },
       ],
       secrets: [
-        { name: 'AIRFLEET_DATABASE_USER', valueFrom: `${data.connection.secretArn}:username::` },
-        { name: 'AIRFLEET_DATABASE_PASSWORD', valueFrom: `${data.connection.secretArn}:password::` },
+        { name: 'PGUSER', valueFrom: `${data.connection.secretArn}:username::` },
+        { name: 'PGPASSWORD', valueFrom: `${data.connection.secretArn}:password::` },
+        { name: 'AIRFLEET_ENROLL_TOKEN', valueFrom: enrollSecret },
         { name: 'NOMAD_TOKEN', valueFrom: tokenSecret },
       ],
       logConfiguration: {

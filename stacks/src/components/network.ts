@@ -96,7 +96,8 @@ export class NetworkStack extends AirfleetStack {
         destinationCidrBlock: '0.0.0.0/0',
         gatewayId: igw.id,
       });
-      const natZones = network.natGateways === 'per-az' ? network.availabilityZones : network.availabilityZones.slice(0, 1);
+      const natZones =
+        network.natGateways === 'per-az' ? network.availabilityZones : network.availabilityZones.slice(0, 1);
       const nats = natZones.map((az, i) => {
         const subnet = new Subnet(this, `public-${az}`, {
           vpcId: this.vpc.id,
@@ -105,7 +106,10 @@ export class NetworkStack extends AirfleetStack {
           mapPublicIpOnLaunch: false, // only NAT gateways live here, with their own Elastic IPs
           tags: { Name: this.resourceName('public', az), Tier: 'public' },
         });
-        new RouteTableAssociation(this, `public-${az}-association`, { subnetId: subnet.id, routeTableId: publicRoutes.id });
+        new RouteTableAssociation(this, `public-${az}-association`, {
+          subnetId: subnet.id,
+          routeTableId: publicRoutes.id,
+        });
         const eip = new Eip(this, `nat-ip-${az}`, { domain: 'vpc', tags: { Name: this.resourceName('nat', az) } });
         return new NatGateway(this, `nat-${az}`, {
           subnetId: subnet.id,

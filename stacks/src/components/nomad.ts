@@ -53,7 +53,7 @@ node {
  * unchanged.
  */
 export function escapeForTerraform(text: string): string {
-  return text.replace(/\$\{/g, '$${').replace(/%\{/g, '%%{');
+  return text.replace(/\$\{/g, () => '$${').replace(/%\{/g, '%%{');
 }
 
 /**

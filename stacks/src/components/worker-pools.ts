@@ -23,7 +23,7 @@ export interface WorkerPoolsStackProps {
 
 /** Lifecycle hooks wait at most two hours for a heartbeat. */
 const MAX_HOOK_HEARTBEAT_SECONDS = 7200;
-/** Time for the container to stop after the worker finished draining. */
+/** Time to notice a termination (guard timer) and to stop the container once drained, each. */
 const DRAIN_MARGIN_SECONDS = 60;
 
 /** One Auto Scaling group: a queue on one instance type. */
@@ -50,51 +50,69 @@ export function executorUrlParameter(env: EnvironmentConfig): string {
 }
 
 /**
- * The user data of one worker group: the worker's non-secret settings, a script that reads the
- * registration token from Secrets Manager into a tmpfs file and logs in to ECR before every start, and a
- * systemd unit that runs `airfleet worker` in a container and drains it on stop (SIGINT, bounded).
+ * The user data of one worker group. Nothing secret is in it:
+ * - airfleet-worker-prepare (before every start) reads the enrollment token from Secrets Manager into a
+ *   tmpfs env file, the executor URL from SSM, and logs in to ECR;
+ * - airfleet-worker.service runs `airfleet worker` in a container and drains it on stop (SIGINT, then the
+ *   drain timeout);
+ * - airfleet-worker-guard (a timer) keeps Auto Scaling in step with the worker: protected from scale-in
+ *   while task containers run, unprotected when idle, and, when Auto Scaling terminates the instance
+ *   (lifecycle hook "drain"), it drains the worker before letting the instance go.
  */
 export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): string {
   const { pool } = group;
-  const region = env.aws.region;
-  const settings = [
-    `AIRFLEET_ENVIRONMENT=${env.name}`,
-    `AIRFLEET_QUEUES=${pool.queue}`,
-    `AIRFLEET_CONCURRENCY=${pool.concurrency}`,
-    'AIRFLEET_WORKER_RUNTIME=docker',
-    `AIRFLEET_ASG_NAME=${group.name}`,
-    `AIRFLEET_DRAIN_TIMEOUT_SECONDS=${pool.drainTimeoutSeconds}`,
-    `AIRFLEET_LABELS=instance_type=${group.instanceType}`,
-    'AIRFLEET_WORKER_TOKEN_FILE=/run/secrets/airfleet-worker-token',
-    '',
-  ].join('\n');
+  const region = shellQuote(env.aws.region);
+  const asg = shellQuote(group.name);
   const prepare = shellScript(
-    'Before every worker start: registration token (Secrets Manager) to tmpfs, executor URL (SSM), ECR login.',
+    'Before every worker start: enrollment token (Secrets Manager) to tmpfs, executor URL (SSM), ECR login.',
     [
       'umask 077',
       'install -d -m 0700 /run/airfleet',
-      `aws secretsmanager get-secret-value --region ${shellQuote(region)} --secret-id ${shellQuote(env.workerTokenSecretName)} \\`,
-      '  --query SecretString --output text > /run/airfleet/worker-token.tmp',
-      'mv /run/airfleet/worker-token.tmp /run/airfleet/worker-token',
-      `url=$(aws ssm get-parameter --region ${shellQuote(region)} --name ${shellQuote(executorUrlParameter(env))} --query Parameter.Value --output text)`,
+      `token=$(aws secretsmanager get-secret-value --region ${region} --secret-id ${shellQuote(env.enrollTokenSecretName)} --query SecretString --output text)`,
+      'printf \'AIRFLEET_TOKEN=%s\\n\' "$token" > /run/airfleet/token.env',
+      `url=$(aws ssm get-parameter --region ${region} --name ${shellQuote(executorUrlParameter(env))} --query Parameter.Value --output text)`,
       'account=$(aws sts get-caller-identity --query Account --output text)',
-      `registry="$account.dkr.ecr.${region}.amazonaws.com"`,
-      `aws ecr get-login-password --region ${shellQuote(region)} | docker login --username AWS --password-stdin "$registry"`,
+      `registry="$account.dkr.ecr.${env.aws.region}.amazonaws.com"`,
+      `aws ecr get-login-password --region ${region} | docker login --username AWS --password-stdin "$registry"`,
       'cat > /run/airfleet/run.env <<EOF',
-      'AIRFLEET_EXECUTOR_URL=$url',
+      'AIRFLEET_API_URL=$url',
       `AIRFLEET_IMAGE=$registry/${repositoryName(env, 'worker')}:${env.imageTag}`,
-      `AIRFLEET_TASK_IMAGE=$registry/${repositoryName(env, 'task-runner')}:${env.imageTag}`,
       'EOF',
     ],
   );
   const run = shellScript('Runs the pull worker in the foreground (systemd supervises it).', [
-    'set -a; . /etc/airfleet/worker.env; . /run/airfleet/run.env; set +a',
+    '. /run/airfleet/run.env',
+    // Host networking and the Docker socket: the docker runtime starts one container per task.
     'exec docker run --rm --name airfleet-worker --network host \\',
-    '  --env-file /etc/airfleet/worker.env --env AIRFLEET_EXECUTOR_URL --env AIRFLEET_TASK_IMAGE \\',
-    '  -v /run/airfleet/worker-token:/run/secrets/airfleet-worker-token:ro \\',
+    '  --env AIRFLEET_API_URL="$AIRFLEET_API_URL" --env-file /run/airfleet/token.env \\',
     '  -v /var/run/docker.sock:/var/run/docker.sock \\',
-    '  "$AIRFLEET_IMAGE" airfleet worker',
+    '  "$AIRFLEET_IMAGE" airfleet worker \\',
+    `  --queues ${shellQuote(pool.queue)} --concurrency ${pool.concurrency} --runtime docker \\`,
+    `  --name "$(hostname)" --label instance_type=${shellQuote(group.instanceType)} --label asg=${asg} \\`,
+    `  --drain-timeout ${pool.drainTimeoutSeconds}`,
   ]);
+  const guard = shellScript(
+    'Keeps Auto Scaling in step with the worker: busy means protected from scale-in, idle means not;\n' +
+      'on termination (lifecycle hook "drain") the worker drains before the instance goes.',
+    [
+      'imds() {',
+      "  local t; t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)",
+      '  curl -sf -H "X-aws-ec2-metadata-token: $t" "http://169.254.169.254/latest/$1"',
+      '}',
+      'id=$(imds meta-data/instance-id)',
+      `state=$(aws autoscaling describe-auto-scaling-instances --region ${region} --instance-ids "$id" --query 'AutoScalingInstances[0].LifecycleState' --output text)`,
+      'if [ "$state" = "Terminating:Wait" ]; then',
+      '  systemctl stop airfleet-worker  # SIGINT: running tasks finish (bounded by the drain timeout)',
+      `  aws autoscaling complete-lifecycle-action --region ${region} --auto-scaling-group-name ${asg} \\`,
+      '    --lifecycle-hook-name drain --instance-id "$id" --lifecycle-action-result CONTINUE',
+      '  exit 0',
+      'fi',
+      'if [ -n "$(docker ps -q --filter label=airfleet.workload)" ]; then want=--protected-from-scale-in; else want=--no-protected-from-scale-in; fi',
+      '[ "$(cat /run/airfleet/protection 2>/dev/null)" = "$want" ] && exit 0',
+      `aws autoscaling set-instance-protection --region ${region} --auto-scaling-group-name ${asg} --instance-ids "$id" "$want"`,
+      'echo "$want" > /run/airfleet/protection',
+    ],
+  );
   const unit = `[Unit]
 Description=airfleet pull worker (queue ${pool.queue})
 After=docker.service network-online.target
@@ -104,28 +122,50 @@ Requires=docker.service
 ExecStartPre=/usr/local/sbin/airfleet-worker-prepare
 ExecStartPre=-/usr/bin/docker rm -f airfleet-worker
 ExecStart=/usr/local/sbin/airfleet-worker-run
-# SIGINT drains: running tasks finish, no new leases; SIGTERM after the drain timeout kills.
+# SIGINT drains: running tasks finish, no new leases; after the drain timeout systemd kills.
 ExecStop=/usr/bin/docker kill --signal=SIGINT airfleet-worker
-TimeoutStopSec=${pool.drainTimeoutSeconds}
+TimeoutStopSec=${pool.drainTimeoutSeconds + DRAIN_MARGIN_SECONDS}
 Restart=always
 RestartSec=5
 
 [Install]
 WantedBy=multi-user.target
 `;
-  const bootstrap = shellScript('First boot: install what the image lacks and start the worker.', [
+  const guardUnit = `[Unit]
+Description=airfleet worker scale-in protection and drain
+After=airfleet-worker.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/airfleet-worker-guard
+TimeoutStartSec=${pool.drainTimeoutSeconds + 2 * DRAIN_MARGIN_SECONDS}
+`;
+  const guardTimer = `[Unit]
+Description=Run the airfleet worker guard every 20 seconds
+
+[Timer]
+OnBootSec=60
+OnUnitActiveSec=20
+AccuracySec=1
+
+[Install]
+WantedBy=timers.target
+`;
+  const bootstrap = shellScript('First boot: install what the image lacks and start the worker and its guard.', [
     'command -v docker >/dev/null || dnf install -y docker',
     'command -v aws >/dev/null || dnf install -y awscli-2',
     'systemctl daemon-reload',
     'systemctl enable --now docker',
-    'systemctl enable --now airfleet-worker',
+    'systemctl enable --now airfleet-worker airfleet-worker-guard.timer',
   ]);
   return renderCloudConfig({
     files: [
-      { path: '/etc/airfleet/worker.env', content: settings },
       { path: '/usr/local/sbin/airfleet-worker-prepare', permissions: '0750', content: prepare },
       { path: '/usr/local/sbin/airfleet-worker-run', permissions: '0750', content: run },
+      { path: '/usr/local/sbin/airfleet-worker-guard', permissions: '0750', content: guard },
       { path: '/etc/systemd/system/airfleet-worker.service', content: unit },
+      { path: '/etc/systemd/system/airfleet-worker-guard.service', content: guardUnit },
+      { path: '/etc/systemd/system/airfleet-worker-guard.timer', content: guardTimer },
       { path: '/usr/local/sbin/airfleet-bootstrap', permissions: '0750', content: bootstrap },
     ],
     runcmd: [['/usr/local/sbin/airfleet-bootstrap']],
@@ -158,14 +198,14 @@ export class WorkerPoolsStack extends AirfleetStack {
 
     const role = new ServiceRole(this, 'worker-role', {
       name: this.resourceName('worker'),
-      description: 'Pull workers: registration token, executor URL, image pulls, own scale-in protection',
+      description: 'Pull workers: enrollment token, executor URL, image pulls, own scale-in protection',
       assumedBy: 'ec2.amazonaws.com',
       managedPolicies: ['AmazonSSMManagedInstanceCore'],
       statements: [
         {
-          Sid: 'ReadRegistrationToken',
+          Sid: 'ReadEnrollmentToken',
           Action: 'secretsmanager:GetSecretValue',
-          Resource: this.arn('secretsmanager', `secret:${env.workerTokenSecretName}-??????`),
+          Resource: this.arn('secretsmanager', `secret:${env.enrollTokenSecretName}-??????`),
         },
         {
           Sid: 'ReadExecutorUrl',
@@ -180,6 +220,12 @@ export class WorkerPoolsStack extends AirfleetStack {
             this.arn('ecr', `repository/${repositoryName(env, 'worker')}`),
             this.arn('ecr', `repository/${repositoryName(env, 'task-runner')}`),
           ],
+        },
+        {
+          // Reading the instance's own lifecycle state; the action has no resource-level permissions.
+          Sid: 'ReadLifecycleState',
+          Action: 'autoscaling:DescribeAutoScalingInstances',
+          Resource: '*',
         },
         {
           // A worker toggles its own scale-in protection (busy: on, idle: off) and answers its drain hook.
@@ -247,8 +293,9 @@ export class WorkerPoolsStack extends AirfleetStack {
         name: 'drain',
         autoscalingGroupName: asg.name,
         lifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
-        // The worker completes the action itself once drained; the margin covers the container stop.
-        heartbeatTimeout: pool.drainTimeoutSeconds + DRAIN_MARGIN_SECONDS,
+        // The guard notices the hook within 20 s, drains the worker and completes the action; the margin
+        // covers noticing and the container stop.
+        heartbeatTimeout: pool.drainTimeoutSeconds + 2 * DRAIN_MARGIN_SECONDS,
         defaultResult: 'CONTINUE',
       });
       new AutoscalingPolicy(this, `group-${id}-backlog`, {
@@ -273,11 +320,11 @@ export class WorkerPoolsStack extends AirfleetStack {
     this.node.addValidation({
       validate: () =>
         env.workerPools
-          .filter((p) => p.drainTimeoutSeconds + DRAIN_MARGIN_SECONDS > MAX_HOOK_HEARTBEAT_SECONDS)
+          .filter((p) => p.drainTimeoutSeconds + 2 * DRAIN_MARGIN_SECONDS > MAX_HOOK_HEARTBEAT_SECONDS)
           .map(
             (p) =>
-              `workerPools (queue ${p.queue}).drainTimeoutSeconds ${p.drainTimeoutSeconds} plus the ${DRAIN_MARGIN_SECONDS} s stop margin ` +
-              `exceeds the ${MAX_HOOK_HEARTBEAT_SECONDS} s a lifecycle hook may wait; allowed: 30 to ${MAX_HOOK_HEARTBEAT_SECONDS - DRAIN_MARGIN_SECONDS}`,
+              `workerPools (queue ${p.queue}).drainTimeoutSeconds ${p.drainTimeoutSeconds} plus ${2 * DRAIN_MARGIN_SECONDS} s to notice and stop ` +
+              `exceeds the ${MAX_HOOK_HEARTBEAT_SECONDS} s a lifecycle hook may wait; allowed: 30 to ${MAX_HOOK_HEARTBEAT_SECONDS - 2 * DRAIN_MARGIN_SECONDS}`,
           ),
     });
   }

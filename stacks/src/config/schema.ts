@@ -28,9 +28,7 @@ const logRetentionDays = z
     message: `must be one of the periods CloudWatch Logs accepts: ${LOG_RETENTION_DAYS.join(', ')}`,
   });
 
-const instanceType = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as m7i.large');
+const instanceType = z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as m7i.large');
 
 /** A CIDR that is not "everyone": 0.0.0.0/0 ingress is what the open-ingress guard forbids anyway. */
 const privateCidr = z
@@ -192,7 +190,10 @@ const secretReferenceSchema = z.strictObject({
   /** Secrets Manager secret name (created outside Terraform). */
   secretName,
   /** One key of a JSON secret. @default the whole secret string */
-  jsonKey: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+  jsonKey: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .optional(),
 });
 
 const computeEnvironmentSchema = z
@@ -203,7 +204,10 @@ const computeEnvironmentSchema = z
     /** Kept warm; EC2 kinds only. @default 0 */
     minVcpus: z.number().int().min(0).max(100_000).default(0),
     /** EC2 kinds only. @default ['optimal'] (Batch picks from the C, M and R families) */
-    instanceTypes: z.array(z.string().regex(/^(optimal|[a-z][a-z0-9-]*(\.[a-z0-9]+)?)$/)).min(1).optional(),
+    instanceTypes: z
+      .array(z.string().regex(/^(optimal|[a-z][a-z0-9-]*(\.[a-z0-9]+)?)$/))
+      .min(1)
+      .optional(),
     /** Spot only: the highest price paid, as a percentage of On-Demand. @default 100 */
     spotBidPercentage: z.number().int().min(1).max(100).optional(),
   })
@@ -328,7 +332,10 @@ const nomadSchema = z
     /** HTTPS address of the Nomad servers' API, for the Nomad provider (the nomad stack). */
     address: z.url({ protocol: /^https$/, error: 'must be an https:// URL: the Nomad API is only spoken over TLS' }),
     /** @default 'global' */
-    region: z.string().regex(/^[a-z0-9-]+$/).default('global'),
+    region: z
+      .string()
+      .regex(/^[a-z0-9-]+$/)
+      .default('global'),
     datacenter: z.string().regex(/^[a-z0-9-]+$/, 'must be a Nomad datacenter name of a-z, 0-9 and "-"'),
     /** Namespace the executor submits task jobs to. */
     namespace: name('namespace'),
@@ -430,10 +437,13 @@ const executorSchema = z.discriminatedUnion(
         .default(512),
       /** @default 1024 */
       memoryMiB: z.number().int().min(512).max(122_880).default(1024),
-      /** @default 8080 */
-      port: z.number().int().min(1024).max(65_535).default(8080),
+      /** The service's listen port. @default 8470 (the service's own default) */
+      port: z.number().int().min(1024).max(65_535).default(8470),
       /** @default '/healthz' */
-      healthCheckPath: z.string().regex(/^\/[A-Za-z0-9/_.-]*$/, 'must be an absolute URL path').default('/healthz'),
+      healthCheckPath: z
+        .string()
+        .regex(/^\/[A-Za-z0-9/_.-]*$/, 'must be an absolute URL path')
+        .default('/healthz'),
       /** Who may call the load balancer (Airflow schedulers, workers). @default the VPC CIDR */
       allowedCidrs: z.array(privateCidr).min(1).optional(),
       /** ACM certificate for an HTTPS listener. @default plain HTTP inside the VPC */
@@ -483,25 +493,31 @@ export const environmentSchema = z
     batch: batchSchema,
     nomad: nomadSchema,
     workerPools: z.array(workerPoolSchema).default([]),
-    /** Secrets Manager secret (name) with the pull workers' registration token, read by each worker at boot. */
-    workerTokenSecretName: secretName,
+    /**
+     * Secrets Manager secret (name) holding the executor's enrollment token (scope `enroll`): pull workers
+     * read it before every start to register, and the ECS-hosted executor gets it as AIRFLEET_ENROLL_TOKEN.
+     */
+    enrollTokenSecretName: secretName,
     executor: executorSchema,
   })
-  .superRefine((env, ctx) => {
-    for (const [i, az] of env.network.availabilityZones.entries()) {
-      if (!az.startsWith(env.aws.region)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['network', 'availabilityZones', i],
-          input: az,
-          message: `must be in the environment's region ${env.aws.region}`,
-        });
+  .superRefine(
+    (env, ctx) => {
+      for (const [i, az] of env.network.availabilityZones.entries()) {
+        if (!az.startsWith(env.aws.region)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['network', 'availabilityZones', i],
+            input: az,
+            message: `must be in the environment's region ${env.aws.region}`,
+          });
+        }
       }
-    }
-    for (const dup of duplicates(env.network.availabilityZones)) {
-      ctx.addIssue({ code: 'custom', path: ['network', 'availabilityZones'], message: `"${dup}" is listed twice` });
-    }
-  }, whenValid('aws', 'network'))
+      for (const dup of duplicates(env.network.availabilityZones)) {
+        ctx.addIssue({ code: 'custom', path: ['network', 'availabilityZones'], message: `"${dup}" is listed twice` });
+      }
+    },
+    whenValid('aws', 'network'),
+  )
   .superRefine((env, ctx) => {
     const queues = env.workerPools.map((p) => p.queue);
     for (const dup of duplicates(queues)) {

@@ -51,9 +51,14 @@ export function fieldPath(path: readonly PropertyKey[]): string {
 function toProblems(environment: string, error: z.ZodError): ConfigProblem[] {
   return error.issues.map((issue) => {
     const problem: ConfigProblem = { environment, field: fieldPath(issue.path), message: issue.message };
-    // Objects are not worth echoing (an unrecognized key already names itself); scalars and short arrays are.
-    if ('input' in issue && issue.input !== undefined && (typeof issue.input !== 'object' || Array.isArray(issue.input))) {
-      problem.received = issue.input;
+    // Scalars and arrays are worth echoing; an object is not (an unrecognized key already names itself),
+    // except that a bad discriminator (`runtime`, `backend`) is reported on the object holding it.
+    const input: unknown = 'input' in issue ? issue.input : undefined;
+    const last = issue.path[issue.path.length - 1];
+    if (input !== null && typeof input === 'object' && !Array.isArray(input)) {
+      if (typeof last === 'string' && last in input) problem.received = (input as Record<string, unknown>)[last];
+    } else if (input !== undefined) {
+      problem.received = input;
     }
     return problem;
   });

@@ -1,4 +1,3 @@
-import type { IConstruct } from 'constructs';
 import {
   Annotations,
   type IAspect,
@@ -7,6 +6,7 @@ import {
   TerraformResource,
   TerraformStack,
 } from 'cdktf';
+import type { IConstruct } from 'constructs';
 import { ALL_RULES } from './all-rules.ts';
 import { synthBlocks } from './blocks.ts';
 import { address, type GuardRule } from './rule.ts';
@@ -67,7 +67,10 @@ function elementsByAddress(stack: TerraformStack): Map<string, IConstruct> {
       owners.set(`data.${child.terraformResourceType}.${child.friendlyUniqueId}`, child);
     } else if (TerraformProvider.isTerraformProvider(child)) {
       const alias = child.alias;
-      owners.set(alias ? `provider.${child.terraformResourceType}.${alias}` : `provider.${child.terraformResourceType}`, child);
+      owners.set(
+        alias ? `provider.${child.terraformResourceType}.${alias}` : `provider.${child.terraformResourceType}`,
+        child,
+      );
     }
   }
   return owners;

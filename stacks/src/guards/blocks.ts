@@ -35,7 +35,8 @@ export function synthBlocks(stack: unknown): SynthBlock[] {
     }
   }
   const terraform = stack['terraform'];
-  const required = isObject(terraform) && isObject(terraform['required_providers']) ? terraform['required_providers'] : {};
+  const required =
+    isObject(terraform) && isObject(terraform['required_providers']) ? terraform['required_providers'] : {};
   for (const [name, requirement] of Object.entries(required)) {
     found.push({ kind: 'required-provider', name, requirement });
   }

@@ -47,7 +47,9 @@ export const encryptedStorage: GuardRule = {
       case 'aws_sqs_queue':
         return verdict(
           isLiteralFalse(c['sqs_managed_sse_enabled']) && c['kms_master_key_id'] === undefined
-            ? ['sqs_managed_sse_enabled is false and no kms_master_key_id is set: messages would be stored in plain text']
+            ? [
+                'sqs_managed_sse_enabled is false and no kms_master_key_id is set: messages would be stored in plain text',
+              ]
             : [],
         );
       case 'aws_ecr_repository':
@@ -61,7 +63,8 @@ export const encryptedStorage: GuardRule = {
 function requireTrue(config: JsonObject, key: string, where = key): string[] {
   const value = config[key];
   if (isLiteralTrue(value)) return [];
-  if (isUnresolved(value)) return [`${where} is only known at apply time (${describe(value)}); it must be a literal true`];
+  if (isUnresolved(value))
+    return [`${where} is only known at apply time (${describe(value)}); it must be a literal true`];
   return [`${where} must be true (got ${describe(value)})`];
 }
 
@@ -76,7 +79,9 @@ function launchTemplateFindings(config: JsonObject): string[] {
   }
   const ebsMappings = blocks(mappings).filter((m) => m['ebs'] !== undefined);
   if (ebsMappings.length === 0) {
-    return ['declares no EBS block device mapping, so the root volume is encrypted only if the AMI or account says so; map the root device with ebs.encrypted = true'];
+    return [
+      'declares no EBS block device mapping, so the root volume is encrypted only if the AMI or account says so; map the root device with ebs.encrypted = true',
+    ];
   }
   return ebsMappings.flatMap((mapping, i) =>
     blocks(mapping['ebs']).flatMap((ebs) =>
@@ -107,7 +112,9 @@ function batchFindings(config: JsonObject): string[] {
     }
     const template = blocks(resources['launch_template']);
     return template.length === 0
-      ? [`compute_resources of type ${type} have no launch_template, so instance volumes use the ECS-optimized AMI defaults; attach a launch template with encrypted volumes`]
+      ? [
+          `compute_resources of type ${type} have no launch_template, so instance volumes use the ECS-optimized AMI defaults; attach a launch template with encrypted volumes`,
+        ]
       : [];
   });
 }

@@ -40,7 +40,8 @@ export const openIngress: GuardRule = {
       case 'aws_security_group_rule': {
         const type = c['type'];
         if (type === 'egress') return NOT_APPLICABLE;
-        if (type !== 'ingress') return verdict([`type must be a literal "ingress" or "egress" (got ${describe(type)})`]);
+        if (type !== 'ingress')
+          return verdict([`type must be a literal "ingress" or "egress" (got ${describe(type)})`]);
         return verdict([
           ...cidrFindings(c['cidr_blocks'], 'cidr_blocks'),
           ...cidrFindings(c['ipv6_cidr_blocks'], 'ipv6_cidr_blocks'),

@@ -68,7 +68,9 @@ const STATEFUL_SECRETS: Readonly<Record<string, (c: JsonObject) => string[]>> = 
 };
 
 function present(config: JsonObject, keys: readonly string[], fix: string): string[] {
-  return keys.filter((k) => config[k] !== undefined).map((k) => `${k} is set, so the secret is kept in the state; ${fix}`);
+  return keys
+    .filter((k) => config[k] !== undefined)
+    .map((k) => `${k} is set, so the secret is kept in the state; ${fix}`);
 }
 
 const PROVIDER_SECRETS: Readonly<Record<string, readonly string[]>> = {
@@ -93,7 +95,9 @@ function userDataFindings(type: string, config: JsonObject): string[] {
     const value = config[key];
     if (value === undefined) continue;
     if (typeof value !== 'string' || isUnresolved(value)) {
-      findings.push(`${key} is only known at apply time (${describe(value)}), so it cannot be checked for secrets; render it at synth time`);
+      findings.push(
+        `${key} is only known at apply time (${describe(value)}), so it cannot be checked for secrets; render it at synth time`,
+      );
       continue;
     }
     const base64 = key === 'user_data_base64' || type === 'aws_launch_template';

@@ -1,4 +1,12 @@
-import { describe, type GuardRule, NOT_APPLICABLE, nonCompliant, type RuleResult, type SynthBlock, COMPLIANT } from './rule.ts';
+import {
+  COMPLIANT,
+  describe,
+  type GuardRule,
+  NOT_APPLICABLE,
+  nonCompliant,
+  type RuleResult,
+  type SynthBlock,
+} from './rule.ts';
 
 /** `namespace/type` or `hostname/namespace/type`, e.g. `hashicorp/aws` or `registry.terraform.io/hashicorp/aws`. */
 const QUALIFIED = /^([a-z0-9][a-z0-9.-]*[a-z0-9](:\d+)?\/)?[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*$/i;
@@ -16,8 +24,12 @@ export const providerSourceQualified: GuardRule = {
     if (block.kind !== 'required-provider') return NOT_APPLICABLE;
     const requirement = block.requirement;
     const source =
-      requirement !== null && typeof requirement === 'object' ? (requirement as Record<string, unknown>)['source'] : undefined;
+      requirement !== null && typeof requirement === 'object'
+        ? (requirement as Record<string, unknown>)['source']
+        : undefined;
     if (typeof source === 'string' && QUALIFIED.test(source)) return COMPLIANT;
-    return nonCompliant(`provider "${block.name}" has source ${describe(source)}; it must be fully qualified, e.g. "hashicorp/${block.name}"`);
+    return nonCompliant(
+      `provider "${block.name}" has source ${describe(source)}; it must be fully qualified, e.g. "hashicorp/${block.name}"`,
+    );
   },
 };

@@ -1,4 +1,12 @@
-import { COMPLIANT, describe, type GuardRule, NOT_APPLICABLE, nonCompliant, type RuleResult, type SynthBlock } from './rule.ts';
+import {
+  COMPLIANT,
+  describe,
+  type GuardRule,
+  NOT_APPLICABLE,
+  nonCompliant,
+  type RuleResult,
+  type SynthBlock,
+} from './rule.ts';
 
 /** An exact version: `5.100.0` or `= 5.100.0` (no ranges, no `~>`, no pre-release wildcards). */
 const EXACT = /^=?\s*\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/;
@@ -15,8 +23,12 @@ export const providerVersionPinned: GuardRule = {
     if (block.kind !== 'required-provider') return NOT_APPLICABLE;
     const requirement = block.requirement;
     const version =
-      requirement !== null && typeof requirement === 'object' ? (requirement as Record<string, unknown>)['version'] : undefined;
+      requirement !== null && typeof requirement === 'object'
+        ? (requirement as Record<string, unknown>)['version']
+        : undefined;
     if (typeof version === 'string' && EXACT.test(version.trim())) return COMPLIANT;
-    return nonCompliant(`provider "${block.name}" has version ${describe(version)}; it must be one exact version such as "5.100.0"`);
+    return nonCompliant(
+      `provider "${block.name}" has version ${describe(version)}; it must be one exact version such as "5.100.0"`,
+    );
   },
 };

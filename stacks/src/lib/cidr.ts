@@ -29,7 +29,9 @@ export function parseCidr(cidr: string): Cidr {
   const value = toInt(address);
   const size = 2 ** (32 - prefix);
   if (value % size !== 0) {
-    throw new RangeError(`"${cidr}" is not a network address: host bits are set (did you mean ${toAddress(value - (value % size))}/${prefix}?)`);
+    throw new RangeError(
+      `"${cidr}" is not a network address: host bits are set (did you mean ${toAddress(value - (value % size))}/${prefix}?)`,
+    );
   }
   return { network: value, prefix };
 }
@@ -52,7 +54,8 @@ export function cidrSubnet(cidr: string, newBits: number, netNum: number): strin
  * and public subnet i takes the i-th sixteenth of the last slice (small: only NAT gateways live there).
  */
 export function subnetLayout(vpcCidr: string, zones: number): { private: string[]; public: string[] } {
-  if (zones < 1 || zones > 15) throw new RangeError(`${zones} availability zones do not fit the layout (allowed: 1 to 15)`);
+  if (zones < 1 || zones > 15)
+    throw new RangeError(`${zones} availability zones do not fit the layout (allowed: 1 to 15)`);
   const lastSlice = cidrSubnet(vpcCidr, 4, 15);
   return {
     private: Array.from({ length: zones }, (_, i) => cidrSubnet(vpcCidr, 4, i)),

@@ -3,6 +3,9 @@ import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template/index.js
 import { Construct } from 'constructs';
 import type { MachineImageConfig } from '../config/schema.ts';
 
+/** EC2's limit on user data, before base64 encoding. */
+export const MAX_USER_DATA_BYTES = 16_384;
+
 export interface HardenedLaunchTemplateProps {
   name: string;
   /** AMI by id, or by SSM parameter (resolved at plan time). @default the AMI the consumer picks (Batch) */
@@ -37,6 +40,17 @@ export class HardenedLaunchTemplate extends Construct {
       imageId = new DataAwsSsmParameter(this, 'ami', { name: props.machineImage.ssmParameter }).insecureValue;
     }
     const tags = props.instanceTags ?? {};
+    if (props.userData !== undefined) {
+      const bytes = Buffer.byteLength(props.userData, 'utf8');
+      this.node.addValidation({
+        validate: () =>
+          bytes > MAX_USER_DATA_BYTES
+            ? [
+                `user data of ${props.name} is ${bytes} bytes; EC2 accepts at most ${MAX_USER_DATA_BYTES} (before base64)`,
+              ]
+            : [],
+      });
+    }
     this.template = new LaunchTemplate(this, 'template', {
       name: props.name,
       description: 'airfleet hardened launch template',

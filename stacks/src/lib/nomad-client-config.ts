@@ -25,7 +25,9 @@ export const NOMAD_TLS_FILES = {
 
 /** An HCL string literal: JSON escaping plus HCL's template sequences (`${`, `%{`) doubled. */
 export function hclString(value: string): string {
-  return JSON.stringify(value).replace(/\$\{/g, '$${').replace(/%\{/g, '%%{');
+  return JSON.stringify(value)
+    .replace(/\$\{/g, () => '$${')
+    .replace(/%\{/g, '%%{');
 }
 
 function hclKey(key: string): string {
@@ -37,7 +39,9 @@ export function renderNomadClientConfig(props: NomadClientConfigProps): string {
     .map(([k, v]) => `    ${hclKey(k)} = ${hclString(v)}`)
     .join('\n');
   const volume = (name: string, path: string) =>
-    [`  host_volume ${hclString(name)} {`, `    path      = ${hclString(path)}`, '    read_only = true', '  }'].join('\n');
+    [`  host_volume ${hclString(name)} {`, `    path      = ${hclString(path)}`, '    read_only = true', '  }'].join(
+      '\n',
+    );
   return `# Nomad client agent, written by cloud-init (airfleet nomad-clients stack).
 region     = ${hclString(props.region)}
 datacenter = ${hclString(props.datacenter)}

@@ -8,7 +8,11 @@ import type { Construct } from 'constructs';
  * live in the stack that needs it (the database stack admits the compute groups of other stacks by
  * reference) without the group fighting over inline rules.
  */
-export function securityGroup(scope: Construct, id: string, props: { name: string; description: string; vpcId: string }) {
+export function securityGroup(
+  scope: Construct,
+  id: string,
+  props: { name: string; description: string; vpcId: string },
+) {
   return new SecurityGroup(scope, id, {
     name: props.name,
     description: props.description,

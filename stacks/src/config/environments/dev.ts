@@ -46,7 +46,9 @@ export const dev = {
     serverJoin: ['provider=aws tag_key=airfleet:nomad-server tag_value=dev'],
     tlsParameterPrefix: '/airfleet/dev/nomad-tls',
     executorTokenSecretName: 'airfleet/dev/nomad-executor-token',
-    clientPools: [{ name: 'general', nodePool: 'airflow', queue: 'default', instanceType: 't3.large', minSize: 0, maxSize: 2 }],
+    clientPools: [
+      { name: 'general', nodePool: 'airflow', queue: 'default', instanceType: 't3.large', minSize: 0, maxSize: 2 },
+    ],
   },
   workerPools: [
     {
@@ -59,6 +61,6 @@ export const dev = {
       spot: {},
     },
   ],
-  workerTokenSecretName: 'airfleet/dev/worker-token',
+  enrollTokenSecretName: 'airfleet/dev/enroll-token',
   executor: { runtime: 'ecs', desiredCount: 1 },
 } satisfies EnvironmentInput;

@@ -23,7 +23,17 @@ export const prod = {
     cidr: '10.42.0.0/16',
     availabilityZones: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'],
     natGateways: 'per-az',
-    interfaceEndpoints: ['ecr.api', 'ecr.dkr', 'logs', 'secretsmanager', 'ssm', 'sts', 'monitoring', 'autoscaling', 'batch'],
+    interfaceEndpoints: [
+      'ecr.api',
+      'ecr.dkr',
+      'logs',
+      'secretsmanager',
+      'ssm',
+      'sts',
+      'monitoring',
+      'autoscaling',
+      'batch',
+    ],
   },
   database: {
     engineVersion: '16.4',
@@ -46,7 +56,16 @@ export const prod = {
       { name: 'default', priority: 10, computeEnvironments: ['spot', 'on-demand'] },
       { name: 'light', priority: 5, computeEnvironments: ['fargate'], runnableTimeoutSeconds: 900 },
     ],
-    jobDefinition: { vcpus: 2, memoryMiB: 8192, timeoutSeconds: 12 * 3600, hostFailureRetries: 3 },
+    jobDefinition: {
+      vcpus: 2,
+      memoryMiB: 8192,
+      timeoutSeconds: 12 * 3600,
+      hostFailureRetries: 3,
+      secrets: [
+        { name: 'AIRFLOW_CONN_WAREHOUSE', secretName: 'airfleet/prod/connections/warehouse' },
+        { name: 'SLACK_WEBHOOK_URL', secretName: 'airfleet/prod/alerting', jsonKey: 'slack_webhook_url' },
+      ],
+    },
     logRetentionDays: 90,
   },
   nomad: {
@@ -91,6 +110,6 @@ export const prod = {
       volumeSizeGb: 200,
     },
   ],
-  workerTokenSecretName: 'airfleet/prod/worker-token',
+  enrollTokenSecretName: 'airfleet/prod/enroll-token',
   executor: { runtime: 'nomad', count: 3, cpu: 2000, memoryMb: 1024, url: 'https://executor.prod.airfleet.internal' },
 } satisfies EnvironmentInput;

@@ -37,7 +37,12 @@ export const staging = {
       { name: 'default', priority: 10, computeEnvironments: ['spot', 'on-demand'] },
       { name: 'light', priority: 5, computeEnvironments: ['fargate'], runnableTimeoutSeconds: 900 },
     ],
-    jobDefinition: { vcpus: 2, memoryMiB: 4096, timeoutSeconds: 6 * 3600 },
+    jobDefinition: {
+      vcpus: 2,
+      memoryMiB: 4096,
+      timeoutSeconds: 6 * 3600,
+      secrets: [{ name: 'AIRFLOW_CONN_WAREHOUSE', secretName: 'airfleet/staging/connections/warehouse' }],
+    },
   },
   nomad: {
     address: 'https://nomad.staging.airfleet.internal:4646',
@@ -49,7 +54,14 @@ export const staging = {
     executorTokenSecretName: 'airfleet/staging/nomad-executor-token',
     clientPools: [
       { name: 'general', nodePool: 'airflow', queue: 'default', instanceType: 'm7i.xlarge', minSize: 1, maxSize: 6 },
-      { name: 'memory', nodePool: 'airflow-memory', queue: 'memory', instanceType: 'r7i.xlarge', minSize: 0, maxSize: 3 },
+      {
+        name: 'memory',
+        nodePool: 'airflow-memory',
+        queue: 'memory',
+        instanceType: 'r7i.xlarge',
+        minSize: 0,
+        maxSize: 3,
+      },
     ],
   },
   workerPools: [
@@ -72,6 +84,6 @@ export const staging = {
       drainTimeoutSeconds: 1800,
     },
   ],
-  workerTokenSecretName: 'airfleet/staging/worker-token',
-  executor: { runtime: 'nomad', count: 2, url: 'http://executor.staging.airfleet.internal:8080' },
+  enrollTokenSecretName: 'airfleet/staging/enroll-token',
+  executor: { runtime: 'nomad', count: 2, url: 'http://executor.staging.airfleet.internal:8470' },
 } satisfies EnvironmentInput;

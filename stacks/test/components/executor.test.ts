@@ -1,0 +1,71 @@
+import { EcsService } from '@cdktf/provider-aws/lib/ecs-service/index.js';
+import { Lb } from '@cdktf/provider-aws/lib/lb/index.js';
+import { onlyResource, resources, synthEnvironment } from '../support/synth.ts';
+
+const dev = synthEnvironment('dev');
+const executor = dev.get('executor');
+
+describe('executor stack (ECS Fargate)', () => {
+  it('exists only where the executor does not run on Nomad', () => {
+    expect(dev.stacks.executor).toBeDefined();
+    expect(synthEnvironment('staging').byName.has('staging-executor')).toBe(false);
+  });
+
+  it('runs the service on Fargate in the private subnets behind an internal load balancer', () => {
+    expect(executor.json).toHaveResourceWithProperties(Lb, {
+      internal: true,
+      load_balancer_type: 'application',
+      drop_invalid_header_fields: true,
+    });
+    expect(executor.json).toHaveResourceWithProperties(EcsService, {
+      launch_type: 'FARGATE',
+      desired_count: 1,
+      network_configuration: expect.objectContaining({ assign_public_ip: false }),
+      deployment_circuit_breaker: { enable: true, rollback: true },
+    });
+  });
+
+  it('wires the database through ECS secrets: the task definition holds only the secret ARN', () => {
+    const task = onlyResource(executor.tf, 'aws_ecs_task_definition');
+    const [container] = JSON.parse(String(task['container_definitions'])) as Record<string, unknown>[];
+    expect(container!['secrets']).toEqual([
+      { name: 'PGUSER', valueFrom: expect.stringMatching(/secret_arn.*\}:username::$/) },
+      { name: 'PGPASSWORD', valueFrom: expect.stringMatching(/secret_arn.*\}:password::$/) },
+      { name: 'AIRFLEET_ENROLL_TOKEN', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/enroll-token$/) },
+      { name: 'NOMAD_TOKEN', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token$/) },
+    ]);
+    const env = Object.fromEntries(
+      (container!['environment'] as { name: string; value: string }[]).map((e) => [e.name, e.value]),
+    );
+    expect(env['PGHOST']).toMatch(/cross-stack-reference-input-dev-data/);
+    expect(env).toMatchObject({ PGSSLMODE: 'verify-full', AIRFLEET_HOST: '0.0.0.0', AIRFLEET_PORT: '8470' });
+    expect(JSON.stringify(env)).not.toMatch(/password/i);
+    expect(container!['readonlyRootFilesystem']).toBe(true);
+  });
+
+  it('admits callers from the VPC to the load balancer, and only the load balancer to the tasks', () => {
+    const ingress = Object.values(resources(executor.tf, 'aws_vpc_security_group_ingress_rule'));
+    expect(ingress.map((r) => [r['from_port'], r['cidr_ipv4'] ?? 'group'])).toEqual(
+      expect.arrayContaining([
+        [80, '10.40.0.0/16'],
+        [8470, 'group'],
+      ]),
+    );
+  });
+
+  it('lets the execution role read exactly the database, enrollment and Nomad token secrets', () => {
+    const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
+      (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Resource: unknown }[] },
+    );
+    const read = policies.flatMap((p) => p.Statement).find((s) => s.Sid === 'ReadSecrets')!;
+    expect(read.Resource).toEqual([
+      expect.stringMatching(/master_user_secret/),
+      expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token-\?\?\?\?\?\?$/),
+      expect.stringMatching(/:secret:airfleet\/dev\/enroll-token-\?\?\?\?\?\?$/),
+    ]);
+  });
+
+  it('passes every guard', () => {
+    expect(executor.errors).toEqual([]);
+  });
+});
