@@ -16,6 +16,8 @@ const common = {
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
   // zx and a few other dependencies ship ESM only; let swc transform them too.
   transformIgnorePatterns: ['/node_modules/(?!(zx)/)'],
+  // Build contexts and synth output hold copies of package.json files; keep them out of module resolution.
+  modulePathIgnorePatterns: ['<rootDir>/images/', '<rootDir>/cdktf.out/', '<rootDir>/integration/.venv/'],
 };
 module.exports = {
   // Jest reads the timeout from the top level only; unit tests finish in milliseconds anyway.
