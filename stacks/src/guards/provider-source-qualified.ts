@@ -5,6 +5,7 @@ import {
   NOT_APPLICABLE,
   nonCompliant,
   type RuleResult,
+  requirementField,
   type SynthBlock,
 } from './rule.ts';
 
@@ -22,11 +23,7 @@ export const providerSourceQualified: GuardRule = {
   remedy: 'Pin the provider through PINNED_PROVIDERS in stacks/src/providers.ts (source "hashicorp/<name>").',
   evaluate(block: SynthBlock): RuleResult {
     if (block.kind !== 'required-provider') return NOT_APPLICABLE;
-    const requirement = block.requirement;
-    const source =
-      requirement !== null && typeof requirement === 'object'
-        ? (requirement as Record<string, unknown>)['source']
-        : undefined;
+    const source = requirementField(block.requirement, 'source');
     if (typeof source === 'string' && QUALIFIED.test(source)) return COMPLIANT;
     return nonCompliant(
       `provider "${block.name}" has source ${describe(source)}; it must be fully qualified, e.g. "hashicorp/${block.name}"`,

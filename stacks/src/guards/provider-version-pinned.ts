@@ -5,6 +5,7 @@ import {
   NOT_APPLICABLE,
   nonCompliant,
   type RuleResult,
+  requirementField,
   type SynthBlock,
 } from './rule.ts';
 
@@ -21,11 +22,7 @@ export const providerVersionPinned: GuardRule = {
   remedy: 'Pin the provider through PINNED_PROVIDERS in stacks/src/providers.ts (an exact x.y.z version).',
   evaluate(block: SynthBlock): RuleResult {
     if (block.kind !== 'required-provider') return NOT_APPLICABLE;
-    const requirement = block.requirement;
-    const version =
-      requirement !== null && typeof requirement === 'object'
-        ? (requirement as Record<string, unknown>)['version']
-        : undefined;
+    const version = requirementField(block.requirement, 'version');
     if (typeof version === 'string' && EXACT.test(version.trim())) return COMPLIANT;
     return nonCompliant(
       `provider "${block.name}" has version ${describe(version)}; it must be one exact version such as "5.100.0"`,

@@ -88,3 +88,10 @@ export function address(block: SynthBlock): string {
       return `terraform.required_providers.${block.name}`;
   }
 }
+
+/** One field (`source`, `version`) of a `required_providers` entry, or undefined when it is not an object. */
+export function requirementField(requirement: unknown, field: string): unknown {
+  return requirement !== null && typeof requirement === 'object'
+    ? (requirement as Record<string, unknown>)[field]
+    : undefined;
+}
