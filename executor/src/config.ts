@@ -1,4 +1,3 @@
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
@@ -102,5 +101,3 @@ export function urlFromLibpqEnv(env: NodeJS.ProcessEnv): string {
   if (env.PGSSLMODE) url.searchParams.set('sslmode', env.PGSSLMODE);
   return url.toString();
 }
-
-export const DEFAULT_HOME = join(homedir(), '.airfleet');

@@ -19,7 +19,6 @@ export const WORKLOAD_STATES = [
 export type WorkloadState = (typeof WORKLOAD_STATES)[number];
 
 export const TERMINAL_STATES: readonly WorkloadState[] = ['succeeded', 'failed', 'cancelled'];
-export const LIVE_STATES: readonly WorkloadState[] = ['queued', 'submitting', 'pending', 'running'];
 
 /** One taxonomy of failure reasons for all backends. */
 export const FAILURE_REASONS = [

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LIMITS } from './limits.ts';
-import { FAILURE_REASONS, type FailureReason, WORKLOAD_STATES, type WorkloadState } from './states.ts';
+import type { FailureReason, WorkloadState } from './states.ts';
 
 export const BACKENDS = ['pool', 'nomad', 'batch'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -104,6 +104,3 @@ export interface Workload {
   finishedAt: string | null;
   updatedAt: string;
 }
-
-export const workloadState = z.enum(WORKLOAD_STATES);
-export const failureReason = z.enum(FAILURE_REASONS);

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ServiceConfig } from '../config.ts';
@@ -594,8 +594,7 @@ export class ExecutorService {
     this.feed.poke();
     if (w.workerId && (isTerminal(w.state) || w.state === 'queued'))
       this.signals.emit({ kind: 'worker', workerId: w.workerId });
-    this.logWaiters.wake(w.id);
-    this.signals.emit({ kind: 'log', workloadId: w.id });
+    this.signals.emit({ kind: 'log', workloadId: w.id }); // wakes log followers here and in peers
     if (isTerminal(w.state)) this.metrics.finished.inc({ queue: w.queue, state: w.state, reason: w.reason ?? '' });
     if (w.state === 'queued') this.signals.emit({ kind: 'queue', queue: w.queue, count: 1 });
   }
@@ -623,7 +622,6 @@ export class ExecutorService {
       );
     }
     await appendLogChunk(this.db, chunk);
-    this.logWaiters.wake(chunk.workloadId);
     this.signals.emit({ kind: 'log', workloadId: chunk.workloadId });
   }
 
@@ -714,9 +712,4 @@ function goneError(worker: Worker): ConflictError {
 function uuidFromCompact(compact: string): string | null {
   if (!/^[0-9a-f]{32}$/.test(compact)) return null;
   return `${compact.slice(0, 8)}-${compact.slice(8, 12)}-${compact.slice(12, 16)}-${compact.slice(16, 20)}-${compact.slice(20)}`;
-}
-
-export function adminTokenPath(dataDir: string): string | null {
-  const file = join(dataDir, 'admin.token');
-  return existsSync(file) ? file : null;
 }

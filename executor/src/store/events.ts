@@ -59,11 +59,6 @@ export async function readEvents(q: Queryable, after: number, limit: number): Pr
   }));
 }
 
-export async function lastSeq(q: Queryable): Promise<number> {
-  const { rows } = await q.query<{ seq: number | null }>('SELECT max(seq)::float8 AS seq FROM events');
-  return Number(rows[0]?.seq ?? 0);
-}
-
 /** Drops feed entries older than the retention; clients further behind than that re-list instead. */
 export async function pruneEvents(q: Queryable, retentionSeconds: number): Promise<number> {
   const { rows } = await q.query<{ n: number }>(

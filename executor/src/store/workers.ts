@@ -90,17 +90,17 @@ function toWorker(row: WorkerRow): Worker {
   };
 }
 
+/** Workers are addressed by id (the protocol) or by name (people); the WHERE clause for `$1`. */
+function byIdOrName(idOrName: string): string {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrName)
+    ? 'k.id = $1::uuid'
+    : 'k.name = $1';
+}
+
 const SELECT_WORKER = `SELECT k.*,
   (SELECT coalesce(sum(pool_slots), 0)::int FROM workloads w WHERE w.worker_id = k.id AND w.state IN ('pending', 'running')) AS used_slots,
   (SELECT count(*)::int FROM workloads w WHERE w.worker_id = k.id AND w.state IN ('pending', 'running')) AS running_workloads
   FROM workers k`;
-
-/** The state a live worker shows, from its flags and whether it holds work. */
-export function deriveWorkerState(flags: { maintenance: boolean; draining: boolean; busy: boolean }): WorkerState {
-  if (flags.maintenance) return flags.busy ? 'maintenance_pending' : 'maintenance_mode';
-  if (flags.draining) return 'draining';
-  return flags.busy ? 'running' : 'idle';
-}
 
 export async function upsertWorker(
   q: Queryable,
@@ -166,10 +166,7 @@ export async function lockWorkerForPoll(q: Queryable, id: string): Promise<(Work
 }
 
 export async function getWorker(q: Queryable, idOrName: string): Promise<Worker | null> {
-  const isUuid = /^[0-9a-f-]{36}$/i.test(idOrName);
-  const { rows } = await q.query<WorkerRow>(`${SELECT_WORKER} WHERE ${isUuid ? 'k.id = $1::uuid' : 'k.name = $1'}`, [
-    idOrName,
-  ]);
+  const { rows } = await q.query<WorkerRow>(`${SELECT_WORKER} WHERE ${byIdOrName(idOrName)}`, [idOrName]);
   return rows[0] ? toWorker(rows[0]) : null;
 }
 
@@ -246,13 +243,12 @@ export async function setMaintenance(
   on: boolean,
   comment: string | null,
 ): Promise<Worker | null> {
-  const isUuid = /^[0-9a-f-]{36}$/i.test(idOrName);
   const { rows } = await q.query<WorkerRow>(
     `UPDATE workers k SET maintenance = $2, maintenance_comment = $3,
        state = CASE WHEN k.state IN ('lost', 'offline') THEN k.state
                     WHEN $2 THEN 'maintenance_request'
                     ELSE 'idle' END
-     WHERE ${isUuid ? 'k.id = $1::uuid' : 'k.name = $1'} RETURNING k.*`,
+     WHERE ${byIdOrName(idOrName)} RETURNING k.*`,
     [idOrName, on, comment],
   );
   return rows[0] ? toWorker(rows[0]) : null;
@@ -263,12 +259,11 @@ export async function updateWorkerConfig(
   idOrName: string,
   change: { addQueues?: string[]; removeQueues?: string[]; concurrency?: number },
 ): Promise<Worker | null> {
-  const isUuid = /^[0-9a-f-]{36}$/i.test(idOrName);
   const { rows } = await q.query<WorkerRow>(
     `UPDATE workers k SET
        queues = ARRAY(SELECT DISTINCT unnest(k.queues || $2::text[]) EXCEPT SELECT unnest($3::text[]) ORDER BY 1),
        concurrency = coalesce($4, k.concurrency)
-     WHERE ${isUuid ? 'k.id = $1::uuid' : 'k.name = $1'} RETURNING k.*`,
+     WHERE ${byIdOrName(idOrName)} RETURNING k.*`,
     [idOrName, change.addQueues ?? [], change.removeQueues ?? [], change.concurrency ?? null],
   );
   return rows[0] ? toWorker(rows[0]) : null;

@@ -325,14 +325,6 @@ export async function requestCancel(q: Queryable, id: string): Promise<Workload 
   return rows[0] ? toWorkload(rows[0]) : null;
 }
 
-export async function setBackendRef(q: Queryable, id: string, attempt: number, ref: string): Promise<void> {
-  await q.query('UPDATE workloads SET backend_ref = $3, updated_at = now() WHERE id = $1::uuid AND attempt = $2', [
-    id,
-    attempt,
-    ref,
-  ]);
-}
-
 /** Live workloads held by a worker (leased or running). */
 export async function workloadsOfWorker(q: Queryable, workerId: string): Promise<Workload[]> {
   const { rows } = await q.query<WorkloadRow>(
