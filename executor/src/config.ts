@@ -1,5 +1,7 @@
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { BACKENDS } from './domain/workload.ts';
 import { ConfigError } from './errors.ts';
 
 /** Every tunable of the service with its default, in one typed object (graphile-worker style). */
@@ -27,6 +29,26 @@ export const serviceConfigSchema = z
     poolSize: z.number().int().min(2).max(200).default(10),
     /** Longest a submission waits to be grouped with others into one insert, ms. */
     submitBatchWindowMs: z.number().min(0).max(100).default(1),
+    /**
+     * Backends this instance runs. Default: `pool` and `local` with the embedded database; `pool` alone with
+     * PostgreSQL (`local` runs tasks on the service's own host, so it wants a single instance). Workloads
+     * for a backend not listed are refused at submission.
+     */
+    backends: z
+      .array(z.enum(BACKENDS))
+      .min(1)
+      .refine((list) => list.includes('pool'), 'backends must include pool (the worker protocol is always served)')
+      .optional(),
+    /** Where the local backend keeps run directories (output and exit codes); default `<dataDir>/local-runs`. */
+    localRunDir: z.string().min(1).optional(),
+    /** Most tasks the local backend runs at once. */
+    localConcurrency: z.number().int().min(1).max(1_024).default(Math.max(2, availableParallelism())),
+    /** After SIGTERM, how long a cancelled local task gets before SIGKILL, ms. */
+    localKillGraceMs: z.number().int().min(0).max(600_000).default(10_000),
+    /** Most workloads the dispatcher claims for a push backend in one statement. */
+    dispatchBatchSize: z.number().int().min(1).max(10_000).default(100),
+    /** Most submit calls in flight per push backend. */
+    submitConcurrency: z.number().int().min(1).max(1_000).default(16),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /**
      * Tokens given by value at start-up (e.g. from a secret store): stored hashed, like any other token.
@@ -79,6 +101,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   num('AIRFLEET_REAPER_INTERVAL_MS', 'reaperIntervalMs');
   num('AIRFLEET_POOL_SIZE', 'poolSize');
   if (env.AIRFLEET_LOG_LEVEL) out.logLevel = env.AIRFLEET_LOG_LEVEL;
+  if (env.AIRFLEET_BACKENDS)
+    out.backends = env.AIRFLEET_BACKENDS.split(',')
+      .map((b) => b.trim())
+      .filter(Boolean);
+  if (env.AIRFLEET_LOCAL_RUN_DIR) out.localRunDir = env.AIRFLEET_LOCAL_RUN_DIR;
+  num('AIRFLEET_LOCAL_CONCURRENCY', 'localConcurrency');
+  num('AIRFLEET_LOCAL_KILL_GRACE_MS', 'localKillGraceMs');
+  num('AIRFLEET_DISPATCH_BATCH_SIZE', 'dispatchBatchSize');
+  num('AIRFLEET_SUBMIT_CONCURRENCY', 'submitConcurrency');
   const tokens: Array<{ name: string; token: string; scopes: string[] }> = [];
   if (env.AIRFLEET_ADMIN_TOKEN) tokens.push({ name: 'env-admin', token: env.AIRFLEET_ADMIN_TOKEN, scopes: ['admin'] });
   if (env.AIRFLEET_ENROLL_TOKEN)

@@ -2,7 +2,11 @@ import { z } from 'zod';
 import { LIMITS } from './limits.ts';
 import type { FailureReason, WorkloadState } from './states.ts';
 
-export const BACKENDS = ['pool', 'nomad', 'batch'] as const;
+/**
+ * `pool`: pull workers; `local`: processes on the service's own host (embedded default, development);
+ * `nomad` and `batch`: push backends of their own issue.
+ */
+export const BACKENDS = ['pool', 'local', 'nomad', 'batch'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 const name = (what: string, max: number) =>

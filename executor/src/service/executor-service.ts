@@ -1,14 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { Backend, BackendHost, BackendUpdate } from '../backends/backend.ts';
+import { LocalBackend } from '../backends/local/local-backend.ts';
+import { PoolBackend } from '../backends/pool/pool-backend.ts';
 import type { ServiceConfig } from '../config.ts';
-import { pickLeases } from '../domain/slots.ts';
-import { decideAfterFailure, type FailureReason, isTerminal } from '../domain/states.ts';
-import type { ValidWorkloadInput, Workload } from '../domain/workload.ts';
-import { ConfigError, ConflictError, NotFoundError } from '../errors.ts';
-import type { Db, Queryable } from '../store/db.ts';
+import { isTerminal } from '../domain/states.ts';
+import type { BackendName, ValidWorkloadInput, Workload } from '../domain/workload.ts';
+import { ConfigError, InvalidInputError, NotFoundError } from '../errors.ts';
+import type { Db } from '../store/db.ts';
 import { type FeedEvent, pruneEvents } from '../store/events.ts';
-import { appendLogChunk, type LogStream, readLog } from '../store/logs.ts';
+import { appendLogChunk, type LogStream, readLog, storedLength } from '../store/logs.ts';
 import { migrate } from '../store/migrations.ts';
 import { PostgresDb } from '../store/postgres.ts';
 import {
@@ -18,51 +22,34 @@ import {
   findApiToken,
   hashSecret,
   listApiTokens,
-  newSecret,
   parseToken,
   revokeApiToken,
   type Scope,
   secretMatches,
 } from '../store/tokens.ts';
-import {
-  forgiveSilenceAfterRestart,
-  getWorker,
-  type HeldWorkload,
-  heartbeat,
-  listWorkers,
-  lockWorkerForPoll,
-  setMaintenance,
-  setWorkerState,
-  silentWorkers,
-  updateWorkerConfig,
-  upsertWorker,
-  type Worker,
-  type WorkerMetrics,
-  workerAuth,
-} from '../store/workers.ts';
+import { workerAuth } from '../store/workers.ts';
 import {
   finishAttempt,
   getWorkload,
   type InsertResult,
+  inFlightOf,
   insertWorkloads,
   type ListFilter,
   listWorkloads,
-  lockLeaseCandidates,
-  markLeased,
-  markRunning,
-  type Outcome,
+  markSubmitted,
   pastPendingDeadline,
+  pastRunDeadline,
   type QueueStats,
   queueStats,
+  releaseClaim,
   requestCancel,
-  requeueAsNewAttempt,
-  workloadsOfWorker,
 } from '../store/workloads.ts';
 import { Batcher } from './batcher.ts';
+import { Dispatcher } from './dispatcher.ts';
 import { Feed } from './feed.ts';
+import { Lifecycle } from './lifecycle.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { Signals } from './signals.ts';
-import { WaiterSet } from './waiters.ts';
 
 export const VERSION = '0.1.0';
 
@@ -70,42 +57,12 @@ export type Principal =
   | { kind: 'api'; tokenId: string; name: string; scopes: Scope[] }
   | { kind: 'worker'; workerId: string };
 
-export interface WorkerView {
-  queues: string[];
-  concurrency: number;
-  maintenance: boolean;
-  maintenanceComment: string | null;
-  state: Worker['state'];
-}
-
-export interface PollResult {
-  leases: Workload[];
-  /** Workloads this worker runs that must be stopped (cancelled by a user). */
-  cancel: Array<{ workloadId: string; attempt: number }>;
-  config: WorkerView;
-}
-
-export interface RunningEntry {
-  workloadId: string;
-  attempt: number;
-}
-
-export interface Report {
-  workloadId: string;
-  attempt: number;
-  state: 'running' | 'succeeded' | 'failed' | 'cancelled';
-  exitCode?: number | null | undefined;
-  reason?: FailureReason | undefined;
-  message?: string | undefined;
-  /** Whether the task's own process started (false: it failed before, e.g. image pull). */
-  started?: boolean | undefined;
-}
-
 const TOKEN_CACHE_MS = 10_000;
 
 /**
- * The executor service: durable workloads, pull-worker leases, the change feed, logs and tokens, over one
- * database. HTTP lives in api/; this class holds the behaviour so it can be driven and tested without it.
+ * The executor service: durable workloads, the dispatcher and its backends, the change feed, logs and
+ * tokens, over one database. HTTP lives in api/; this class holds the behaviour so it can be driven and
+ * tested without it.
  */
 export class ExecutorService {
   readonly db: Db;
@@ -113,9 +70,12 @@ export class ExecutorService {
   readonly logger: Logger;
   readonly metrics: ServiceMetrics;
   readonly feed: Feed;
+  /** The pull-worker pool: the worker protocol and worker administration. */
+  readonly pool: PoolBackend;
+  readonly backends: ReadonlyMap<BackendName, Backend>;
+  private readonly life: Lifecycle;
   private readonly signals: Signals;
-  private readonly queueWaiters = new WaiterSet<string>();
-  private readonly logWaiters = new WaiterSet<string>();
+  private readonly dispatcher: Dispatcher;
   private readonly submitBatcher: Batcher<ValidWorkloadInput, InsertResult>;
   private readonly tokenCache = new Map<string, { principal: Principal; hash: string; until: number }>();
   private reaperTimer: NodeJS.Timeout | null = null;
@@ -129,20 +89,45 @@ export class ExecutorService {
     this.metrics = new ServiceMetrics(db);
     this.signals = new Signals(db, logger);
     this.feed = new Feed(db, this.signals, logger);
+    this.life = new Lifecycle({ db, config, logger, metrics: this.metrics, feed: this.feed, signals: this.signals });
+    this.pool = new PoolBackend(this.life, (workerId) => this.tokenCache.delete(workerId.replaceAll('-', '')));
+    const enabled = new Map<BackendName, Backend>([['pool', this.pool]]);
+    if (enabledBackends(config).includes('local')) {
+      enabled.set(
+        'local',
+        new LocalBackend({
+          dir: config.localRunDir ?? defaultLocalRunDir(config.dataDir),
+          concurrency: config.localConcurrency,
+          killGraceMs: config.localKillGraceMs,
+          tickMs: 200,
+        }),
+      );
+    }
+    this.backends = enabled;
+    this.dispatcher = new Dispatcher(this.life, [...this.backends.values()], {
+      batchSize: config.dispatchBatchSize,
+      submitConcurrency: config.submitConcurrency,
+      idleMs: 1_000,
+    });
     this.submitBatcher = new Batcher({
       run: (inputs) => this.insertBatch(inputs),
       windowMs: config.submitBatchWindowMs,
       maxBatch: 500,
       maxParallel: Math.max(1, config.poolSize - 4),
     });
+    const waiters = this.life.queueWaiters;
     this.signals.on((s) => {
-      if (s.kind === 'queue') this.queueWaiters.wake(`q:${s.queue}`, Math.max(1, s.count));
-      else if (s.kind === 'worker') this.queueWaiters.wake(`w:${s.workerId}`);
-      else if (s.kind === 'log') this.logWaiters.wake(s.workloadId);
+      if (s.kind === 'queue') {
+        if (s.backend === 'pool') waiters.wake(`q:${s.queue}`, Math.max(1, s.count));
+        else this.dispatcher.wake(s.backend);
+      } else if (s.kind === 'worker') waiters.wake(`w:${s.workerId}`);
+      else if (s.kind === 'log') this.life.logWaiters.wake(s.workloadId);
+      else if (s.kind === 'dispatch') this.dispatcher.wake(s.backend);
     });
     this.signals.onResync(() => {
-      this.queueWaiters.wakeAll();
-      this.logWaiters.wakeAll();
+      waiters.wakeAll();
+      this.life.logWaiters.wakeAll();
+      this.dispatcher.wake();
     });
   }
 
@@ -163,8 +148,12 @@ export class ExecutorService {
 
   private async start(): Promise<void> {
     await this.signals.start();
-    await forgiveSilenceAfterRestart(this.db);
     await this.bootstrapTokens();
+    for (const backend of this.backends.values()) {
+      await backend.start(this.hostFor(backend));
+      await this.reconcile(backend);
+    }
+    this.dispatcher.start();
     this.feed.poke();
     this.scheduleReaper();
     this.logger.info(
@@ -243,27 +232,46 @@ export class ExecutorService {
   // ---------------------------------------------------------------- workloads
 
   /** Submits one workload; concurrent calls are grouped into one insert. */
-  submit(input: ValidWorkloadInput): Promise<InsertResult> {
+  async submit(input: ValidWorkloadInput): Promise<InsertResult> {
+    this.assertBackendsEnabled([input]);
     return this.submitBatcher.add(input);
   }
 
   /** Submits many in one transaction. */
-  submitBatch(inputs: ValidWorkloadInput[]): Promise<InsertResult[]> {
+  async submitBatch(inputs: ValidWorkloadInput[]): Promise<InsertResult[]> {
+    this.assertBackendsEnabled(inputs);
     return this.insertBatch(inputs);
+  }
+
+  /** A workload for a backend this instance does not run would wait forever: refuse it, nothing stored. */
+  private assertBackendsEnabled(inputs: readonly ValidWorkloadInput[]): void {
+    const bad = inputs.flatMap((w, i) => (this.backends.has(w.backend) ? [] : [{ index: i, backend: w.backend }]));
+    if (bad.length === 0) return;
+    const where = inputs.length > 1 ? ` (workloads ${bad.map((b) => b.index).join(', ')})` : '';
+    throw new InvalidInputError(
+      `backend: '${bad[0]!.backend}' is not enabled on this service${where}; enabled: ${[...this.backends.keys()].join(', ')}. ` +
+        'Choose one of those, or start the service with it in AIRFLEET_BACKENDS.',
+      { field: 'backend', items: bad },
+    );
   }
 
   private async insertBatch(inputs: ValidWorkloadInput[]): Promise<InsertResult[]> {
     const results = await this.db.tx((q) =>
       insertWorkloads(q, inputs, { maxInfraRetries: this.config.maxInfraRetries }),
     );
-    const perQueue = new Map<string, number>();
+    // One wake-up per backend and queue, however many arrived: workers parked on the queue, or the
+    // dispatcher loop of a push backend.
+    const perQueue = new Map<string, { queue: string; backend: BackendName; count: number }>();
     for (const r of results) {
       if (!r.created) continue;
-      this.metrics.submitted.inc({ queue: r.workload.queue, backend: r.workload.backend });
-      perQueue.set(r.workload.queue, (perQueue.get(r.workload.queue) ?? 0) + 1);
+      const { queue, backend } = r.workload;
+      this.metrics.submitted.inc({ queue, backend });
+      const group = perQueue.get(`${backend}/${queue}`) ?? { queue, backend, count: 0 };
+      group.count++;
+      perQueue.set(`${backend}/${queue}`, group);
     }
     if (perQueue.size > 0) this.feed.poke();
-    for (const [queue, count] of perQueue) this.signals.emit({ kind: 'queue', queue, count });
+    for (const group of perQueue.values()) this.signals.emit({ kind: 'queue', ...group });
     return results;
   }
 
@@ -277,7 +285,10 @@ export class ExecutorService {
     return listWorkloads(this.db, filter);
   }
 
-  /** Cancels: a queued workload at once; a leased or running one through its worker. */
+  /**
+   * Cancels: a queued workload at once; a live one through its backend (its worker, its job), which then
+   * reports it `cancelled`. An attempt still being submitted is stopped by the dispatcher once it exists.
+   */
   async cancel(idOrKey: string): Promise<Workload> {
     const current = await this.getWorkload(idOrKey);
     if (isTerminal(current.state)) return current;
@@ -286,8 +297,12 @@ export class ExecutorService {
     if (updated.state === 'cancelled') {
       this.metrics.finished.inc({ queue: updated.queue, state: 'cancelled', reason: 'cancelled' });
       this.feed.poke();
-    } else if (updated.workerId) {
-      this.signals.emit({ kind: 'worker', workerId: updated.workerId });
+    } else {
+      await this.backend(updated.backend).cancel({
+        workloadId: updated.id,
+        attempt: updated.attempt,
+        ref: updated.backendRef,
+      });
     }
     return updated;
   }
@@ -311,7 +326,7 @@ export class ExecutorService {
         return { ...slice, attempt, complete: finished && slice.data.length === 0, state: workload.state };
       }
       // Follow mode: wait for the next chunk or the end of the workload.
-      await this.logWaiters.park([workload.id], Math.min(left, 5_000)).promise;
+      await this.life.logWaiters.park([workload.id], Math.min(left, 5_000)).promise;
     }
   }
 
@@ -321,324 +336,6 @@ export class ExecutorService {
 
   queues(): Promise<QueueStats[]> {
     return queueStats(this.db);
-  }
-
-  // ---------------------------------------------------------------- workers (admin side)
-
-  listWorkers(): Promise<Worker[]> {
-    return listWorkers(this.db);
-  }
-
-  async getWorker(idOrName: string): Promise<Worker> {
-    const worker = await getWorker(this.db, idOrName);
-    if (!worker) throw new NotFoundError('worker', idOrName);
-    return worker;
-  }
-
-  async setMaintenance(idOrName: string, on: boolean, comment: string | null): Promise<Worker> {
-    const worker = await setMaintenance(this.db, idOrName, on, comment);
-    if (!worker) throw new NotFoundError('worker', idOrName);
-    this.signals.emit({ kind: 'worker', workerId: worker.id });
-    return this.getWorker(worker.id);
-  }
-
-  async updateWorker(
-    idOrName: string,
-    change: { addQueues?: string[]; removeQueues?: string[]; concurrency?: number },
-  ): Promise<Worker> {
-    const worker = await updateWorkerConfig(this.db, idOrName, change);
-    if (!worker) throw new NotFoundError('worker', idOrName);
-    this.signals.emit({ kind: 'worker', workerId: worker.id });
-    return this.getWorker(worker.id);
-  }
-
-  // ---------------------------------------------------------------- worker protocol
-
-  /** Registers (or re-registers) a worker and hands it its own token; only a hash is kept. */
-  async registerWorker(input: {
-    name: string;
-    queues: string[];
-    concurrency: number;
-    labels: Record<string, string>;
-    runtime: string;
-    version: string;
-  }): Promise<{ worker: Worker; token: string }> {
-    const secret = newSecret();
-    const { worker, previousId } = await this.db.tx(async (q) => {
-      const result = await upsertWorker(q, { ...input, tokenHash: hashSecret(secret) });
-      // The previous incarnation of this worker is gone: settle what it held.
-      if (result.previousId) await this.settleWorkloadsOfGoneWorker(q, result.previousId, 'worker re-registered');
-      return result;
-    });
-    if (previousId) {
-      this.tokenCache.delete(previousId.replaceAll('-', ''));
-      this.afterBulkChange();
-    }
-    this.logger.info(
-      { worker: worker.name, queues: worker.queues, concurrency: worker.concurrency },
-      'worker registered',
-    );
-    return { worker, token: `afw_${worker.id.replaceAll('-', '')}_${secret}` };
-  }
-
-  async heartbeat(
-    workerId: string,
-    input: { metrics?: WorkerMetrics | undefined; running: RunningEntry[]; draining?: boolean | undefined },
-  ): Promise<PollResult> {
-    const beat = await heartbeat(this.db, workerId, {
-      ...(input.metrics ? { metrics: input.metrics } : {}),
-      ...(input.draining !== undefined ? { draining: input.draining } : {}),
-    });
-    if (!beat) throw new NotFoundError('worker', workerId);
-    if (beat.worker.state === 'lost' || beat.worker.state === 'offline') throw goneError(beat.worker);
-    await this.reconcileWorkerView(workerId, input.running, beat.held);
-    return {
-      leases: [],
-      cancel: beat.held.filter((h) => h.cancelRequested).map((h) => ({ workloadId: h.id, attempt: h.attempt })),
-      config: view(beat.worker),
-    };
-  }
-
-  /**
-   * Compares what the worker says it runs with what the database says it holds. A lease the worker never
-   * acknowledged (its reply was lost) is requeued; a task the worker no longer knows about failed as lost.
-   */
-  private async reconcileWorkerView(workerId: string, running: RunningEntry[], held: HeldWorkload[]): Promise<void> {
-    const known = new Set(running.map((r) => `${r.workloadId}#${r.attempt}`));
-    let changed = false;
-    for (const h of held) {
-      if (known.has(`${h.id}#${h.attempt}`) || Date.now() - h.sinceMs < this.config.leaseAckTimeoutMs) continue;
-      const w = await getWorkload(this.db, h.id);
-      if (!w || w.attempt !== h.attempt || isTerminal(w.state)) continue;
-      await this.db.tx((q) =>
-        this.failAttempt(q, w, 'lost', w.state === 'running', `worker ${workerId} no longer reports this task`),
-      );
-      changed = true;
-    }
-    if (changed) this.afterBulkChange();
-  }
-
-  private async cancelsFor(q: Queryable, workerId: string): Promise<Array<{ workloadId: string; attempt: number }>> {
-    const { rows } = await q.query<{ id: string; attempt: number }>(
-      `SELECT id, attempt FROM workloads WHERE worker_id = $1::uuid AND cancel_requested AND state IN ('pending', 'running')`,
-      [workerId],
-    );
-    return rows.map((r) => ({ workloadId: r.id, attempt: r.attempt }));
-  }
-
-  /**
-   * The worker's long-poll: returns as soon as there are leases for its free slots, cancellations, or a
-   * change of its configuration; otherwise after `waitMs` with nothing. Each pass is one transaction.
-   */
-  async poll(
-    workerId: string,
-    input: { freeSlots: number; waitMs: number; known?: Partial<WorkerView> | undefined },
-    signal?: AbortSignal,
-  ): Promise<PollResult> {
-    const deadline = Date.now() + input.waitMs;
-    for (;;) {
-      const started = process.hrtime.bigint();
-      const { result, keys } = await this.db.tx(async (q) => {
-        const worker = await lockWorkerForPoll(q, workerId);
-        if (!worker) throw new NotFoundError('worker', workerId);
-        if (worker.state === 'lost' || worker.state === 'offline') throw goneError(worker);
-        const config = view(worker);
-        const accepting = !worker.maintenance && !worker.draining;
-        const keys = [`w:${workerId}`, ...(accepting ? worker.queues.map((name) => `q:${name}`) : [])];
-        // The worker hung up (it is stopping): leasing now would hand work to nobody.
-        if (signal?.aborted) return { result: { leases: [], cancel: [], config }, keys };
-        const cancel = worker.hasCancel ? await this.cancelsFor(q, workerId) : [];
-        // Slots are accounted here, not by the worker: a slot is free the moment the service records the
-        // end of the task that held it, and that wakes this poll (see afterChange), so the worker never
-        // hangs up to re-poll (which could strand a lease granted while its reply had nowhere to go).
-        const free = Math.max(0, worker.concurrency - worker.usedSlots);
-        const leases = accepting && free > 0 ? await this.leaseWithin(q, worker, free) : [];
-        return { result: { leases, cancel, config }, keys };
-      });
-      if (result.leases.length > 0) this.afterLease(result.leases, started);
-      const known = input.known;
-      const configChanged =
-        known !== undefined &&
-        (known.maintenance !== result.config.maintenance ||
-          known.concurrency !== result.config.concurrency ||
-          (known.queues ?? []).join(',') !== result.config.queues.join(','));
-      const left = deadline - Date.now();
-      if (result.leases.length > 0 || result.cancel.length > 0 || configChanged || left <= 0 || signal?.aborted) {
-        return result;
-      }
-      const waiter = this.queueWaiters.park(keys, left);
-      signal?.addEventListener('abort', () => waiter.notify(), { once: true });
-      // Nothing woke it: nothing changed for this worker, so answer without another round trip (2,000
-      // idle workers time out 100 times a second).
-      if ((await waiter.promise) === 'timeout') return result;
-    }
-  }
-
-  /** Inside the poll's transaction: lock candidates (SKIP LOCKED), choose what fits, mark them pending. */
-  private async leaseWithin(q: Queryable, worker: Worker, free: number): Promise<Workload[]> {
-    const candidates = await lockLeaseCandidates(q, worker.queues, free, free);
-    if (candidates.length === 0) return [];
-    const chosen = pickLeases(
-      candidates.map((c) => ({
-        id: c.id,
-        poolSlots: c.pool_slots,
-        priorityWeight: c.priority_weight,
-        queuedAt: new Date(c.queued_at).getTime(),
-      })),
-      free,
-    );
-    const marked = await markLeased(
-      q,
-      chosen.map((c) => c.id),
-      worker.id,
-    );
-    // UPDATE returns rows in no particular order; hand them out in lease order.
-    const rank = new Map(chosen.map((c, i) => [c.id, i]));
-    return marked.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
-  }
-
-  private afterLease(leased: Workload[], started: bigint): void {
-    this.metrics.leaseLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    const now = Date.now();
-    for (const w of leased)
-      this.metrics.dispatchLatency.observe({ queue: w.queue }, (now - Date.parse(w.queuedAt)) / 1000);
-    this.feed.poke();
-  }
-
-  /** A worker reports progress or the end of an attempt. Reports are fenced and idempotent. */
-  async report(workerId: string, report: Report): Promise<Workload> {
-    const current = await this.getWorkload(report.workloadId);
-    if (current.attempt !== report.attempt || current.workerId !== workerId) {
-      throw new ConflictError(
-        `report for attempt ${report.attempt} of ${report.workloadId} is stale: the workload is on attempt ${current.attempt}${
-          current.workerId === workerId ? '' : ' of another worker'
-        }; drop it`,
-        { attempt: current.attempt },
-      );
-    }
-    const sameAsNow =
-      current.state === report.state ||
-      (report.state === 'failed' && current.state === 'queued' && current.attempt > report.attempt);
-    if (sameAsNow) return current; // a retried report whose first reply was lost
-    let result: Workload | null;
-    if (report.state === 'running') {
-      result = await markRunning(this.db, current.id, report.attempt, workerId);
-    } else if (report.state === 'failed') {
-      result = await this.db.tx((q) =>
-        this.failAttempt(
-          q,
-          current,
-          report.reason ?? 'task_error',
-          report.started ?? true,
-          report.message ?? null,
-          report.exitCode,
-        ),
-      );
-    } else {
-      // One statement, so no transaction around it: the hot path of every task that ends.
-      const outcome: Outcome =
-        report.state === 'succeeded'
-          ? { state: 'succeeded', exitCode: report.exitCode ?? 0 }
-          : {
-              state: 'cancelled',
-              reason: 'cancelled',
-              exitCode: report.exitCode ?? null,
-              message: report.message ?? null,
-            };
-      result = await finishAttempt(this.db, current.id, report.attempt, workerId, outcome);
-    }
-    if (!result) {
-      const now = await this.getWorkload(report.workloadId);
-      if (isTerminal(now.state)) return now;
-      throw new ConflictError(`cannot move workload ${current.id} from ${now.state} to ${report.state}`, {
-        state: now.state,
-      });
-    }
-    this.afterChange(result);
-    return result;
-  }
-
-  /**
-   * Ends an attempt as failed, or requeues it as a new attempt when the failure happened before the task
-   * started and the workload has infrastructure retries left.
-   */
-  private async failAttempt(
-    q: Queryable,
-    w: Workload,
-    reason: FailureReason,
-    started: boolean,
-    message: string | null,
-    exitCode?: number | null,
-  ): Promise<Workload | null> {
-    const decision = decideAfterFailure({
-      reason,
-      started,
-      attempt: w.attempt,
-      infraRetries: w.infraRetries,
-      maxInfraRetries: w.maxInfraRetries,
-    });
-    if (decision.kind === 'retry' && !w.cancelRequested) {
-      this.logger.info(
-        { workload: w.id, attempt: w.attempt, reason },
-        'failure before start: retrying as a new attempt',
-      );
-      return requeueAsNewAttempt(q, w.id, w.attempt, reason, message ?? reason);
-    }
-    const outcome: Outcome = w.cancelRequested
-      ? { state: 'cancelled', reason: 'cancelled', message }
-      : { state: 'failed', reason, exitCode: exitCode ?? null, message };
-    return finishAttempt(q, w.id, w.attempt, w.workerId, outcome);
-  }
-
-  private afterChange(w: Workload): void {
-    this.feed.poke();
-    if (w.workerId && (isTerminal(w.state) || w.state === 'queued'))
-      this.signals.emit({ kind: 'worker', workerId: w.workerId });
-    this.signals.emit({ kind: 'log', workloadId: w.id }); // wakes log followers here and in peers
-    if (isTerminal(w.state)) this.metrics.finished.inc({ queue: w.queue, state: w.state, reason: w.reason ?? '' });
-    if (w.state === 'queued') this.signals.emit({ kind: 'queue', queue: w.queue, count: 1 });
-  }
-
-  /** After changes to many workloads at once: wake everything that might care. */
-  private afterBulkChange(): void {
-    this.feed.poke();
-    this.queueWaiters.wakeAll();
-    this.logWaiters.wakeAll();
-  }
-
-  async appendLog(
-    workerId: string,
-    chunk: { workloadId: string; attempt: number; stream: LogStream; offset: number; data: Buffer },
-  ): Promise<void> {
-    const { rows } = await this.db.query<{ worker_id: string | null; attempt: number }>(
-      'SELECT worker_id, attempt FROM workloads WHERE id = $1::uuid',
-      [chunk.workloadId],
-    );
-    const row = rows[0];
-    if (!row) throw new NotFoundError('workload', chunk.workloadId);
-    if (row.worker_id !== workerId || row.attempt !== chunk.attempt) {
-      throw new ConflictError(
-        `logs for attempt ${chunk.attempt} of ${chunk.workloadId} do not belong to this worker; drop them`,
-      );
-    }
-    await appendLogChunk(this.db, chunk);
-    this.signals.emit({ kind: 'log', workloadId: chunk.workloadId });
-  }
-
-  /** A worker leaving cleanly: it should hold nothing; whatever it still holds is settled as lost. */
-  async deregister(workerId: string): Promise<void> {
-    await this.db.tx(async (q) => {
-      await this.settleWorkloadsOfGoneWorker(q, workerId, 'worker went offline');
-      await setWorkerState(q, workerId, 'offline');
-    });
-    this.tokenCache.delete(workerId.replaceAll('-', ''));
-    this.afterBulkChange();
-  }
-
-  private async settleWorkloadsOfGoneWorker(q: Queryable, workerId: string, why: string): Promise<void> {
-    for (const w of await workloadsOfWorker(q, workerId)) {
-      await this.failAttempt(q, w, 'lost', w.state === 'running', why);
-    }
   }
 
   // ---------------------------------------------------------------- background work
@@ -652,21 +349,15 @@ export class ExecutorService {
     }, this.config.reaperIntervalMs);
   }
 
-  /** One pass: silent workers become lost, passed pending deadlines fail, old feed entries go. */
+  /**
+   * One pass: silent workers become lost, passed pending deadlines fail as `unschedulable`, push-backend
+   * tasks past their run deadline are stopped and failed, old feed entries go.
+   */
   async reap(): Promise<void> {
-    for (const workerId of await silentWorkers(this.db, this.config.heartbeatTimeoutMs / 1000)) {
-      await this.db.tx(async (q) => {
-        await setWorkerState(q, workerId, 'lost');
-        await this.settleWorkloadsOfGoneWorker(q, workerId, `no heartbeat for ${this.config.heartbeatTimeoutMs} ms`);
-      });
-      this.tokenCache.delete(workerId.replaceAll('-', ''));
-      this.logger.warn({ workerId }, 'worker lost: no heartbeat within the timeout; its tasks were settled');
-      this.afterBulkChange();
-    }
-    const expired = await pastPendingDeadline(this.db, 500);
-    for (const w of expired) {
+    await this.pool.reapSilentWorkers();
+    for (const w of await pastPendingDeadline(this.db, 500)) {
       const result = await this.db.tx((q) =>
-        this.failAttempt(
+        this.life.failAttempt(
           q,
           w,
           'unschedulable',
@@ -674,7 +365,20 @@ export class ExecutorService {
           `not started within pendingSeconds=${w.timeouts.pendingSeconds}`,
         ),
       );
-      if (result) this.afterChange(result);
+      if (!result) continue;
+      this.life.afterChange(result);
+      // The attempt may exist in a push backend (a Nomad job waiting for placement): stop it.
+      if (w.backend !== 'pool' && w.state !== 'queued') await this.stopAttempt(w);
+    }
+    for (const w of await pastRunDeadline(this.db, 500)) {
+      const result = await finishAttempt(this.db, w.id, w.attempt, null, {
+        state: 'failed',
+        reason: 'task_error',
+        message: `exceeded runSeconds=${w.timeouts.runSeconds}`,
+      });
+      if (!result) continue;
+      this.life.afterChange(result);
+      await this.stopAttempt(w);
     }
     this.feed.poke();
     if (Date.now() - this.lastPrune > 60_000) {
@@ -683,30 +387,99 @@ export class ExecutorService {
     }
   }
 
+  /** Stops an attempt the service already settled; whatever the backend reports about it later is fenced off. */
+  private async stopAttempt(w: Workload): Promise<void> {
+    await this.backend(w.backend)
+      .cancel({ workloadId: w.id, attempt: w.attempt, ref: w.backendRef })
+      .catch((error: Error) =>
+        this.logger.warn({ workload: w.id, attempt: w.attempt, err: error.message }, 'could not stop the attempt'),
+      );
+  }
+
+  // ---------------------------------------------------------------- backends
+
+  private backend(name: BackendName): Backend {
+    const backend = this.backends.get(name);
+    if (!backend) {
+      throw new ConfigError(
+        `backend '${name}' is not enabled in this service; enabled: ${[...this.backends.keys()].join(', ')}`,
+      );
+    }
+    return backend;
+  }
+
+  /** What a backend may do to the service: report what its watcher saw, and store logs. */
+  private hostFor(backend: Backend): BackendHost {
+    return {
+      logger: this.logger.child({ backend: backend.name }),
+      update: (update) => this.applyBackendUpdate(backend, update),
+      appendLog: async (workloadId, attempt, stream, offset, data) => {
+        await appendLogChunk(this.db, { workloadId, attempt, stream, offset, data });
+        this.signals.emit({ kind: 'log', workloadId });
+      },
+      logLength: (workloadId, attempt, stream) => storedLength(this.db, workloadId, attempt, stream),
+    };
+  }
+
+  /** A push backend's watcher saw a change. Updates about other attempts, or finished ones, are dropped. */
+  private async applyBackendUpdate(backend: Backend, update: BackendUpdate): Promise<void> {
+    const current = await getWorkload(this.db, update.workloadId);
+    if (!current || current.attempt !== update.attempt || isTerminal(current.state) || current.state === update.state) {
+      this.logger.debug({ update, state: current?.state, attempt: current?.attempt }, 'dropped a stale backend update');
+      return;
+    }
+    const ref = { workloadId: current.id, attempt: current.attempt, ref: current.backendRef };
+    // Logs first: when the feed says "finished", the whole log is already readable.
+    if (update.state !== 'running') await backend.fetchLogs(ref);
+    const result = await this.life.apply(current, update, null);
+    if (result && result.state !== 'running') this.dispatcher.wake(backend.name); // capacity came back
+  }
+
+  /** Start-up: settles every attempt the database has in flight on `backend` with what the backend found. */
+  private async reconcile(backend: Backend): Promise<void> {
+    const inFlight = await inFlightOf(this.db, backend.name);
+    const verdicts = await backend.reconcile(inFlight);
+    const counts = { attached: 0, absent: 0, lost: 0 };
+    for (const v of verdicts) {
+      counts[v.verdict]++;
+      if (v.verdict === 'attached') {
+        if (v.ref !== null) await markSubmitted(this.db, v.workloadId, v.attempt, v.ref);
+      } else if (v.verdict === 'absent') {
+        await releaseClaim(this.db, v.workloadId, v.attempt);
+      } else {
+        const w = await getWorkload(this.db, v.workloadId);
+        if (!w || w.attempt !== v.attempt || isTerminal(w.state)) continue;
+        const result = await this.db.tx((q) => this.life.failAttempt(q, w, 'lost', v.started, v.message));
+        if (result) this.life.afterChange(result);
+      }
+    }
+    if (verdicts.length > 0) this.logger.info({ backend: backend.name, ...counts }, 'reconciled in-flight attempts');
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.reaperTimer) clearTimeout(this.reaperTimer);
-    this.queueWaiters.wakeAll();
-    this.logWaiters.wakeAll();
+    await this.dispatcher.close();
+    for (const backend of this.backends.values()) await backend.close();
+    this.life.queueWaiters.wakeAll();
+    this.life.logWaiters.wakeAll();
     await this.db.close();
   }
 }
 
-function view(worker: Worker): WorkerView {
-  return {
-    queues: worker.queues,
-    concurrency: worker.concurrency,
-    maintenance: worker.maintenance,
-    maintenanceComment: worker.maintenanceComment,
-    state: worker.state,
-  };
+/**
+ * The `local` backend runs tasks on this host, so it only makes sense with one service instance: it is on
+ * by default with the embedded database (one instance by nature) and off with PostgreSQL unless asked for.
+ */
+export function enabledBackends(config: ServiceConfig): BackendName[] {
+  return config.backends ?? (config.databaseUrl ? ['pool'] : ['pool', 'local']);
 }
 
-function goneError(worker: Worker): ConflictError {
-  return new ConflictError(
-    `worker ${worker.name} is ${worker.state}: its leases were taken back; register again to get new work`,
-    { state: worker.state },
-  );
+/** Without a data directory on disk (an in-memory database), local runs go under the temp directory. */
+function defaultLocalRunDir(dataDir: string): string {
+  return dataDir.startsWith('memory://')
+    ? join(tmpdir(), `airfleet-local-runs-${randomUUID()}`)
+    : join(dataDir, 'local-runs');
 }
 
 function uuidFromCompact(compact: string): string | null {

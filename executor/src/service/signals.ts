@@ -10,7 +10,9 @@ import type { Db } from '../store/db.ts';
  * because every waiter also wakes on its own timeout.
  */
 export type Signal =
-  | { kind: 'queue'; queue: string; count: number }
+  | { kind: 'queue'; queue: string; backend: string; count: number }
+  /** Push backends have capacity again (or anything may have changed): the dispatcher should look. */
+  | { kind: 'dispatch'; backend?: string }
   | { kind: 'worker'; workerId: string }
   | { kind: 'feed' }
   | { kind: 'log'; workloadId: string };

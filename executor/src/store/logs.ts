@@ -57,3 +57,18 @@ export async function readLog(
   }
   return { data: Buffer.concat(parts), nextOffset: position };
 }
+
+/** Where the stored bytes of one stream of an attempt end (writers that append in order leave no gaps). */
+export async function storedLength(
+  q: Queryable,
+  workloadId: string,
+  attempt: number,
+  stream: LogStream,
+): Promise<number> {
+  const { rows } = await q.query<{ end: number | null }>(
+    `SELECT max("offset" + length(data))::float8 AS "end" FROM log_chunks
+     WHERE workload_id = $1::uuid AND attempt = $2 AND stream = $3`,
+    [workloadId, attempt, stream],
+  );
+  return Number(rows[0]?.end ?? 0);
+}

@@ -115,6 +115,16 @@ CREATE TABLE api_tokens (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'dispatch order for push backends',
+    sql: `
+-- The dispatcher claims a push backend's work across all its queues in priority-then-age order; without an
+-- index in that order every claim would sort the backend's whole backlog.
+CREATE INDEX workloads_push_dispatch ON workloads (backend, priority_weight DESC, enqueue_seq)
+  WHERE state = 'queued' AND backend <> 'pool';
+`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

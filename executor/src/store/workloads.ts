@@ -367,3 +367,85 @@ export async function queueStats(q: Queryable): Promise<QueueStats[]> {
   );
   return rows;
 }
+
+// ---------------------------------------------------------------- push backends (the dispatcher)
+
+/**
+ * Claims up to `limit` queued workloads of a push backend, in dispatch order, and moves them to
+ * `submitting` in the same statement. SKIP LOCKED lets several service instances claim at once without
+ * waiting on (or taking) each other's rows; the state change is committed before any backend call, so a
+ * crash between claim and submit leaves a `submitting` row that reconcile resolves at start-up.
+ */
+export async function claimForSubmit(q: Queryable, backend: BackendName, limit: number): Promise<Workload[]> {
+  const { rows } = await q.query<WorkloadRow & { enqueue_seq: string }>(
+    withEvents(`UPDATE workloads SET state = 'submitting', updated_at = now()
+                WHERE id IN (SELECT id FROM workloads WHERE state = 'queued' AND backend = $1
+                             ORDER BY priority_weight DESC, enqueue_seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+                  AND state = 'queued'`),
+    [backend, limit],
+  );
+  // UPDATE returns rows in no particular order; submit them in dispatch order.
+  rows.sort((a, b) => b.priority_weight - a.priority_weight || Number(a.enqueue_seq) - Number(b.enqueue_seq));
+  return rows.map(toWorkload);
+}
+
+/**
+ * Records the backend's reference of a submitted attempt and moves it to `pending`. The backend's watcher
+ * may have seen the job start (or even end) before this runs; then only the reference is recorded.
+ */
+export async function markSubmitted(
+  q: Queryable,
+  id: string,
+  attempt: number,
+  ref: string | null,
+): Promise<Workload | null> {
+  const { rows } = await q.query<WorkloadRow>(
+    withEvents(`UPDATE workloads SET state = 'pending', backend_ref = $3, leased_at = now(), updated_at = now()
+                WHERE id = $1::uuid AND attempt = $2 AND state = 'submitting'`),
+    [id, attempt, ref],
+  );
+  if (rows[0]) return toWorkload(rows[0]);
+  const { rows: others } = await q.query<WorkloadRow>(
+    `UPDATE workloads SET backend_ref = $3, leased_at = coalesce(leased_at, now())
+     WHERE id = $1::uuid AND attempt = $2 AND backend_ref IS NULL RETURNING *`,
+    [id, attempt, ref],
+  );
+  return others[0] ? toWorkload(others[0]) : null;
+}
+
+/** A claimed attempt that was never submitted goes back to the queue, same attempt, same place. */
+export async function releaseClaim(q: Queryable, id: string, attempt: number): Promise<Workload | null> {
+  const { rows } = await q.query<WorkloadRow>(
+    withEvents(`UPDATE workloads SET state = 'queued', updated_at = now()
+                WHERE id = $1::uuid AND attempt = $2 AND state = 'submitting'`),
+    [id, attempt],
+  );
+  return rows[0] ? toWorkload(rows[0]) : null;
+}
+
+export interface InFlightRow {
+  workloadId: string;
+  attempt: number;
+  state: 'submitting' | 'pending' | 'running';
+  ref: string | null;
+}
+
+/** Attempts a backend was given and has not finished: what reconcile must account for at start-up. */
+export async function inFlightOf(q: Queryable, backend: BackendName): Promise<InFlightRow[]> {
+  const { rows } = await q.query<InFlightRow>(
+    `SELECT id AS "workloadId", attempt, state, backend_ref AS ref FROM workloads
+     WHERE backend = $1 AND state IN ('submitting', 'pending', 'running') ORDER BY enqueue_seq`,
+    [backend],
+  );
+  return rows;
+}
+
+/** Live workloads of push backends whose run deadline passed: stopped and failed by the reaper. */
+export async function pastRunDeadline(q: Queryable, limit: number): Promise<Workload[]> {
+  const { rows } = await q.query<WorkloadRow>(
+    `SELECT * FROM workloads WHERE state = 'running' AND backend <> 'pool' AND run_deadline < now()
+     ORDER BY run_deadline LIMIT $1`,
+    [limit],
+  );
+  return rows.map(toWorkload);
+}

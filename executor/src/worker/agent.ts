@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { PollResult, Report, WorkerView } from '../backends/pool/pool-backend.ts';
 import { ApiClient, ApiError, UnreachableError } from '../client/api-client.ts';
 import { freeSlots } from '../domain/slots.ts';
 import type { Workload } from '../domain/workload.ts';
-import type { PollResult, Report, WorkerView } from '../service/executor-service.ts';
 import type { Worker } from '../store/workers.ts';
 import { LogShipper } from './log-shipper.ts';
 import { type RunningTask, StartError, type TaskExit, type TaskRuntime } from './runtime.ts';

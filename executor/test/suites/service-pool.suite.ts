@@ -25,7 +25,7 @@ export function servicePoolSuite(openService: OpenService): void {
     const input = (over: Record<string, unknown>) =>
       workloadInput.parse({ command: ['true'], queue, ...over, key: k(String(over.key)) });
     const register = (name: string, queues: string[], concurrency: number) =>
-      service.registerWorker({
+      service.pool.registerWorker({
         name: k(name),
         queues: queues.map((q) => (q === 'default' ? queue : q)),
         concurrency,
@@ -51,16 +51,16 @@ export function servicePoolSuite(openService: OpenService): void {
         input({ key: 'low2', priorityWeight: 1 }),
       ]);
       const { worker } = await register('w1', ['default'], 2);
-      const result = await service.poll(worker.id, { freeSlots: 2, waitMs: 0 });
+      const result = await service.pool.poll(worker.id, { freeSlots: 2, waitMs: 0 });
       // "big" needs 3 slots and never fits a worker of concurrency 2; the next two by priority then age do.
       expect(result.leases.map((l) => l.key)).toEqual([k('high'), k('low')]);
-      const again = await service.poll(worker.id, { freeSlots: 2, waitMs: 0 });
+      const again = await service.pool.poll(worker.id, { freeSlots: 2, waitMs: 0 });
       expect(again.leases).toEqual([]); // server-side slot accounting: both slots are taken
     });
 
     it('a parked poll is woken by a submission', async () => {
       const { worker } = await register('w1', ['default'], 1);
-      const poll = service.poll(worker.id, { freeSlots: 1, waitMs: 5_000 });
+      const poll = service.pool.poll(worker.id, { freeSlots: 1, waitMs: 5_000 });
       await new Promise((r) => setTimeout(r, 50));
       const started = Date.now();
       await service.submit(input({ key: 'wake' }));
@@ -72,9 +72,9 @@ export function servicePoolSuite(openService: OpenService): void {
     it('runs an attempt through running to succeeded and records the feed in order', async () => {
       const { workload } = await service.submit(input({ key: 'ok' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.poll(worker.id, { freeSlots: 1, waitMs: 0 });
-      await service.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
-      const done = await service.report(worker.id, {
+      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      const done = await service.pool.report(worker.id, {
         workloadId: workload.id,
         attempt: 1,
         state: 'succeeded',
@@ -83,7 +83,7 @@ export function servicePoolSuite(openService: OpenService): void {
       expect(done.state).toBe('succeeded');
       // A retried report (its first reply lost) is accepted and changes nothing.
       await expect(
-        service.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'succeeded' }),
+        service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'succeeded' }),
       ).resolves.toMatchObject({
         state: 'succeeded',
       });
@@ -105,9 +105,9 @@ export function servicePoolSuite(openService: OpenService): void {
     it('fences reports about an older attempt', async () => {
       const { workload } = await service.submit(input({ key: 'fenced' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
       // Fails before start: retried by the service as attempt 2.
-      const retried = await service.report(worker.id, {
+      const retried = await service.pool.report(worker.id, {
         workloadId: workload.id,
         attempt: 1,
         state: 'failed',
@@ -116,16 +116,16 @@ export function servicePoolSuite(openService: OpenService): void {
       });
       expect(retried).toMatchObject({ state: 'queued', attempt: 2, infraRetries: 1 });
       await expect(
-        service.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' }),
+        service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' }),
       ).rejects.toThrow(/stale/);
     });
 
     it('a task that started and failed is never retried by the service', async () => {
       const { workload } = await service.submit(input({ key: 'task-error' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.poll(worker.id, { freeSlots: 1, waitMs: 0 });
-      await service.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
-      const failed = await service.report(worker.id, {
+      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      const failed = await service.pool.report(worker.id, {
         workloadId: workload.id,
         attempt: 1,
         state: 'failed',
@@ -138,45 +138,45 @@ export function servicePoolSuite(openService: OpenService): void {
     it('a silent worker is lost: running tasks fail as lost, unstarted leases are requeued', async () => {
       await service.submitBatch([input({ key: 'started' }), input({ key: 'leased' })]);
       const { worker } = await register('w1', ['default'], 2);
-      const { leases } = await service.poll(worker.id, { freeSlots: 2, waitMs: 0 });
+      const { leases } = await service.pool.poll(worker.id, { freeSlots: 2, waitMs: 0 });
       const started = leases.find((l) => l.key === k('started'))!;
-      await service.report(worker.id, { workloadId: started.id, attempt: 1, state: 'running' });
+      await service.pool.report(worker.id, { workloadId: started.id, attempt: 1, state: 'running' });
       await new Promise((r) => setTimeout(r, 700));
-      expect((await service.getWorker(k('w1'))).state).toBe('lost');
+      expect((await service.pool.getWorker(k('w1'))).state).toBe('lost');
       expect(await service.getWorkload(k('started'))).toMatchObject({ state: 'failed', reason: 'lost' });
       expect(await service.getWorkload(k('leased'))).toMatchObject({ state: 'queued', attempt: 2 });
-      await expect(service.poll(worker.id, { freeSlots: 1, waitMs: 0 })).rejects.toThrow(/register again/);
+      await expect(service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 })).rejects.toThrow(/register again/);
     });
 
     it('maintenance stops new leases and shows pending until the worker drains', async () => {
       const { worker } = await register('w1', ['default'], 2);
       const { workload } = await service.submit(input({ key: 'm1' }));
-      await service.poll(worker.id, { freeSlots: 2, waitMs: 0 });
-      await service.setMaintenance(k('w1'), true, 'kernel upgrade');
+      await service.pool.poll(worker.id, { freeSlots: 2, waitMs: 0 });
+      await service.pool.setMaintenance(k('w1'), true, 'kernel upgrade');
       await service.submit(input({ key: 'm2' }));
-      const during = await service.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      const during = await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
       expect(during.leases).toEqual([]);
       expect(during.config).toMatchObject({ maintenance: true, maintenanceComment: 'kernel upgrade' });
-      await service.heartbeat(worker.id, { running: [{ workloadId: workload.id, attempt: 1 }] });
-      expect((await service.getWorker(k('w1'))).state).toBe('maintenance_pending');
-      await service.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
-      await service.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'succeeded' });
-      await service.heartbeat(worker.id, { running: [] });
-      expect((await service.getWorker(k('w1'))).state).toBe('maintenance_mode');
-      await service.setMaintenance(k('w1'), false, null);
-      const after = await service.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.heartbeat(worker.id, { running: [{ workloadId: workload.id, attempt: 1 }] });
+      expect((await service.pool.getWorker(k('w1'))).state).toBe('maintenance_pending');
+      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'succeeded' });
+      await service.pool.heartbeat(worker.id, { running: [] });
+      expect((await service.pool.getWorker(k('w1'))).state).toBe('maintenance_mode');
+      await service.pool.setMaintenance(k('w1'), false, null);
+      const after = await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
       expect(after.leases.map((l) => l.key)).toEqual([k('m2')]);
     });
 
     it('cancelling a running workload reaches its worker through the poll', async () => {
       const { workload } = await service.submit(input({ key: 'c1' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.poll(worker.id, { freeSlots: 1, waitMs: 0 });
-      await service.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
-      const poll = service.poll(worker.id, { freeSlots: 0, waitMs: 5_000 });
+      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      const poll = service.pool.poll(worker.id, { freeSlots: 0, waitMs: 5_000 });
       await service.cancel(k('c1'));
       expect((await poll).cancel).toEqual([{ workloadId: workload.id, attempt: 1 }]);
-      await service.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'cancelled' });
+      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'cancelled' });
       expect(await service.getWorkload(k('c1'))).toMatchObject({ state: 'cancelled', reason: 'cancelled' });
     });
 
@@ -191,7 +191,7 @@ export function servicePoolSuite(openService: OpenService): void {
     it('stores and serves logs by offset, ignoring a re-sent chunk', async () => {
       const { workload } = await service.submit(input({ key: 'logs' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
       const chunk = (offset: number, text: string) => ({
         workloadId: workload.id,
         attempt: 1,
@@ -199,9 +199,9 @@ export function servicePoolSuite(openService: OpenService): void {
         offset,
         data: Buffer.from(text),
       });
-      await service.appendLog(worker.id, chunk(0, 'hello '));
-      await service.appendLog(worker.id, chunk(6, 'world\n'));
-      await service.appendLog(worker.id, chunk(6, 'world\n'));
+      await service.pool.appendLog(worker.id, chunk(0, 'hello '));
+      await service.pool.appendLog(worker.id, chunk(6, 'world\n'));
+      await service.pool.appendLog(worker.id, chunk(6, 'world\n'));
       const all = await service.readLogs({
         idOrKey: k('logs'),
         stream: 'stdout',

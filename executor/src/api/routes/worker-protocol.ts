@@ -51,7 +51,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
         },
       },
       async (request, reply) => {
-        const { worker, token } = await service.registerWorker(request.body);
+        const { worker, token } = await service.pool.registerWorker(request.body);
         reply.status(201);
         return {
           worker,
@@ -72,7 +72,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
           body: z.object({ metrics: metrics.optional(), running, draining: z.boolean().optional() }).strict(),
         },
       },
-      async (request) => service.heartbeat(workerIdOf(request), request.body),
+      async (request) => service.pool.heartbeat(workerIdOf(request), request.body),
     );
 
     app.post(
@@ -102,7 +102,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
         reply.raw.on('close', () => {
           if (!reply.raw.writableEnded) hangup.abort();
         });
-        return service.poll(workerIdOf(request), request.body, hangup.signal);
+        return service.pool.poll(workerIdOf(request), request.body, hangup.signal);
       },
     );
 
@@ -126,7 +126,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
             .strict(),
         },
       },
-      async (request) => service.report(workerIdOf(request), request.body),
+      async (request) => service.pool.report(workerIdOf(request), request.body),
     );
 
     app.post(
@@ -149,7 +149,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
       },
       async (request, reply) => {
         const b = request.body;
-        await service.appendLog(workerIdOf(request), { ...b, data: Buffer.from(b.data, 'base64') });
+        await service.pool.appendLog(workerIdOf(request), { ...b, data: Buffer.from(b.data, 'base64') });
         reply.status(204);
       },
     );
@@ -158,7 +158,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
       '/v1/worker/deregister',
       { config: { auth: 'worker' }, schema: { summary: 'Leave cleanly (state offline)', tags: ['worker protocol'] } },
       async (request, reply) => {
-        await service.deregister(workerIdOf(request));
+        await service.pool.deregister(workerIdOf(request));
         reply.status(204);
       },
     );

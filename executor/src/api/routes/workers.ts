@@ -15,13 +15,13 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
         config: { auth: 'read' },
         schema: { summary: 'Pull workers with state, slots and metrics', tags: ['workers'] },
       },
-      async () => ({ workers: await service.listWorkers() }),
+      async () => ({ workers: await service.pool.listWorkers() }),
     );
 
     app.get(
       '/v1/workers/:name',
       { config: { auth: 'read' }, schema: { summary: 'One worker', tags: ['workers'], params: nameParams } },
-      async (request) => service.getWorker(request.params.name),
+      async (request) => service.pool.getWorker(request.params.name),
     );
 
     app.post(
@@ -35,7 +35,8 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
           body: z.object({ on: z.boolean(), comment: z.string().max(LIMITS.commentLength).optional() }).strict(),
         },
       },
-      async (request) => service.setMaintenance(request.params.name, request.body.on, request.body.comment ?? null),
+      async (request) =>
+        service.pool.setMaintenance(request.params.name, request.body.on, request.body.comment ?? null),
     );
 
     app.patch(
@@ -57,7 +58,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
       },
       async (request) => {
         const b = request.body;
-        return service.updateWorker(request.params.name, {
+        return service.pool.updateWorker(request.params.name, {
           ...(b.addQueues ? { addQueues: b.addQueues } : {}),
           ...(b.removeQueues ? { removeQueues: b.removeQueues } : {}),
           ...(b.concurrency ? { concurrency: b.concurrency } : {}),

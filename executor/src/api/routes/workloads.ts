@@ -167,7 +167,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
         schema: { summary: 'Depth and running slots per queue and backend', tags: ['queues'] },
       },
       async () => {
-        const [queues, workers] = await Promise.all([service.queues(), service.listWorkers()]);
+        const [queues, workers] = await Promise.all([service.queues(), service.pool.listWorkers()]);
         return {
           queues: queues.map((q) => ({
             ...q,
