@@ -154,6 +154,26 @@ try {
       expect: { state: 'cancelled', reason: 'cancelled', stdout: 'started' },
     },
   ];
+  // The embedded service also runs the `local` push backend (tasks as processes of the service host,
+  // through the dispatcher); a deployed service may not, unless asked with --local.
+  if (!argv['api-url'] || argv.local) {
+    cases.push(
+      {
+        name: 'local backend: success',
+        queue: queueA,
+        backend: 'local',
+        command: sh('echo local-ok; echo local-err >&2'),
+        expect: { state: 'succeeded', exitCode: 0, stdout: 'local-ok', stderr: 'local-err' },
+      },
+      {
+        name: 'local backend: exit code',
+        queue: queueB,
+        backend: 'local',
+        command: sh('exit 3'),
+        expect: { state: 'failed', reason: 'task_error', exitCode: 3 },
+      },
+    );
+  }
 
   const feedStart = (await client.request('GET', '/v1/events', { query: { after: 0, limit: 1 } })).last;
   step(`submitting ${cases.length} workloads to ${queueA} and ${queueB}`);
@@ -167,6 +187,7 @@ try {
       poolSlots: c.poolSlots ?? 1,
     };
     if (c.priorityWeight !== undefined) body.priorityWeight = c.priorityWeight;
+    if (c.backend) body.backend = c.backend;
     c.workload = await client.request('POST', '/v1/workloads', { body });
     if (c.name === 'blocker 2')
       await waitFor(
@@ -258,14 +279,14 @@ try {
       c.problems.length ? chalk.red('FAIL') : chalk.green('ok'),
       c.name,
       f.queue,
-      f.workerName ?? '-',
+      f.workerName ?? `(${f.backend})`,
       got,
       wait,
       ran,
       c.problems.join('; '),
     ];
   });
-  const headers = ['', 'case', 'queue', 'worker', 'outcome', 'queued→started', 'run time', 'problems'];
+  const headers = ['', 'case', 'queue', 'ran on', 'outcome', 'queued→started', 'run time', 'problems'];
   // chalk's colour codes take no room on screen: leave them out when measuring column widths.
   const ESC = String.fromCharCode(27);
   const plain = (s) =>

@@ -1,5 +1,6 @@
 import { apiSuite } from '../../executor/test/suites/api.suite.ts';
 import { servicePoolSuite } from '../../executor/test/suites/service-pool.suite.ts';
+import { servicePushSuite } from '../../executor/test/suites/service-push.suite.ts';
 import { openTestService } from '../../executor/test/support/service.ts';
 import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
 
@@ -14,10 +15,15 @@ afterAll(async () => {
   await postgres?.stop();
 });
 
+// A new database per service, unless the caller reopens one (a restart) by passing its URL back.
 const onPostgres: typeof openTestService = async (overrides = {}) =>
-  openTestService({ ...overrides, databaseUrl: await postgres.createDatabase(`suite_${++databases}`) });
+  openTestService({
+    ...overrides,
+    databaseUrl: overrides.databaseUrl ?? (await postgres.createDatabase(`suite_${++databases}`)),
+  });
 
 describe('on PostgreSQL', () => {
   servicePoolSuite(onPostgres);
+  servicePushSuite(onPostgres);
   apiSuite(onPostgres);
 });

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { buildApi } from '../api/server.ts';
 import { ApiError, UnreachableError } from '../client/api-client.ts';
 import { configFromEnv, parseServiceConfig } from '../config.ts';
-import type { Workload } from '../domain/workload.ts';
+import { BACKENDS, type BackendName, type Workload } from '../domain/workload.ts';
 import { ConfigError } from '../errors.ts';
 import { ExecutorService, VERSION } from '../service/executor-service.ts';
 import { newSecret } from '../store/tokens.ts';
@@ -53,32 +53,49 @@ export function buildCli(): Command {
     .option('--host <host>', 'address to listen on (env AIRFLEET_HOST)', undefined)
     .option('--port <port>', 'port to listen on (env AIRFLEET_PORT; default 8470)', int('--port'))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
-    .action(async (opts: { databaseUrl?: string; host?: string; port?: number; logLevel?: string }) => {
-      const g = globals();
-      const config = parseServiceConfig({
-        ...configFromEnv(),
-        ...(g.dataDir ? { dataDir: g.dataDir } : {}),
-        ...(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : {}),
-        ...(opts.host ? { host: opts.host } : {}),
-        ...(opts.port !== undefined ? { port: opts.port } : {}),
-        ...(opts.logLevel ? { logLevel: opts.logLevel as 'info' } : {}),
-      });
-      const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token'] });
-      const service = await ExecutorService.open(config, logger);
-      const app = await buildApi(service, logger);
-      await app.listen({ host: config.host, port: config.port });
-      let closing = false;
-      const close = async (signal: string) => {
-        if (closing) return;
-        closing = true;
-        logger.info({ signal }, 'shutting down');
-        await app.close();
-        await service.close();
-        process.exit(0);
-      };
-      process.on('SIGINT', () => void close('SIGINT'));
-      process.on('SIGTERM', () => void close('SIGTERM'));
-    });
+    .option(
+      '--backends <a,b>',
+      'backends to run (env AIRFLEET_BACKENDS; default pool,local embedded, pool with PostgreSQL)',
+      list,
+    )
+    .option('--local-concurrency <n>', 'most tasks the local backend runs at once', int('--local-concurrency'))
+    .action(
+      async (opts: {
+        databaseUrl?: string;
+        host?: string;
+        port?: number;
+        logLevel?: string;
+        backends?: string[];
+        localConcurrency?: number;
+      }) => {
+        const g = globals();
+        const config = parseServiceConfig({
+          ...configFromEnv(),
+          ...(g.dataDir ? { dataDir: g.dataDir } : {}),
+          ...(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : {}),
+          ...(opts.host ? { host: opts.host } : {}),
+          ...(opts.port !== undefined ? { port: opts.port } : {}),
+          ...(opts.logLevel ? { logLevel: opts.logLevel as 'info' } : {}),
+          ...(opts.backends ? { backends: opts.backends as BackendName[] } : {}),
+          ...(opts.localConcurrency !== undefined ? { localConcurrency: opts.localConcurrency } : {}),
+        });
+        const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token'] });
+        const service = await ExecutorService.open(config, logger);
+        const app = await buildApi(service, logger);
+        await app.listen({ host: config.host, port: config.port });
+        let closing = false;
+        const close = async (signal: string) => {
+          if (closing) return;
+          closing = true;
+          logger.info({ signal }, 'shutting down');
+          await app.close();
+          await service.close();
+          process.exit(0);
+        };
+        process.on('SIGINT', () => void close('SIGINT'));
+        process.on('SIGTERM', () => void close('SIGTERM'));
+      },
+    );
 
   program
     .command('worker')
@@ -156,7 +173,7 @@ export function buildCli(): Command {
     .option('--key <key>', 'idempotency key (default: random)')
     .option('--image <image>', 'container image (docker runtime, Nomad, Batch)')
     .option('--env <K=V...>', 'environment variables', [])
-    .addOption(new Option('--backend <backend>', 'where it runs').choices(['pool', 'nomad', 'batch']).default('pool'))
+    .addOption(new Option('--backend <backend>', 'where it runs').choices([...BACKENDS]).default('pool'))
     .option('--wait', 'wait until it ends; exit code 0 only if it succeeded')
     .action(
       async (

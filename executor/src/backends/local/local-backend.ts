@@ -247,7 +247,8 @@ export class LocalBackend implements Backend {
 
   /** The run ended: report how (the host copies the last output first), then forget it. */
   private async finish(run: Run): Promise<void> {
-    if (run.ending) return;
+    // Closed (the service is stopping): the run's files stay for the next start to reconcile.
+    if (run.ending || !this.ticker) return;
     run.ending = true;
     if (run.killTimer) clearTimeout(run.killTimer);
     const exitCode = run.dir.exitCode();
@@ -275,21 +276,24 @@ export class LocalBackend implements Backend {
         message: 'the supervising shell was killed before it recorded an exit code',
       };
     }
-    await this.deliver(update);
+    if (!(await this.deliver(update))) return;
     this.runs.delete(key(run.workloadId, run.attempt));
     run.dir.remove();
   }
 
-  /** Delivers an update, retrying while the database is away; the run's files wait until it lands. */
-  private async deliver(update: BackendUpdate): Promise<void> {
+  /**
+   * Delivers an update, retrying while the database is away; the run's files wait until it lands.
+   * False when the backend closed first (the next start reconciles from the files).
+   */
+  private async deliver(update: BackendUpdate): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       const host = this.host;
       try {
         if (!host) throw new Error('not started');
         await host.update(update);
-        return;
+        return true;
       } catch (error) {
-        if (!this.ticker) return; // closed: the next start reconciles from the files
+        if (!this.ticker) return false;
         host?.logger.warn(
           { err: (error as Error).message, workload: update.workloadId, state: update.state },
           'could not record a local run update; retrying',
