@@ -49,6 +49,8 @@ export interface ServiceOptions {
   port?: number;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
+  /** AIRFLEET_BACKENDS, e.g. `pool,local`. */
+  backends?: string;
 }
 
 /** The executor service as a real process on a loopback port, restartable on the same port. */
@@ -82,6 +84,7 @@ export class ServiceProcess {
       AIRFLEET_LEASE_ACK_TIMEOUT_MS: '3000',
       AIRFLEET_REAPER_INTERVAL_MS: '100',
       AIRFLEET_LOG_LEVEL: 'info',
+      ...(this.options.backends ? { AIRFLEET_BACKENDS: this.options.backends } : {}),
     };
   }
 

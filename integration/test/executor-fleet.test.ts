@@ -19,7 +19,7 @@ describe('executor fleet on PostgreSQL (service and workers as processes)', () =
 
   beforeAll(async () => {
     postgres = await startPostgres();
-    service = await ServiceProcess.start({ databaseUrl: postgres.url });
+    service = await ServiceProcess.start({ databaseUrl: postgres.url, backends: 'pool,local' });
   });
   afterAll(async () => {
     await service?.stop();
@@ -153,6 +153,34 @@ describe('executor fleet on PostgreSQL (service and workers as processes)', () =
       expect(w).toMatchObject({ state: 'succeeded', attempt: 1 });
       expect(readFileSync(join(dir, `runs-${i}`), 'utf8')).toBe('run\n');
       expect(await logOf(w.id)).toBe(`done-${i}\n`);
+    }
+  });
+
+  it('re-attaches to local-backend runs after the service is killed: each runs once, with its whole log', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const w = await submit({
+        backend: 'local',
+        queue: q('local'),
+        command: [
+          'sh',
+          '-c',
+          `echo run >> ${join(dir, `local-runs-${i}`)}; echo before-${i}; sleep 2; echo after-${i}`,
+        ],
+      });
+      ids.push(w.id);
+    }
+    // The local backend runs as many at once as the host has cores (at least 2); the rest wait queued.
+    await waitFor(
+      'two local tasks to run',
+      async () => (await Promise.all(ids.map(get))).filter((w) => w.state === 'running').length >= 2,
+    );
+    await service.restart('SIGKILL');
+    const done = await waitEnded(ids, 60_000);
+    for (const [i, w] of done.entries()) {
+      expect(w).toMatchObject({ state: 'succeeded', attempt: 1, exitCode: 0 });
+      expect(readFileSync(join(dir, `local-runs-${i}`), 'utf8')).toBe('run\n');
+      expect(await logOf(w.id)).toBe(`before-${i}\nafter-${i}\n`);
     }
   });
 
