@@ -22,7 +22,7 @@ export class Lifecycle {
   readonly metrics: ServiceMetrics;
   readonly feed: Feed;
   readonly signals: Signals;
-  /** Parked worker polls, by `q:<queue>` and `w:<workerId>`. */
+  /** Parked worker polls, by `q:<queue>`, `w:<workerId>` (for the worker itself) and `s:<workerId>` (slots). */
   readonly queueWaiters = new WaiterSet<string>();
   /** Parked log followers, by workload id. */
   readonly logWaiters = new WaiterSet<string>();
@@ -108,8 +108,7 @@ export class Lifecycle {
   /** After one workload changed: the feed, its worker, log followers and (if requeued) its queue. */
   afterChange(w: Workload): void {
     this.feed.poke();
-    if (w.workerId && (isTerminal(w.state) || w.state === 'queued'))
-      this.signals.emit({ kind: 'worker', workerId: w.workerId });
+    if (w.workerId && isTerminal(w.state)) this.signals.emit({ kind: 'slots', workerId: w.workerId });
     this.signals.emit({ kind: 'log', workloadId: w.id }); // wakes log followers here and in peers
     if (isTerminal(w.state)) this.metrics.finished.inc({ queue: w.queue, state: w.state, reason: w.reason ?? '' });
     if (w.state === 'queued') this.signals.emit({ kind: 'queue', queue: w.queue, backend: w.backend, count: 1 });

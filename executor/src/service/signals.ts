@@ -13,7 +13,10 @@ export type Signal =
   | { kind: 'queue'; queue: string; backend: string; count: number }
   /** Push backends have capacity again (or anything may have changed): the dispatcher should look. */
   | { kind: 'dispatch'; backend?: string }
+  /** Something for the worker itself: a cancellation, a change of its configuration. */
   | { kind: 'worker'; workerId: string }
+  /** Slots of the worker came free (a task of it ended). */
+  | { kind: 'slots'; workerId: string }
   | { kind: 'feed' }
   | { kind: 'log'; workloadId: string };
 

@@ -234,6 +234,25 @@ export async function lockLeaseCandidates(
   return rows;
 }
 
+/**
+ * Whether a queued pool workload on these queues needs more than `freeSlots` but fits the worker's
+ * `concurrency`: one the worker could run once some of its slots come free.
+ */
+export async function hasQueuedBiggerThan(
+  q: Queryable,
+  queues: readonly string[],
+  freeSlots: number,
+  concurrency: number,
+): Promise<boolean> {
+  const { rows } = await q.query(
+    `SELECT 1 FROM workloads
+     WHERE state = 'queued' AND backend = 'pool' AND queue = ANY($1::text[]) AND pool_slots > $2 AND pool_slots <= $3
+     LIMIT 1`,
+    [queues, freeSlots, concurrency],
+  );
+  return rows.length > 0;
+}
+
 export async function markLeased(q: Queryable, ids: readonly string[], workerId: string): Promise<Workload[]> {
   if (ids.length === 0) return [];
   const { rows } = await q.query<WorkloadRow>(

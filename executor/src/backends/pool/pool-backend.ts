@@ -21,7 +21,13 @@ import {
   type Worker,
   type WorkerMetrics,
 } from '../../store/workers.ts';
-import { getWorkload, lockLeaseCandidates, markLeased, workloadsOfWorker } from '../../store/workloads.ts';
+import {
+  getWorkload,
+  hasQueuedBiggerThan,
+  lockLeaseCandidates,
+  markLeased,
+  workloadsOfWorker,
+} from '../../store/workloads.ts';
 import type {
   AttemptRef,
   Backend,
@@ -243,7 +249,11 @@ export class PoolBackend implements Backend {
         // end of the task that held it, and that wakes this poll (see Lifecycle.afterChange), so the worker
         // never hangs up to re-poll (which could strand a lease granted while its reply had nowhere to go).
         const free = Math.max(0, worker.concurrency - worker.usedSlots);
-        const leases = accepting && free > 0 ? await this.leaseWithin(q, worker, free) : [];
+        const { leases, wantsSlots } =
+          accepting && free > 0 ? await this.leaseWithin(q, worker, free) : { leases: [], wantsSlots: accepting };
+        // Woken by freed slots only when slots are what held work back: otherwise every task end would cost
+        // a lease pass that finds nothing (new work wakes the poll through its queue anyway).
+        if (wantsSlots) keys.push(`s:${workerId}`);
         return { result: { leases, cancel, config }, keys };
       });
       if (result.leases.length > 0) this.afterLease(result.leases, started);
@@ -265,10 +275,20 @@ export class PoolBackend implements Backend {
     }
   }
 
-  /** Inside the poll's transaction: lock candidates (SKIP LOCKED), choose what fits, mark them pending. */
-  private async leaseWithin(q: Queryable, worker: Worker, free: number): Promise<Workload[]> {
+  /**
+   * Inside the poll's transaction: lock candidates (SKIP LOCKED), choose what fits, mark them pending.
+   * `wantsSlots`: queued work was left because of the worker's free slots, so freed slots should wake it.
+   */
+  private async leaseWithin(
+    q: Queryable,
+    worker: Worker,
+    free: number,
+  ): Promise<{ leases: Workload[]; wantsSlots: boolean }> {
     const candidates = await lockLeaseCandidates(q, worker.queues, free, free);
-    if (candidates.length === 0) return [];
+    const wantsSlots = async (taken: number) =>
+      candidates.length > taken ||
+      (free < worker.concurrency && (await hasQueuedBiggerThan(q, worker.queues, free, worker.concurrency)));
+    if (candidates.length === 0) return { leases: [], wantsSlots: await wantsSlots(0) };
     const chosen = pickLeases(
       candidates.map((c) => ({
         id: c.id,
@@ -285,7 +305,9 @@ export class PoolBackend implements Backend {
     );
     // UPDATE returns rows in no particular order; hand them out in lease order.
     const rank = new Map(chosen.map((c, i) => [c.id, i]));
-    return marked.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
+    const leases = marked.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
+    const usedNow = chosen.reduce((sum, c) => sum + c.poolSlots, 0);
+    return { leases, wantsSlots: usedNow >= free || (await wantsSlots(chosen.length)) };
   }
 
   private afterLease(leased: Workload[], started: bigint): void {
