@@ -33,7 +33,8 @@ export class Feed {
       return;
     }
     this.running = true;
-    void this.loop();
+    // Start on the next turn of the event loop: the changes made in this turn share one numbering pass.
+    setImmediate(() => void this.loop());
   }
 
   private async loop(): Promise<void> {
