@@ -6,7 +6,7 @@
 //   npm run bench                          # PostgreSQL in a container from images/postgres (Docker needed)
 //   npm run bench -- --database-url URL    # an existing PostgreSQL (an empty database)
 //   npm run bench -- --quick               # smaller counts, for a quick look
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -37,6 +37,10 @@ const freePort = () =>
   });
 
 // ---------------------------------------------------------------- database and service
+// The service runs as deployed: compiled (executor/dist, which bin/airfleet.mjs prefers when current), not
+// from the TypeScript sources, whose type stripping costs resident memory a deployment does not have.
+log('building executor/dist');
+execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 let postgres = null;
 let databaseUrl = args['database-url'];
 if (!databaseUrl) {

