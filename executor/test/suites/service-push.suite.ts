@@ -34,7 +34,7 @@ export function servicePushSuite(openService: OpenService): void {
     const input = (over: Record<string, unknown>) =>
       workloadInput.parse({ backend: 'local', queue: `push-${n}`, ...over, key: `${String(over.key)}-${n}` });
 
-    it('runs a workload to success with stdout and stderr kept apart, through every state in order', async () => {
+    it('runs a workload to success with stdout and stderr kept apart, through the states in order', async () => {
       const { workload } = await service.submit(
         input({ key: 'ok', command: ['sh', '-c', 'echo "to out $AIRFLEET_ATTEMPT"; echo to err >&2'] }),
       );
@@ -43,8 +43,12 @@ export function servicePushSuite(openService: OpenService): void {
       expect(done.backendRef).toBe(`${workload.id}.1`);
       expect(await logText(service, workload.id, 'stdout')).toBe('to out 1\n');
       expect(await logText(service, workload.id, 'stderr')).toBe('to err\n');
+      // `pending` (submitted, not started) is skipped when the backend sees the start before the submit call
+      // has returned: both orders are legal, anything else is not.
       const states = await statesOf(service, workload.id);
-      expect(states).toEqual(['queued', 'submitting', 'pending', 'running', 'succeeded']);
+      expect(states.filter((s) => s !== 'pending')).toEqual(['queued', 'submitting', 'running', 'succeeded']);
+      expect([4, 5]).toContain(states.length);
+      if (states.length === 5) expect(states[2]).toBe('pending');
     });
 
     it('fails with the exit code and keeps the output written before the exit', async () => {
