@@ -63,12 +63,17 @@ export class WaiterSet<K> {
     return waiter;
   }
 
-  /** Wakes up to `count` waiters on `key`, oldest first (Infinity: all of them). */
+  /**
+   * Wakes up to `count` waiters on `key`, oldest first (Infinity: all of them). The sets are walked live, not
+   * copied: with thousands of parked polls on one queue, a copy per wake-up was an array of all of them for a
+   * notify or two. Walking live is safe: notify() only removes the waiter from its sets (a Set or Map
+   * iteration survives deletions) and parks nothing synchronously.
+   */
   wake(key: K, count = Infinity): void {
     const set = this.byKey.get(key);
     if (!set) return;
     let n = 0;
-    for (const waiter of [...set]) {
+    for (const waiter of set) {
       if (n >= count) break;
       waiter.notify();
       n++;
@@ -76,7 +81,7 @@ export class WaiterSet<K> {
   }
 
   wakeAll(): void {
-    for (const set of [...this.byKey.values()]) for (const waiter of [...set]) waiter.notify();
+    for (const set of this.byKey.values()) for (const waiter of set) waiter.notify();
   }
 
   size(): number {
