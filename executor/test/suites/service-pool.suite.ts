@@ -1,6 +1,6 @@
 import { workloadInput } from '../../src/domain/workload.ts';
 import type { ExecutorService } from '../../src/service/executor-service.ts';
-import type { OpenService } from '../support/service.ts';
+import { type OpenService, waitUntil } from '../support/service.ts';
 
 /** Runs against whatever store `openService` opens: PGlite in the unit tier, PostgreSQL in integration. */
 export function servicePoolSuite(openService: OpenService): void {
@@ -11,7 +11,9 @@ export function servicePoolSuite(openService: OpenService): void {
     let n = 0;
     let queue = 'default';
     beforeAll(async () => {
-      service = await openService({ heartbeatTimeoutMs: 400, leaseAckTimeoutMs: 200 });
+      // The heartbeat timeout is short enough for the loss test to be quick, and long enough that the other
+      // tests (which never heartbeat) keep their workers on a CI machine busy with other suites.
+      service = await openService({ heartbeatTimeoutMs: 2_000, leaseAckTimeoutMs: 200 });
     });
     afterAll(async () => {
       await service.close();
@@ -137,12 +139,13 @@ export function servicePoolSuite(openService: OpenService): void {
 
     it('a silent worker is lost: running tasks fail as lost, unstarted leases are requeued', async () => {
       await service.submitBatch([input({ key: 'started' }), input({ key: 'leased' })]);
+      const registeredAt = Date.now();
       const { worker } = await register('w1', ['default'], 2);
       const { leases } = await service.pool.poll(worker.id, { freeSlots: 2, waitMs: 0 });
       const started = leases.find((l) => l.key === k('started'))!;
       await service.pool.report(worker.id, { workloadId: started.id, attempt: 1, state: 'running' });
-      await new Promise((r) => setTimeout(r, 700));
-      expect((await service.pool.getWorker(k('w1'))).state).toBe('lost');
+      await waitUntil(async () => (await service.pool.getWorker(k('w1'))).state === 'lost', 10_000);
+      expect(Date.now() - registeredAt).toBeGreaterThanOrEqual(2_000); // not before its timeout
       expect(await service.getWorkload(k('started'))).toMatchObject({ state: 'failed', reason: 'lost' });
       expect(await service.getWorkload(k('leased'))).toMatchObject({ state: 'queued', attempt: 2 });
       await expect(service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 })).rejects.toThrow(/register again/);

@@ -7,7 +7,7 @@ import type { WorkloadState } from '../../src/domain/states.ts';
 import { type Workload, workloadInput } from '../../src/domain/workload.ts';
 import { InvalidInputError } from '../../src/errors.ts';
 import type { ExecutorService } from '../../src/service/executor-service.ts';
-import type { OpenService } from '../support/service.ts';
+import { type OpenService, waitUntil } from '../support/service.ts';
 
 /**
  * The dispatcher and the push-backend contract (claim, submit, watch, cancel, logs, reconcile), driven
@@ -176,14 +176,6 @@ export function servicePushSuite(openService: OpenService): void {
       }
     });
   });
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 async function settleState(service: ExecutorService, id: string): Promise<WorkloadState> {

@@ -19,6 +19,15 @@ export async function openTestService(overrides: ServiceConfigInput = {}): Promi
   return ExecutorService.open(config, pino({ level: 'silent' }));
 }
 
+/** Polls `check` until it holds; fails naming the timeout, so a slow machine shows as slow, not as wrong. */
+export async function waitUntil(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 export type OpenService = (overrides?: ServiceConfigInput) => Promise<ExecutorService>;
 
 export const TEST_ADMIN_TOKEN = 'aft_testadmin0001_testsecret-testsecret-testsecret';
