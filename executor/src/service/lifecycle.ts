@@ -23,7 +23,7 @@ export class Lifecycle {
   readonly feed: Feed;
   readonly signals: Signals;
   /** Parked worker polls, by `q:<queue>`, `w:<workerId>` (for the worker itself) and `s:<workerId>` (slots). */
-  readonly queueWaiters = new WaiterSet<string>();
+  readonly queueWaiters = new WaiterSet<string>({ remember: true });
   /** Parked log followers, by workload id. */
   readonly logWaiters = new WaiterSet<string>();
 

@@ -17,19 +17,22 @@ export interface FeedEvent {
  * run starts after the previous one committed, numbers only ever grow in the order readers can see them,
  * and a client that read up to N never misses an event numbered below N later. Returns how many it
  * numbered.
+ *
+ * One statement in its own transaction, so one round trip (it runs after nearly every change). Its
+ * snapshot is taken before it holds the lock, so it may see an event as unnumbered that the previous run
+ * numbered and committed meanwhile; FOR UPDATE then re-reads that row, finds `seq` set, and leaves it.
  */
 export async function sequenceEvents(db: Db, batch = 10_000): Promise<number> {
-  return db.tx(async (q) => {
-    const { rows: lock } = await q.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(7218412) AS ok');
-    if (!lock[0]?.ok) return 0;
-    const { rows } = await q.query<{ n: number }>(
-      `WITH next AS (SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT $1 FOR UPDATE),
-            numbered AS (UPDATE events e SET seq = nextval('events_seq') FROM next WHERE e.id = next.id RETURNING 1)
-       SELECT count(*)::int AS n FROM numbered`,
-      [batch],
-    );
-    return rows[0]?.n ?? 0;
-  });
+  const { rows } = await db.query<{ n: number }>(
+    `WITH lock AS (SELECT pg_try_advisory_xact_lock(7218412) AS ok),
+          next AS (SELECT e.id FROM events e, lock WHERE lock.ok AND e.seq IS NULL ORDER BY e.id LIMIT $1
+                   FOR UPDATE OF e),
+          numbered AS (UPDATE events e SET seq = nextval('events_seq') FROM next WHERE e.id = next.id
+                       AND e.seq IS NULL RETURNING 1)
+     SELECT count(*)::int AS n FROM numbered`,
+    [batch],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 export async function readEvents(q: Queryable, after: number, limit: number): Promise<FeedEvent[]> {

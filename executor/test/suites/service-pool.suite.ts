@@ -71,6 +71,26 @@ export function servicePoolSuite(openService: OpenService): void {
       expect(Date.now() - started).toBeLessThan(1_000);
     });
 
+    it('a poll right after a lease takes work submitted meanwhile at once, and later work wakes it', async () => {
+      const { worker } = await register('w1', ['default'], 4);
+      await service.submit(input({ key: 'first' }));
+      const first = await service.pool.poll(worker.id, { freeSlots: 4, waitMs: 5_000 });
+      expect(first.leases.map((l) => l.key)).toEqual([k('first')]);
+      // Submitted while the worker was between polls, with no poll parked to take it.
+      await service.submit(input({ key: 'between' }));
+      let started = Date.now();
+      const second = await service.pool.poll(worker.id, { freeSlots: 3, waitMs: 5_000 });
+      expect(second.leases.map((l) => l.key)).toEqual([k('between')]);
+      expect(Date.now() - started).toBeLessThan(1_000);
+      // Nothing new: this poll parks (without a pass of its own) and a submission wakes it.
+      const third = service.pool.poll(worker.id, { freeSlots: 2, waitMs: 5_000 });
+      await new Promise((r) => setTimeout(r, 50));
+      started = Date.now();
+      await service.submit(input({ key: 'later' }));
+      expect((await third).leases.map((l) => l.key)).toEqual([k('later')]);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+
     it('runs an attempt through running to succeeded and records the feed in order', async () => {
       const { workload } = await service.submit(input({ key: 'ok' }));
       const { worker } = await register('w1', ['default'], 1);
