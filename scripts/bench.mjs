@@ -272,9 +272,18 @@ try {
   await sleep(1500);
   results.workersConnected = workerCount;
 
+  // Worker polls by outcome (airfleet_poll_passes_total): how many database passes a task costs.
+  async function pollPasses() {
+    const res = await http.request({ method: 'GET', path: '/metrics', headers: { authorization: `Bearer ${ADMIN}` } });
+    const text = await res.body.text();
+    const out = { leased: 0, empty: 0, peeked: 0, skipped: 0 };
+    for (const m of text.matchAll(/^airfleet_poll_passes_total\{outcome="(\w+)"\} (\d+)/gm)) out[m[1]] = Number(m[2]);
+    return out;
+  }
   async function dispatchAtHalfLoad(rate = 500) {
     leaseLat.length = 0;
     const before = leased;
+    const passesBefore = await pollPasses();
     const r = await openLoopSubmit(rate, quick ? 3 : 6, 'bench-live', (k, t) => submittedAt.set(k, t));
     // Every workload of the step is leased before the next step starts, so no step inherits a backlog.
     const total = rate * (quick ? 3 : 6);
@@ -287,19 +296,22 @@ try {
       leaseP50Ms: round(pct(leaseLat, 50)),
       leaseP99Ms: round(pct(leaseLat, 99)),
       samples: leaseLat.length,
+      pollPasses: Object.fromEntries(Object.entries(await pollPasses()).map(([k, v]) => [k, v - passesBefore[k]])),
     };
   }
   // The lease latency is measured from before the submit request is sent until the lease arrives at a worker.
   if (only.has('dispatch')) {
     log('submit → lease latency at half load (500/s) with all workers waiting');
     results.dispatch = await dispatchAtHalfLoad();
-    log(`  p50 ${results.dispatch.leaseP50Ms} ms, p99 ${results.dispatch.leaseP99Ms} ms`);
+    log(
+      `  p50 ${results.dispatch.leaseP50Ms} ms, p99 ${results.dispatch.leaseP99Ms} ms; polls ${JSON.stringify(results.dispatch.pollPasses)}`,
+    );
     // Where the knee is: the same measurement at lower submission rates.
     results.dispatchCurve = [];
     for (const rate of [100, 250]) {
       const r = await dispatchAtHalfLoad(rate);
       results.dispatchCurve.push(r);
-      log(`  at ${rate}/s: p50 ${r.leaseP50Ms} ms, p99 ${r.leaseP99Ms} ms`);
+      log(`  at ${rate}/s: p50 ${r.leaseP50Ms} ms, p99 ${r.leaseP99Ms} ms; polls ${JSON.stringify(r.pollPasses)}`);
     }
   }
 

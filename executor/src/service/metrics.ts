@@ -10,6 +10,7 @@ export class ServiceMetrics {
   readonly submitted: Counter<'queue' | 'backend'>;
   readonly finished: Counter<'queue' | 'state' | 'reason'>;
   readonly leaseLatency: Histogram;
+  readonly pollPasses: Counter<'outcome'>;
 
   constructor(db: Db) {
     const registry = this.registry;
@@ -24,6 +25,12 @@ export class ServiceMetrics {
       name: 'airfleet_lease_transaction_seconds',
       help: 'Duration of one lease transaction',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers: [registry],
+    });
+    this.pollPasses = new Counter({
+      name: 'airfleet_poll_passes_total',
+      help: 'Worker poll passes by outcome: leased; empty (a lease transaction that found nothing); peeked (a one-statement look found nothing to lease); skipped (nothing could have changed since the last pass)',
+      labelNames: ['outcome'],
       registers: [registry],
     });
     this.submitted = new Counter({
