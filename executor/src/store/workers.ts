@@ -179,13 +179,18 @@ export interface WorkerPeek extends Worker {
  * and for those this is the whole database cost instead of a five-statement transaction. What it reads is
  * a snapshot like the pass's own: work committed after it wakes the poll through its queue's signal.
  */
+// One queue at a time in the dispatch index's own order: an EXISTS over `queue = ANY(...)` let the planner
+// choose a sequential scan of the whole table (it guesses that some row matches early), ~1 ms per poll at
+// a few thousand rows and worse with a backlog on other queues.
+const FIRST_QUEUED = `SELECT 1 FROM workloads w WHERE w.backend = 'pool' AND w.queue = qn.name AND w.state = 'queued'`;
+
 export async function peekWorkerForPoll(q: Queryable, id: string): Promise<WorkerPeek | null> {
   const { rows } = await q.query<WorkerRow & { has_cancel: boolean; fits: boolean; bigger: boolean }>(
     `SELECT k.*, u.used_slots, u.running_workloads, u.has_cancel,
-       EXISTS (SELECT 1 FROM workloads w WHERE w.state = 'queued' AND w.backend = 'pool' AND w.queue = ANY(k.queues)
-               AND w.pool_slots <= k.concurrency - u.used_slots) AS fits,
-       EXISTS (SELECT 1 FROM workloads w WHERE w.state = 'queued' AND w.backend = 'pool' AND w.queue = ANY(k.queues)
-               AND w.pool_slots > k.concurrency - u.used_slots AND w.pool_slots <= k.concurrency) AS bigger
+       EXISTS (SELECT 1 FROM unnest(k.queues) AS qn(name), LATERAL (${FIRST_QUEUED} AND w.pool_slots <= k.concurrency - u.used_slots
+               ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT 1) x) AS fits,
+       EXISTS (SELECT 1 FROM unnest(k.queues) AS qn(name), LATERAL (${FIRST_QUEUED} AND w.pool_slots > k.concurrency - u.used_slots
+               AND w.pool_slots <= k.concurrency ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT 1) x) AS bigger
      FROM workers k,
      LATERAL (SELECT coalesce(sum(w.pool_slots), 0)::int AS used_slots, count(w.id)::int AS running_workloads,
                      coalesce(bool_or(w.cancel_requested), false) AS has_cancel
