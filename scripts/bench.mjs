@@ -276,7 +276,7 @@ try {
   async function pollPasses() {
     const res = await http.request({ method: 'GET', path: '/metrics', headers: { authorization: `Bearer ${ADMIN}` } });
     const text = await res.body.text();
-    const out = { leased: 0, empty: 0, peeked: 0, skipped: 0 };
+    const out = { leased: 0, empty: 0, skipped: 0 };
     for (const m of text.matchAll(/^airfleet_poll_passes_total\{outcome="(\w+)"\} (\d+)/gm)) out[m[1]] = Number(m[2]);
     return out;
   }

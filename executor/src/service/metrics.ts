@@ -29,7 +29,7 @@ export class ServiceMetrics {
     });
     this.pollPasses = new Counter({
       name: 'airfleet_poll_passes_total',
-      help: 'Worker poll passes by outcome: leased; empty (a lease transaction that found nothing); peeked (a one-statement look found nothing to lease); skipped (nothing could have changed since the last pass)',
+      help: 'Worker poll passes by outcome: leased; empty (a lease transaction that found nothing); skipped (nothing could have changed since the last pass)',
       labelNames: ['outcome'],
       registers: [registry],
     });

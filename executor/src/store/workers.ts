@@ -165,44 +165,6 @@ export async function lockWorkerForPoll(q: Queryable, id: string): Promise<(Work
   return { ...toWorker(rows[0]), hasCancel: rows[0].has_cancel };
 }
 
-export interface WorkerPeek extends Worker {
-  hasCancel: boolean;
-  /** Queued pool work on its queues fits its free slots now. */
-  fits: boolean;
-  /** Queued pool work on its queues needs more than its free slots but no more than its concurrency. */
-  bigger: boolean;
-}
-
-/**
- * Everything a poll needs to know whether a lease pass could lease anything, in one statement and without
- * a lock: most polls find nothing (a worker woken for work another worker took, a poll after a timeout),
- * and for those this is the whole database cost instead of a five-statement transaction. What it reads is
- * a snapshot like the pass's own: work committed after it wakes the poll through its queue's signal.
- */
-// One queue at a time in the dispatch index's own order: an EXISTS over `queue = ANY(...)` let the planner
-// choose a sequential scan of the whole table (it guesses that some row matches early), ~1 ms per poll at
-// a few thousand rows and worse with a backlog on other queues.
-const FIRST_QUEUED = `SELECT 1 FROM workloads w WHERE w.backend = 'pool' AND w.queue = qn.name AND w.state = 'queued'`;
-
-export async function peekWorkerForPoll(q: Queryable, id: string): Promise<WorkerPeek | null> {
-  const { rows } = await q.query<WorkerRow & { has_cancel: boolean; fits: boolean; bigger: boolean }>(
-    `SELECT k.*, u.used_slots, u.running_workloads, u.has_cancel,
-       EXISTS (SELECT 1 FROM unnest(k.queues) AS qn(name), LATERAL (${FIRST_QUEUED} AND w.pool_slots <= k.concurrency - u.used_slots
-               ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT 1) x) AS fits,
-       EXISTS (SELECT 1 FROM unnest(k.queues) AS qn(name), LATERAL (${FIRST_QUEUED} AND w.pool_slots > k.concurrency - u.used_slots
-               AND w.pool_slots <= k.concurrency ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT 1) x) AS bigger
-     FROM workers k,
-     LATERAL (SELECT coalesce(sum(w.pool_slots), 0)::int AS used_slots, count(w.id)::int AS running_workloads,
-                     coalesce(bool_or(w.cancel_requested), false) AS has_cancel
-              FROM workloads w WHERE w.worker_id = k.id AND w.state IN ('pending', 'running')) u
-     WHERE k.id = $1::uuid`,
-    [id],
-  );
-  const row = rows[0];
-  if (!row) return null;
-  return { ...toWorker(row), hasCancel: row.has_cancel, fits: row.fits, bigger: row.bigger };
-}
-
 export async function getWorker(q: Queryable, idOrName: string): Promise<Worker | null> {
   const { rows } = await q.query<WorkerRow>(`${SELECT_WORKER} WHERE ${byIdOrName(idOrName)}`, [idOrName]);
   return rows[0] ? toWorker(rows[0]) : null;

@@ -13,7 +13,6 @@ import {
   heartbeat,
   listWorkers,
   lockWorkerForPoll,
-  peekWorkerForPoll,
   setMaintenance,
   setWorkerState,
   silentWorkers,
@@ -248,9 +247,9 @@ export class PoolBackend implements Backend {
     for (;;) {
       const started = process.hrtime.bigint();
       const mark = waiters.mark();
-      const { result, keys, exhausted, peeked } = await this.pass(workerId, signal);
+      const { result, keys, exhausted } = await this.life.db.tx((q) => this.leasePass(q, workerId, signal));
       this.rememberPass(workerId, exhausted ? { mark, at: Date.now(), keys, config: result.config } : null);
-      this.life.metrics.pollPasses.inc({ outcome: result.leases.length > 0 ? 'leased' : peeked ? 'peeked' : 'empty' });
+      this.life.metrics.pollPasses.inc({ outcome: result.leases.length > 0 ? 'leased' : 'empty' });
       if (result.leases.length > 0) this.afterLease(result.leases, started);
       const known = input.known;
       const configChanged =
@@ -273,27 +272,6 @@ export class PoolBackend implements Backend {
     }
   }
 
-  /**
-   * One look for the worker: its configuration, cancellations, and leases for its free slots. A read-only
-   * peek first; the locking lease transaction only when the peek saw work that fits.
-   */
-  private async pass(workerId: string, signal: AbortSignal | undefined): Promise<PassOutcome> {
-    const peek = await peekWorkerForPoll(this.life.db, workerId);
-    if (!peek) throw new NotFoundError('worker', workerId);
-    if (peek.state === 'lost' || peek.state === 'offline') throw goneError(peek);
-    const accepting = !peek.maintenance && !peek.draining;
-    const free = Math.max(0, peek.concurrency - peek.usedSlots);
-    if (accepting && free > 0 && peek.fits && !signal?.aborted) {
-      return this.life.db.tx((q) => this.leasePass(q, workerId, signal));
-    }
-    const keys = [`w:${workerId}`, ...(accepting ? peek.queues.map((name) => `q:${name}`) : [])];
-    // As in leasePass: freed slots matter only when slots are what holds queued work back.
-    const wantsSlots = accepting && (free === 0 || (free < peek.concurrency && peek.bigger));
-    if (wantsSlots) keys.push(`s:${workerId}`);
-    const cancel = peek.hasCancel ? await this.cancelsFor(this.life.db, workerId) : [];
-    return { result: { leases: [], cancel, config: view(peek) }, keys, exhausted: !wantsSlots, peeked: true };
-  }
-
   /** The lease transaction: the worker's row locked, so two polls of one worker never fill the same slots. */
   private async leasePass(q: Queryable, workerId: string, signal: AbortSignal | undefined): Promise<PassOutcome> {
     const worker = await lockWorkerForPoll(q, workerId);
@@ -303,7 +281,7 @@ export class PoolBackend implements Backend {
     const accepting = !worker.maintenance && !worker.draining;
     const keys = [`w:${workerId}`, ...(accepting ? worker.queues.map((name) => `q:${name}`) : [])];
     // The worker hung up (it is stopping): leasing now would hand work to nobody.
-    if (signal?.aborted) return { result: { leases: [], cancel: [], config }, keys, exhausted: false, peeked: false };
+    if (signal?.aborted) return { result: { leases: [], cancel: [], config }, keys, exhausted: false };
     const cancel = worker.hasCancel ? await this.cancelsFor(q, workerId) : [];
     // Slots are accounted here, not by the worker: a slot is free the moment the service records the end of
     // the task that held it, and that wakes this poll (see Lifecycle.afterChange), so the worker never hangs
@@ -316,7 +294,7 @@ export class PoolBackend implements Backend {
     // Woken by freed slots only when slots are what held work back: otherwise every task end would cost a
     // lease pass that finds nothing (new work wakes the poll through its queue anyway).
     if (wantsSlots) keys.push(`s:${workerId}`);
-    return { result: { leases, cancel, config }, keys, exhausted: !wantsSlots && !more, peeked: false };
+    return { result: { leases, cancel, config }, keys, exhausted: !wantsSlots && !more };
   }
 
   /**
@@ -485,8 +463,6 @@ interface PassOutcome {
   keys: string[];
   /** Nothing more it could take was queued (see PoolBackend.skipPass). */
   exhausted: boolean;
-  /** The read-only peek was the whole pass. */
-  peeked: boolean;
 }
 
 interface ExhaustedPass {
