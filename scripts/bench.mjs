@@ -100,7 +100,7 @@ process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
 // the load generator a whole core, and a saturated generator measures itself (its event loop delays every
 // reply it reads), not the service. One connection per parked long-poll, as real workers hold.
 const http = new Pool(base, { connections: null, pipelining: 1, keepAliveTimeout: 60_000 });
-async function call(method, path, body, token = ADMIN) {
+async function requestText(method, path, body, token = ADMIN) {
   const res = await http.request({
     method,
     path,
@@ -109,6 +109,10 @@ async function call(method, path, body, token = ADMIN) {
   });
   const text = await res.body.text();
   if (res.statusCode >= 400) throw new Error(`${method} ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+  return text;
+}
+async function call(method, path, body, token = ADMIN) {
+  const text = await requestText(method, path, body, token);
   return text ? JSON.parse(text) : undefined;
 }
 
@@ -274,8 +278,7 @@ try {
 
   // Worker polls by outcome (airfleet_poll_passes_total): how many database passes a task costs.
   async function pollPasses() {
-    const res = await http.request({ method: 'GET', path: '/metrics', headers: { authorization: `Bearer ${ADMIN}` } });
-    const text = await res.body.text();
+    const text = await requestText('GET', '/metrics');
     const out = { leased: 0, empty: 0, skipped: 0 };
     for (const m of text.matchAll(/^airfleet_poll_passes_total\{outcome="(\w+)"\} (\d+)/gm)) out[m[1]] = Number(m[2]);
     return out;
@@ -376,65 +379,35 @@ try {
   process.exit();
 }
 
-/** Rows of [measure, value, target, met?]; a section that did not run (--only) has no rows. */
+/** Rows of [measure, value, target, met?]; a measure whose section did not run (--only) has no row. */
 function DESIGN_TARGETS(r) {
   const rows = [];
-  const row = (present, ...cells) => present && rows.push(cells);
-  row(
-    r.submitSingle,
-    'submissions/s, one per request',
-    r.submitSingle?.perSecond,
-    '>= 1,500',
-    r.submitSingle?.perSecond >= 1500,
-  );
-  row(r.submitAt1000, 'submit p99 at 1,000/s (ms)', r.submitAt1000?.p99Ms, '<= 50', r.submitAt1000?.p99Ms <= 50);
-  row(
-    r.submitBatched,
-    'submissions/s, batched',
-    r.submitBatched?.perSecond,
-    '>= 10,000',
-    r.submitBatched?.perSecond >= 10000,
-  );
-  row(r.dispatch, 'submit→lease p50 at half load (ms)', r.dispatch?.leaseP50Ms, '<= 10', r.dispatch?.leaseP50Ms <= 10);
-  row(r.dispatch, 'submit→lease p99 at half load (ms)', r.dispatch?.leaseP99Ms, '<= 50', r.dispatch?.leaseP99Ms <= 50);
+  const row = (name, value, target, met) => value !== undefined && rows.push([name, value, target, met]);
+  const atLeast = (name, value, min) => row(name, value, `>= ${min.toLocaleString('en')}`, value >= min);
+  const atMost = (name, value, max) => row(name, value, `<= ${max}`, value <= max);
+  // "Without p99 degrading more than 2x": against the same measure without the live load, when it ran.
+  const within2x = (name, loaded, unloaded) =>
+    unloaded === undefined
+      ? row(name, loaded, '(no baseline)', null)
+      : row(name, loaded, `<= 2x (${round(2 * unloaded)})`, loaded <= 2 * Math.max(unloaded, 5));
+  atLeast('submissions/s, one per request', r.submitSingle?.perSecond, 1500);
+  atMost('submit p99 at 1,000/s (ms)', r.submitAt1000?.p99Ms, 50);
+  atLeast('submissions/s, batched', r.submitBatched?.perSecond, 10000);
+  atMost('submit→lease p50 at half load (ms)', r.dispatch?.leaseP50Ms, 10);
+  atMost('submit→lease p99 at half load (ms)', r.dispatch?.leaseP99Ms, 50);
   for (const c of r.dispatchCurve ?? []) {
-    row(
-      true,
-      `submit→lease p50/p99 at ${c.submitsPerSecond}/s (ms)`,
-      `${c.leaseP50Ms}/${c.leaseP99Ms}`,
-      '(curve)',
-      null,
-    );
+    row(`submit→lease p50/p99 at ${c.submitsPerSecond}/s (ms)`, `${c.leaseP50Ms}/${c.leaseP99Ms}`, '(curve)', null);
   }
-  row(
-    r.leasesPerSecond !== undefined,
-    'leases/s to waiting workers',
-    r.leasesPerSecond,
-    '>= 1,000',
-    r.leasesPerSecond >= 1000,
-  );
-  row(true, 'connected pull workers', r.workersConnected, '>= 2,000', r.workersConnected >= 2000);
-  row(r.liveWorkloads !== undefined, 'live workloads held', r.liveWorkloads, '>= 100,000', r.liveWorkloads >= 100000);
-  // "Without p99 degrading more than 2x": compared with the same measure without the live load, when it ran.
-  const within2x = (loaded, unloaded) => (unloaded === undefined ? null : loaded <= 2 * Math.max(unloaded, 5));
-  const twice = (x) => (x === undefined ? '(no baseline)' : `<= 2x (${round(2 * x)})`);
-  const live = r.submitAt1000WithLive;
-  row(
-    live,
-    'submit p99 at 1,000/s with live load (ms)',
-    live?.p99Ms,
-    twice(r.submitAt1000?.p99Ms),
-    within2x(live?.p99Ms, r.submitAt1000?.p99Ms),
-  );
-  const liveDispatch = r.dispatchWithLive;
-  row(
-    liveDispatch,
-    'submit→lease p99 with live load (ms)',
-    liveDispatch?.leaseP99Ms,
-    twice(r.dispatch?.leaseP99Ms),
-    within2x(liveDispatch?.leaseP99Ms, r.dispatch?.leaseP99Ms),
-  );
-  row(true, 'service RSS idle (MB)', r.rssIdleMb, '<= 100', r.rssIdleMb <= 100);
-  row(true, 'service RSS loaded (MB)', r.rssLoadedMb, '<= 300', r.rssLoadedMb <= 300);
+  atLeast('leases/s to waiting workers', r.leasesPerSecond, 1000);
+  atLeast('connected pull workers', r.workersConnected, 2000);
+  atLeast('live workloads held', r.liveWorkloads, 100000);
+  if (r.submitAt1000WithLive) {
+    within2x('submit p99 at 1,000/s with live load (ms)', r.submitAt1000WithLive.p99Ms, r.submitAt1000?.p99Ms);
+  }
+  if (r.dispatchWithLive) {
+    within2x('submit→lease p99 with live load (ms)', r.dispatchWithLive.leaseP99Ms, r.dispatch?.leaseP99Ms);
+  }
+  atMost('service RSS idle (MB)', r.rssIdleMb, 100);
+  atMost('service RSS loaded (MB)', r.rssLoadedMb, 300);
   return rows;
 }

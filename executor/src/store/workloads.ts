@@ -224,9 +224,9 @@ export async function lockLeaseCandidates(
   limit: number,
 ): Promise<LeaseRow[]> {
   const { rows } = await q.query<LeaseRow>(
-    // Queue by queue in the dispatch index's own order, then merged: over \`queue = ANY(...)\` the planner
+    // Queue by queue in the dispatch index's own order, then merged: over `queue = ANY(...)` the planner
     // fetched and sorted every queued row of the worker's queues on each pass (a backlog of thousands made
-    // each lease pass slower). With several queues this locks up to \`limit\` rows per queue for the
+    // each lease pass slower). With several queues this locks up to `limit` rows per queue for the
     // transaction's few milliseconds; other polls skip those and take the next.
     `SELECT c.id, c.pool_slots, c.priority_weight, c.queued_at FROM unnest($1::text[]) AS qn(name),
      LATERAL (SELECT w.id, w.pool_slots, w.priority_weight, w.queued_at, w.enqueue_seq FROM workloads w
@@ -250,9 +250,12 @@ export async function hasQueuedBiggerThan(
   freeSlots: number,
   concurrency: number,
 ): Promise<boolean> {
+  // Queue by queue through the dispatch index, as lockLeaseCandidates: an EXISTS-like LIMIT 1 over
+  // `queue = ANY(...)` lets the planner pick a sequential scan of the table.
   const { rows } = await q.query(
-    `SELECT 1 FROM workloads
-     WHERE state = 'queued' AND backend = 'pool' AND queue = ANY($1::text[]) AND pool_slots > $2 AND pool_slots <= $3
+    `SELECT 1 FROM unnest($1::text[]) AS qn(name),
+     LATERAL (SELECT 1 FROM workloads w WHERE w.backend = 'pool' AND w.queue = qn.name AND w.state = 'queued'
+              AND w.pool_slots > $2 AND w.pool_slots <= $3 ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT 1) x
      LIMIT 1`,
     [queues, freeSlots, concurrency],
   );

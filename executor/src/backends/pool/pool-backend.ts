@@ -170,8 +170,7 @@ export class PoolBackend implements Backend {
       return result;
     });
     if (previousId) {
-      this.forgetWorkerToken(previousId);
-      this.exhaustedPasses.delete(previousId);
+      this.forgetWorker(previousId);
       this.life.afterBulkChange();
     }
     this.life.logger.info(
@@ -240,9 +239,9 @@ export class PoolBackend implements Backend {
     const skipped = this.skipPass(workerId, input.known);
     if (skipped) {
       this.life.metrics.pollPasses.inc({ outcome: 'skipped' });
-      const waiter = waiters.park(skipped.keys, Math.max(0, deadline - Date.now()));
-      signal?.addEventListener('abort', () => waiter.notify(), { once: true });
-      if ((await waiter.promise) === 'timeout' || signal?.aborted) return skipped.result;
+      if ((await this.park(skipped.keys, deadline - Date.now(), signal)) === 'timeout' || signal?.aborted) {
+        return skipped.result;
+      }
     }
     for (;;) {
       const started = process.hrtime.bigint();
@@ -251,12 +250,7 @@ export class PoolBackend implements Backend {
       this.rememberPass(workerId, exhausted ? { mark, at: Date.now(), keys, config: result.config } : null);
       this.life.metrics.pollPasses.inc({ outcome: result.leases.length > 0 ? 'leased' : 'empty' });
       if (result.leases.length > 0) this.afterLease(result.leases, started);
-      const known = input.known;
-      const configChanged =
-        known !== undefined &&
-        (known.maintenance !== result.config.maintenance ||
-          known.concurrency !== result.config.concurrency ||
-          (known.queues ?? []).join(',') !== result.config.queues.join(','));
+      const configChanged = viewBehind(input.known, result.config);
       const left = deadline - Date.now();
       if (result.leases.length > 0 || result.cancel.length > 0 || configChanged || left <= 0 || signal?.aborted) {
         return result;
@@ -264,11 +258,9 @@ export class PoolBackend implements Backend {
       // Signalled while the pass ran (after its snapshot, before this park) and nobody parked took it: look
       // again rather than park past it.
       if (waiters.signalledSince(keys, mark)) continue;
-      const waiter = waiters.park(keys, left);
-      signal?.addEventListener('abort', () => waiter.notify(), { once: true });
       // Nothing woke it: nothing changed for this worker, so answer without another round trip (2,000
       // idle workers time out 100 times a second).
-      if ((await waiter.promise) === 'timeout') return result;
+      if ((await this.park(keys, left, signal)) === 'timeout') return result;
     }
   }
 
@@ -314,12 +306,23 @@ export class PoolBackend implements Backend {
     this.exhaustedPasses.delete(workerId);
     if (Date.now() - last.at > SKIP_PASS_WITHIN_MS) return null;
     // The worker's view of its configuration is behind: the pass would answer at once, so make it.
-    if (known && (known.maintenance !== last.config.maintenance || known.concurrency !== last.config.concurrency)) {
-      return null;
-    }
-    const keys = [...new Set([...last.keys, `w:${workerId}`, `s:${workerId}`])];
+    if (viewBehind(known, last.config)) return null;
+    const keys = last.keys.includes(`s:${workerId}`) ? last.keys : [...last.keys, `s:${workerId}`];
     if (this.life.queueWaiters.signalledSince(keys, last.mark)) return null;
     return { keys, result: { leases: [], cancel: [], config: last.config } };
+  }
+
+  /** Parks the poll on `keys` for up to `ms`; the worker hanging up wakes it. */
+  private park(keys: readonly string[], ms: number, signal: AbortSignal | undefined): Promise<'woken' | 'timeout'> {
+    const waiter = this.life.queueWaiters.park(keys, Math.max(0, ms));
+    signal?.addEventListener('abort', () => waiter.notify(), { once: true });
+    return waiter.promise;
+  }
+
+  /** A worker whose token no longer holds (re-registered, lost, offline): drop what this instance keeps of it. */
+  private forgetWorker(workerId: string): void {
+    this.forgetWorkerToken(workerId);
+    this.exhaustedPasses.delete(workerId);
   }
 
   private rememberPass(workerId: string, pass: ExhaustedPass | null): void {
@@ -425,8 +428,7 @@ export class PoolBackend implements Backend {
       await this.settleWorkloadsOfGoneWorker(q, workerId, 'worker went offline');
       await setWorkerState(q, workerId, 'offline');
     });
-    this.forgetWorkerToken(workerId);
-    this.exhaustedPasses.delete(workerId);
+    this.forgetWorker(workerId);
     this.life.afterBulkChange();
   }
 
@@ -438,8 +440,7 @@ export class PoolBackend implements Backend {
         await setWorkerState(q, workerId, 'lost');
         await this.settleWorkloadsOfGoneWorker(q, workerId, `no heartbeat for ${timeoutMs} ms`);
       });
-      this.forgetWorkerToken(workerId);
-      this.exhaustedPasses.delete(workerId);
+      this.forgetWorker(workerId);
       this.life.logger.warn({ workerId }, 'worker lost: no heartbeat within the timeout; its tasks were settled');
       this.life.afterBulkChange();
     }
@@ -471,6 +472,16 @@ interface ExhaustedPass {
   at: number;
   keys: string[];
   config: WorkerView;
+}
+
+/** Whether the configuration the worker says it knows differs from its current one (a poll answers at once). */
+function viewBehind(known: Partial<WorkerView> | undefined, config: WorkerView): boolean {
+  return (
+    known !== undefined &&
+    (known.maintenance !== config.maintenance ||
+      known.concurrency !== config.concurrency ||
+      (known.queues ?? []).join(',') !== config.queues.join(','))
+  );
 }
 
 /** A worker's report in the shape every backend's watcher uses. */
