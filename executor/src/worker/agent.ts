@@ -57,8 +57,8 @@ interface TaskEntry {
   fenced: boolean;
 }
 
-/** Margin kept between fencing ourselves and the service writing us off, ms. */
-const FENCE_MARGIN_MS = 2_000;
+/** Margin kept between our tasks being dead and the service writing us off: a tenth of the timeout, 2 s at most. */
+const fenceMargin = (timeoutMs: number) => Math.min(2_000, timeoutMs / 10);
 /** A lease that took longer than this share of the acknowledgement timeout to arrive is handed back. */
 const LATE_LEASE_SHARE = 0.5;
 
@@ -630,7 +630,7 @@ export class WorkerAgent {
     if (this.fenced || this.tasks.size === 0) return;
     const silent = performance.now() - this.lastRenewed;
     const grace = Math.min(this.options.killGraceMs, Math.max(0, this.heartbeatTimeoutMs / 4));
-    if (silent < this.heartbeatTimeoutMs - FENCE_MARGIN_MS - grace) return;
+    if (silent < this.heartbeatTimeoutMs - fenceMargin(this.heartbeatTimeoutMs) - grace) return;
     this.fenced = true;
     this.pollAbort?.abort();
     this.logger.error(

@@ -36,13 +36,31 @@ export function servicePoolSuite(openService: OpenService): void {
         version: 'test',
       });
 
-    it('submitting the same key twice returns the same workload', async () => {
-      const a = await service.submit(input({ key: 'k1' }));
-      const b = await service.submit(input({ key: 'k1', command: ['other'] }));
+    it('submitting the same key twice returns the same workload; another body under it is refused', async () => {
+      const a = await service.submit(input({ key: 'k1', env: { A: '1' } }));
+      const b = await service.submit(input({ key: 'k1', env: { A: '1' } }));
       expect(a.created).toBe(true);
       expect(b.created).toBe(false);
       expect(b.workload.id).toBe(a.workload.id);
-      expect(b.workload.command).toEqual(['true']);
+      await expect(service.submit(input({ key: 'k1', command: ['other'], env: { A: '2' } }))).rejects.toMatchObject({
+        status: 409,
+        details: { field: 'key', differs: ['command', 'env'] },
+      });
+      await expect(service.submit(input({ key: 'k1', env: { A: '1' }, secretEnv: { T: 'x' } }))).rejects.toMatchObject({
+        status: 409,
+        details: { differs: ['secretEnv'] },
+      });
+      expect((await service.getWorkload(k('k1'))).command).toEqual(['true']);
+    });
+
+    it('the same key twice in one batch is one workload, created once', async () => {
+      const results = await service.submitBatch([input({ key: 'twice' }), input({ key: 'twice' })]);
+      expect(results.map((r) => r.created)).toEqual([true, false]);
+      expect(results[1]!.workload.id).toBe(results[0]!.workload.id);
+      await expect(
+        service.submitBatch([input({ key: 'fresh' }), input({ key: 'twice', command: ['x'] })]),
+      ).rejects.toMatchObject({ status: 409, details: { index: 1, differs: ['command'] } });
+      await expect(service.getWorkload(k('fresh'))).rejects.toMatchObject({ status: 404 }); // nothing stored
     });
 
     it('leases by priority then age, within the worker free slots', async () => {
