@@ -103,12 +103,18 @@ export class ServiceProcess {
     );
   }
 
-  /** Starts a pull worker process against this service. */
-  worker(name: string, args: string[]): AirfleetProcess {
+  /**
+   * Starts a pull worker process against this service. Its state directory (identity, spool) is kept per
+   * name for the life of this service object, so a worker started again under the same name finds its
+   * predecessor's, as it would on the same machine.
+   */
+  worker(name: string, args: string[], env: Record<string, string> = {}): AirfleetProcess {
     return new AirfleetProcess(`worker ${name}`, ['worker', '--name', name, ...args], {
       AIRFLEET_API_URL: this.url,
       AIRFLEET_TOKEN: ADMIN_TOKEN,
       AIRFLEET_LOG_LEVEL: 'info',
+      AIRFLEET_WORKER_STATE_DIR: join(this.dataDir, 'workers', name),
+      ...env,
     });
   }
 

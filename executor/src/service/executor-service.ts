@@ -75,7 +75,7 @@ export class ExecutorService {
   private quiescing = false;
   private closed = false;
 
-  private constructor(db: Db, config: ServiceConfig, logger: Logger, ownsDb: boolean) {
+  private constructor(db: Db, config: ServiceConfig, logger: Logger, ownsDb: boolean, extra: readonly Backend[]) {
     this.db = db;
     this.config = config;
     this.logger = logger;
@@ -105,6 +105,7 @@ export class ExecutorService {
         }),
       );
     }
+    for (const backend of extra) enabled.set(backend.name, backend);
     this.backends = enabled;
     this.stopper = new Stopper(this.life, this.backends, this.membership.id, config.stopResendSeconds);
     this.dispatcher = new Dispatcher(
@@ -159,15 +160,29 @@ export class ExecutorService {
     return ExecutorService.start(db, config, logger, true);
   }
 
-  /** A service over a database someone else opened and closes (tests run several instances on one). */
-  static async attach(db: Db, config: ServiceConfig, logger: Logger): Promise<ExecutorService> {
-    return ExecutorService.start(db, config, logger, false);
+  /**
+   * A service over a database someone else opened and closes, with backends given by the caller besides the
+   * configured ones (tests run several instances on one database, with backends of their own).
+   */
+  static async attach(
+    db: Db,
+    config: ServiceConfig,
+    logger: Logger,
+    options: { backends?: readonly Backend[] } = {},
+  ): Promise<ExecutorService> {
+    return ExecutorService.start(db, config, logger, false, options.backends ?? []);
   }
 
-  private static async start(db: Db, config: ServiceConfig, logger: Logger, ownsDb: boolean): Promise<ExecutorService> {
+  private static async start(
+    db: Db,
+    config: ServiceConfig,
+    logger: Logger,
+    ownsDb: boolean,
+    extra: readonly Backend[] = [],
+  ): Promise<ExecutorService> {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
-    const service = new ExecutorService(db, config, logger, ownsDb);
+    const service = new ExecutorService(db, config, logger, ownsDb, extra);
     await service.run();
     return service;
   }
