@@ -215,22 +215,45 @@ describe('executor fleet on PostgreSQL (service and workers as processes)', () =
   });
 
   it('rides out a PostgreSQL restart: running tasks finish and are reported', async () => {
-    await startWorker('pg', ['--queues', q('pg'), '--concurrency', '4']);
-    const ids = await Promise.all(
-      Array.from(
-        { length: 4 },
-        async (_, i) => (await submit({ queue: q('pg'), command: ['sh', '-c', `sleep 2; echo pg-${i}`] })).id,
-      ),
-    );
-    await waitFor('the tasks to run', async () =>
-      (await Promise.all(ids.map(get))).every((w) => w.state === 'running'),
-    );
-    await postgres.restart();
-    const done = await waitEnded(ids, 60_000);
-    expect(done.map((w) => w.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
-    // And new work still flows after the restart.
-    const after = await submit({ queue: q('pg'), command: ['echo', 'after'] });
-    expect((await waitEnded([after.id]))[0]).toMatchObject({ state: 'succeeded' });
+    // As for a restart of the service: an outage shorter than the heartbeat timeout is ridden out.
+    const own = await ServiceProcess.start({
+      databaseUrl: await postgres.createDatabase(`pgrestart_${n}`),
+      heartbeatIntervalMs: 1_000,
+      heartbeatTimeoutMs: 30_000,
+    });
+    const worker = own.worker(`pg-${n}`, ['--queues', q('pg'), '--concurrency', '4']);
+    workers.push(worker);
+    try {
+      const post = (command: string[]) =>
+        own.client.request<Workload>('POST', '/v1/workloads', {
+          body: { key: `${n}-${Math.random()}`, queue: q('pg'), command },
+        });
+      const getOwn = (id: string) => own.client.request<Workload>('GET', `/v1/workloads/${id}`);
+      const endedAll = (ids: string[]) =>
+        waitFor(
+          'the workloads to end',
+          async () => {
+            const all = await Promise.all(ids.map(getOwn));
+            return all.every(ended) ? all : null;
+          },
+          60_000,
+          () => worker.tail(20),
+        );
+      const ids = await Promise.all(
+        Array.from({ length: 4 }, async (_, i) => (await post(['sh', '-c', `sleep 2; echo pg-${i}`])).id),
+      );
+      await waitFor('the tasks to run', async () =>
+        (await Promise.all(ids.map(getOwn))).every((w) => w.state === 'running'),
+      );
+      await postgres.restart();
+      const done = await endedAll(ids);
+      expect(done.map((w) => w.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+      // And new work still flows after the restart.
+      const after = await post(['echo', 'after']);
+      expect((await endedAll([after.id]))[0]).toMatchObject({ state: 'succeeded' });
+    } finally {
+      await own.stop();
+    }
   });
 
   it('drains a worker in maintenance: running tasks finish, new ones wait, then resume', async () => {
