@@ -41,11 +41,15 @@ export class UnauthorizedError extends AirfleetError {
 }
 
 export class ForbiddenError extends AirfleetError {
-  constructor(needed: string) {
+  /** `needed`: the missing scope; or, with `details`, the whole message of a refusal for another reason. */
+  constructor(needed: string, details?: unknown) {
     super(
       403,
       'forbidden',
-      `this token lacks the '${needed}' scope; create one with \`airfleet token create --scopes ${needed}\``,
+      details
+        ? needed
+        : `this token lacks the '${needed}' scope; create one with \`airfleet token create --scopes ${needed}\``,
+      details,
     );
   }
 }

@@ -19,7 +19,7 @@ import {
 import { workerAuth } from '../store/workers.ts';
 
 export type Principal =
-  | { kind: 'api'; tokenId: string; name: string; scopes: Scope[] }
+  | { kind: 'api'; tokenId: string; name: string; scopes: Scope[]; queues: string[] | null }
   | { kind: 'worker'; workerId: string };
 
 const TOKEN_CACHE_MS = 10_000;
@@ -88,7 +88,13 @@ export class TokenService {
       const record = await findApiToken(this.db, parsed.id);
       if (record) {
         hash = record.hash;
-        principal = { kind: 'api', tokenId: parsed.id, name: record.name, scopes: record.scopes };
+        principal = {
+          kind: 'api',
+          tokenId: parsed.id,
+          name: record.name,
+          scopes: record.scopes,
+          queues: record.queues,
+        };
       }
     } else {
       const workerId = uuidFromCompact(parsed.id);
@@ -109,8 +115,8 @@ export class TokenService {
     this.cache.delete(workerId.replaceAll('-', ''));
   }
 
-  create(name: string, scopes: Scope[]): Promise<{ token: string; record: ApiToken }> {
-    return createApiToken(this.db, name, scopes);
+  create(name: string, scopes: Scope[], queues: string[] | null = null): Promise<{ token: string; record: ApiToken }> {
+    return createApiToken(this.db, name, scopes, queues);
   }
 
   list(): Promise<ApiToken[]> {

@@ -24,8 +24,12 @@ export class PgliteDb implements Db {
   }
 
   async query<T>(sql: string, params?: readonly unknown[]): Promise<{ rows: T[] }> {
-    const result = await this.pg.query<T>(sql, params as unknown[]);
-    return { rows: result.rows };
+    try {
+      const result = await this.pg.query<T>(sql, params as unknown[]);
+      return { rows: result.rows };
+    } catch (error) {
+      throw withoutValues(error);
+    }
   }
 
   async exec(sql: string): Promise<void> {
@@ -36,8 +40,12 @@ export class PgliteDb implements Db {
     return this.pg.transaction(async (tx) =>
       fn({
         query: async <R>(sql: string, params?: readonly unknown[]) => {
-          const result = await tx.query<R>(sql, params as unknown[]);
-          return { rows: result.rows };
+          try {
+            const result = await tx.query<R>(sql, params as unknown[]);
+            return { rows: result.rows };
+          } catch (error) {
+            throw withoutValues(error);
+          }
         },
         exec: async (sql: string) => {
           await tx.exec(sql);
@@ -67,4 +75,15 @@ export class PgliteDb implements Db {
   async close(): Promise<void> {
     await this.pg.close();
   }
+}
+
+/**
+ * PGlite's errors carry the statement's bound values (`params`): a failed INSERT would take a workload's
+ * env and secrets into whatever logs the error. They are dropped here, at the source.
+ */
+function withoutValues(error: unknown): unknown {
+  if (error && typeof error === 'object') {
+    for (const field of ['params', 'queryOptions', 'detail', 'where']) delete (error as Record<string, unknown>)[field];
+  }
+  return error;
 }

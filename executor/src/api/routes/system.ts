@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { LIMITS } from '../../domain/limits.ts';
+import { queueName } from '../../domain/workload.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
 import { SCOPES } from '../../store/tokens.ts';
 
@@ -51,12 +52,26 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
             .object({
               name: z.string().min(1).max(LIMITS.nameLength),
               scopes: z.array(z.enum(SCOPES)).min(1, 'give at least one scope: submit, read, admin or enroll'),
+              queues: z
+                .array(queueName)
+                .min(1)
+                .max(100)
+                .optional()
+                .describe('Only with the enroll scope: workers this token registers may serve only these queues'),
             })
-            .strict(),
+            .strict()
+            .refine((b) => !b.queues || (b.scopes.length === 1 && b.scopes[0] === 'enroll'), {
+              message: 'queues limit enrollment tokens only: give them with scopes ["enroll"] alone',
+              path: ['queues'],
+            }),
         },
       },
       async (request, reply) => {
-        const { token, record } = await service.tokens.create(request.body.name, request.body.scopes);
+        const { token, record } = await service.tokens.create(
+          request.body.name,
+          request.body.scopes,
+          request.body.queues ?? null,
+        );
         reply.status(201);
         return { token, ...record };
       },

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { LIMITS } from '../../domain/limits.ts';
 import { FAILURE_REASONS } from '../../domain/states.ts';
 import { queueName } from '../../domain/workload.ts';
+import { ForbiddenError } from '../../errors.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
 import { LOG_STREAMS } from '../../store/logs.ts';
 import { workerIdOf } from '../auth.ts';
@@ -59,6 +60,15 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
         },
       },
       async (request, reply) => {
+        const principal = request.principal;
+        const allowed = principal?.kind === 'api' ? principal.queues : null;
+        const outside = allowed ? request.body.queues.filter((q) => !allowed.includes(q)) : [];
+        if (outside.length > 0) {
+          throw new ForbiddenError(
+            `queues: this enrollment token may register workers for ${allowed!.join(', ')} only, not ${outside.join(', ')}`,
+            { field: 'queues' },
+          );
+        }
         const { worker, token, resumed } = await service.pool.workers.register(request.body);
         reply.status(201);
         return {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import pino from 'pino';
 import { buildApi } from '../../api/server.ts';
 import { configFromEnv, parseServiceConfig } from '../../config.ts';
 import type { BackendName } from '../../domain/workload.ts';
+import { createLogger } from '../../lib/logging.ts';
 import { ExecutorService } from '../../service/executor-service.ts';
 import type { GlobalOptions } from '../context.ts';
 import { int, list } from '../parse.ts';
@@ -42,7 +42,7 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
           ...(opts.backends ? { backends: opts.backends as BackendName[] } : {}),
           ...(opts.localConcurrency !== undefined ? { localConcurrency: opts.localConcurrency } : {}),
         });
-        const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token'] });
+        const logger = createLogger(config.logLevel);
         const service = await ExecutorService.open(config, logger);
         const app = await buildApi(service, logger);
         await app.listen({ host: config.host, port: config.port });
@@ -50,7 +50,10 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
         const close = async (signal: string) => {
           if (closing) return;
           closing = true;
-          logger.info({ signal }, 'shutting down');
+          logger.info({ signal }, 'shutting down: no new leases or claims; peers or the successor take the work');
+          // Stop handing out work first (parked polls answer now), then stop the HTTP server (it waits for the
+          // requests under way), then the rest.
+          await service.quiesce();
           await app.close();
           await service.close();
           process.exit(0);

@@ -12,7 +12,8 @@ export function tokenCommand(program: Command, globals: () => GlobalOptions): vo
     .description('create a token (printed once; only its hash is stored)')
     .requiredOption('--name <name>', 'what it is for')
     .option('--scopes <a,b>', 'submit, read, admin, enroll', list, ['submit', 'read'])
-    .action(async (opts: { name: string; scopes: string[] }) => {
+    .option('--queues <a,b>', 'enroll tokens only: the queues the workers it registers may serve', list)
+    .action(async (opts: { name: string; scopes: string[]; queues?: string[] }) => {
       const g = globals();
       const created = await clientFrom(g).request<{ token: string; id: string }>('POST', '/v1/tokens', { body: opts });
       print(g.json, created, () => created.token);

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import pino from 'pino';
 import { ConfigError } from '../../errors.ts';
+import { createLogger } from '../../lib/logging.ts';
 import { VERSION } from '../../service/executor-service.ts';
 import { WorkerAgent } from '../../worker/agent.ts';
 import { ProcessRuntime } from '../../worker/process-runtime.ts';
@@ -59,7 +59,7 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
         const token = resolveToken(g);
         if (!token)
           throw new ConfigError('the worker needs an enrollment token: --token or AIRFLEET_TOKEN (scope enroll)');
-        const logger = pino({ level: process.env.AIRFLEET_LOG_LEVEL ?? 'info' });
+        const logger = createLogger(process.env.AIRFLEET_LOG_LEVEL ?? 'info');
         const dataDir = g.dataDir ?? process.env.AIRFLEET_DATA_DIR ?? join(process.cwd(), '.airfleet');
         const agent = new WorkerAgent({
           apiUrl: clientFrom(g).baseUrl,
