@@ -8,7 +8,7 @@ import { outcomeOfExit } from '../domain/outcome.ts';
 import { FAILURE_REASONS, type FailureReason } from '../domain/states.ts';
 import type { LogStream } from '../store/logs.ts';
 import type { Worker } from '../store/workers.ts';
-import { LogSpool, leftoverSpools, ResumeFrom } from './log-spool.ts';
+import { type Leftover, LogSpool, leftoverSpools, ResumeFrom } from './log-spool.ts';
 import { type RunningTask, StartError, type TaskExit, type TaskRuntime } from './runtime.ts';
 import { StateDir } from './state-dir.ts';
 import { SystemMetrics } from './system-metrics.ts';
@@ -210,20 +210,27 @@ export class WorkerAgent {
    * its final report — the recorded one, or, for a task that was still running when that process died (and
    * died with it), a report saying so.
    */
-  private async recover(leftovers: ReturnType<typeof leftoverSpools>): Promise<void> {
+  private async recover(leftovers: Leftover[]): Promise<void> {
     for (const l of leftovers) {
       const spool = LogSpool.recover(l.dir, this.options.spoolMaxBytes);
       const entry = this.entryFor({ id: l.workloadId, attempt: l.attempt } as LeasedWorkload, spool);
       const final: Report = isReport(l.final)
         ? l.final
-        : {
-            workloadId: l.workloadId,
-            attempt: l.attempt,
-            state: 'failed',
-            reason: 'lost',
-            started: true,
-            message: 'the worker process died while the task ran; the task was stopped with it',
-          };
+        : l.started
+          ? {
+              workloadId: l.workloadId,
+              attempt: l.attempt,
+              state: 'failed',
+              reason: 'lost',
+              started: true,
+              message: 'the worker process died while the task ran; the task was stopped with it',
+            }
+          : {
+              workloadId: l.workloadId,
+              attempt: l.attempt,
+              state: 'released',
+              message: 'handed back unstarted: the worker process stopped before it started the task',
+            };
       await this.finishDelivery(entry, final);
     }
     if (leftovers.length > 0)
@@ -447,6 +454,7 @@ export class WorkerAgent {
         await this.abandon(entry);
         return;
       }
+      this.state.markStarted(entry.spool.dir);
       entry.task = await this.options.runtime.start(lease, (stream, data) => this.output(entry, stream, data));
       let timer: NodeJS.Timeout | null = null;
       if (lease.timeouts.runSeconds) {

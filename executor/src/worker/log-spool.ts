@@ -180,12 +180,20 @@ export class LogSpool {
   }
 }
 
+export interface Leftover {
+  dir: string;
+  workloadId: string;
+  attempt: number;
+  /** The final report it recorded, if it got that far. */
+  final: unknown;
+  /** Whether its task was started (its start confirmed by the service). */
+  started: boolean;
+}
+
 /** Spool directories a previous process of this worker left, with the final report it recorded (if any). */
-export function leftoverSpools(
-  root: string,
-): Array<{ dir: string; workloadId: string; attempt: number; final: unknown }> {
+export function leftoverSpools(root: string): Leftover[] {
   if (!existsSync(root)) return [];
-  const found: Array<{ dir: string; workloadId: string; attempt: number; final: unknown }> = [];
+  const found: Leftover[] = [];
   for (const name of readdirSync(root)) {
     const match = /^([0-9a-f-]{36})\.(\d+)$/.exec(name);
     if (!match) continue;
@@ -196,7 +204,13 @@ export function leftoverSpools(
     } catch {
       // no final report recorded: the task ended with the previous process
     }
-    found.push({ dir, workloadId: match[1]!, attempt: Number(match[2]), final });
+    found.push({
+      dir,
+      workloadId: match[1]!,
+      attempt: Number(match[2]),
+      final,
+      started: existsSync(join(dir, 'started')),
+    });
   }
   return found;
 }

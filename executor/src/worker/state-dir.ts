@@ -35,6 +35,11 @@ export class StateDir {
     atomicWrite(join(this.path, 'identity.json'), JSON.stringify(identity));
   }
 
+  /** Records that an attempt's task is about to start (its start was confirmed): from here it may have run. */
+  markStarted(spoolDir: string): void {
+    atomicWrite(join(spoolDir, 'started'), '');
+  }
+
   /** Records an attempt's final report in its spool folder before it is sent. */
   writeFinal(spoolDir: string, report: unknown): void {
     atomicWrite(join(spoolDir, 'final.json'), JSON.stringify(report));
