@@ -78,7 +78,8 @@ describe('SIGTERM to the service and its workers at once', () => {
         for (const at of starts) if (at > signalledAt && at < restartedAt) during.push(w.key);
         if (w.state === 'succeeded') expect(starts).toHaveLength(1);
         // What was running at the signal was stopped and reported; nothing else failed.
-        if (w.state === 'failed') expect(w.reason).toBe('preempted');
+        if (w.state === 'failed')
+          expect({ key: w.key, reason: w.reason, message: w.message }).toMatchObject({ reason: 'preempted' });
       }
       const outcomes = done.reduce<Record<string, number>>((m, w) => {
         const label = w.state === 'failed' ? `failed:${w.reason}` : w.state;
