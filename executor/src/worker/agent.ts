@@ -99,6 +99,8 @@ export class WorkerAgent {
   private loop: Promise<void> | null = null;
   private recovering: Promise<void> = Promise.resolve();
   private readonly idleWaiters = new Set<() => void>();
+  /** Attempts of a previous process whose results are being delivered: still held, so heartbeats list them. */
+  private readonly recovered = new Map<string, number>();
 
   constructor(options: AgentOptions) {
     this.options = {
@@ -216,6 +218,7 @@ export class WorkerAgent {
    * died with it), a report saying so.
    */
   private async recover(leftovers: Leftover[]): Promise<void> {
+    for (const l of leftovers) this.recovered.set(l.workloadId, l.attempt);
     for (const l of leftovers) {
       const spool = LogSpool.recover(l.dir, this.options.spoolMaxBytes);
       const entry = this.entryFor({ id: l.workloadId, attempt: l.attempt } as LeasedWorkload, spool);
@@ -237,6 +240,7 @@ export class WorkerAgent {
               message: 'handed back unstarted: the worker process stopped before it started the task',
             };
       await this.finishDelivery(entry, final);
+      this.recovered.delete(l.workloadId);
     }
     if (leftovers.length > 0)
       this.logger.info({ attempts: leftovers.length }, "delivered a previous process's results");
@@ -627,7 +631,10 @@ export class WorkerAgent {
       const result = await this.client.request<HeartbeatResult>('POST', '/v1/worker/heartbeat', {
         body: {
           metrics: await this.metrics.read(),
-          running: [...this.tasks.values()].map((t) => ({ workloadId: t.lease.id, attempt: t.lease.attempt })),
+          running: [
+            ...[...this.tasks.values()].map((t) => ({ workloadId: t.lease.id, attempt: t.lease.attempt })),
+            ...[...this.recovered].map(([workloadId, attempt]) => ({ workloadId, attempt })),
+          ],
           draining: this.draining || this.stopping,
         },
         timeoutMs: Math.min(10_000, this.heartbeatTimeoutMs / 4),
