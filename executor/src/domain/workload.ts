@@ -101,6 +101,11 @@ export interface Workload {
   exitCode: number | null;
   message: string | null;
   cancelRequested: boolean;
+  /** A stop the service asked for and waits to see confirmed (cancel, pending or run timeout). */
+  stopReason: FailureReason | null;
+  stopMessage: string | null;
+  /** The service instance that owns a push attempt (submits, watches and stops it). */
+  claimedBy: string | null;
   createdAt: string;
   queuedAt: string;
   leasedAt: string | null;

@@ -13,7 +13,7 @@ export function servicePoolSuite(openService: OpenService): void {
     beforeAll(async () => {
       // The heartbeat timeout is short enough for the loss test to be quick, and long enough that the other
       // tests (which never heartbeat) keep their workers on a CI machine busy with other suites.
-      service = await openService({ heartbeatTimeoutMs: 2_000, leaseAckTimeoutMs: 200 });
+      service = await openService({ heartbeatIntervalMs: 500, heartbeatTimeoutMs: 2_000, leaseAckTimeoutMs: 200 });
     });
     afterAll(async () => {
       await service.close();
@@ -27,7 +27,7 @@ export function servicePoolSuite(openService: OpenService): void {
     const input = (over: Record<string, unknown>) =>
       workloadInput.parse({ command: ['true'], queue, ...over, key: k(String(over.key)) });
     const register = (name: string, queues: string[], concurrency: number) =>
-      service.pool.registerWorker({
+      service.pool.workers.register({
         name: k(name),
         queues: queues.map((q) => (q === 'default' ? queue : q)),
         concurrency,
@@ -53,16 +53,16 @@ export function servicePoolSuite(openService: OpenService): void {
         input({ key: 'low2', priorityWeight: 1 }),
       ]);
       const { worker } = await register('w1', ['default'], 2);
-      const result = await service.pool.poll(worker.id, { freeSlots: 2, waitMs: 0 });
+      const result = await service.pool.leases.poll(worker.id, { freeSlots: 2, waitMs: 0 });
       // "big" needs 3 slots and never fits a worker of concurrency 2; the next two by priority then age do.
       expect(result.leases.map((l) => l.key)).toEqual([k('high'), k('low')]);
-      const again = await service.pool.poll(worker.id, { freeSlots: 2, waitMs: 0 });
+      const again = await service.pool.leases.poll(worker.id, { freeSlots: 2, waitMs: 0 });
       expect(again.leases).toEqual([]); // server-side slot accounting: both slots are taken
     });
 
     it('a parked poll is woken by a submission', async () => {
       const { worker } = await register('w1', ['default'], 1);
-      const poll = service.pool.poll(worker.id, { freeSlots: 1, waitMs: 5_000 });
+      const poll = service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 });
       await new Promise((r) => setTimeout(r, 50));
       const started = Date.now();
       await service.submit(input({ key: 'wake' }));
@@ -74,16 +74,16 @@ export function servicePoolSuite(openService: OpenService): void {
     it('a poll right after a lease takes work submitted meanwhile at once, and later work wakes it', async () => {
       const { worker } = await register('w1', ['default'], 4);
       await service.submit(input({ key: 'first' }));
-      const first = await service.pool.poll(worker.id, { freeSlots: 4, waitMs: 5_000 });
+      const first = await service.pool.leases.poll(worker.id, { freeSlots: 4, waitMs: 5_000 });
       expect(first.leases.map((l) => l.key)).toEqual([k('first')]);
       // Submitted while the worker was between polls, with no poll parked to take it.
       await service.submit(input({ key: 'between' }));
       let started = Date.now();
-      const second = await service.pool.poll(worker.id, { freeSlots: 3, waitMs: 5_000 });
+      const second = await service.pool.leases.poll(worker.id, { freeSlots: 3, waitMs: 5_000 });
       expect(second.leases.map((l) => l.key)).toEqual([k('between')]);
       expect(Date.now() - started).toBeLessThan(1_000);
       // Nothing new: this poll parks (without a pass of its own) and a submission wakes it.
-      const third = service.pool.poll(worker.id, { freeSlots: 2, waitMs: 5_000 });
+      const third = service.pool.leases.poll(worker.id, { freeSlots: 2, waitMs: 5_000 });
       await new Promise((r) => setTimeout(r, 50));
       started = Date.now();
       await service.submit(input({ key: 'later' }));
@@ -94,9 +94,9 @@ export function servicePoolSuite(openService: OpenService): void {
     it('runs an attempt through running to succeeded and records the feed in order', async () => {
       const { workload } = await service.submit(input({ key: 'ok' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
-      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
-      const done = await service.pool.report(worker.id, {
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      const done = await service.pool.leases.report(worker.id, {
         workloadId: workload.id,
         attempt: 1,
         state: 'succeeded',
@@ -105,7 +105,7 @@ export function servicePoolSuite(openService: OpenService): void {
       expect(done.state).toBe('succeeded');
       // A retried report (its first reply lost) is accepted and changes nothing.
       await expect(
-        service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'succeeded' }),
+        service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'succeeded' }),
       ).resolves.toMatchObject({
         state: 'succeeded',
       });
@@ -127,9 +127,9 @@ export function servicePoolSuite(openService: OpenService): void {
     it('fences reports about an older attempt', async () => {
       const { workload } = await service.submit(input({ key: 'fenced' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
       // Fails before start: retried by the service as attempt 2.
-      const retried = await service.pool.report(worker.id, {
+      const retried = await service.pool.leases.report(worker.id, {
         workloadId: workload.id,
         attempt: 1,
         state: 'failed',
@@ -138,16 +138,16 @@ export function servicePoolSuite(openService: OpenService): void {
       });
       expect(retried).toMatchObject({ state: 'queued', attempt: 2, infraRetries: 1 });
       await expect(
-        service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' }),
+        service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' }),
       ).rejects.toThrow(/stale/);
     });
 
     it('a task that started and failed is never retried by the service', async () => {
       const { workload } = await service.submit(input({ key: 'task-error' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
-      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
-      const failed = await service.pool.report(worker.id, {
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      const failed = await service.pool.leases.report(worker.id, {
         workloadId: workload.id,
         attempt: 1,
         state: 'failed',
@@ -161,45 +161,47 @@ export function servicePoolSuite(openService: OpenService): void {
       await service.submitBatch([input({ key: 'started' }), input({ key: 'leased' })]);
       const registeredAt = Date.now();
       const { worker } = await register('w1', ['default'], 2);
-      const { leases } = await service.pool.poll(worker.id, { freeSlots: 2, waitMs: 0 });
+      const { leases } = await service.pool.leases.poll(worker.id, { freeSlots: 2, waitMs: 0 });
       const started = leases.find((l) => l.key === k('started'))!;
-      await service.pool.report(worker.id, { workloadId: started.id, attempt: 1, state: 'running' });
-      await waitUntil(async () => (await service.pool.getWorker(k('w1'))).state === 'lost', 10_000);
+      await service.pool.leases.report(worker.id, { workloadId: started.id, attempt: 1, state: 'running' });
+      await waitUntil(async () => (await service.pool.workers.get(k('w1'))).state === 'lost', 10_000);
       expect(Date.now() - registeredAt).toBeGreaterThanOrEqual(2_000); // not before its timeout
       expect(await service.getWorkload(k('started'))).toMatchObject({ state: 'failed', reason: 'lost' });
       expect(await service.getWorkload(k('leased'))).toMatchObject({ state: 'queued', attempt: 2 });
-      await expect(service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 })).rejects.toThrow(/register again/);
+      await expect(service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 })).rejects.toThrow(/register again/);
     });
 
     it('maintenance stops new leases and shows pending until the worker drains', async () => {
       const { worker } = await register('w1', ['default'], 2);
       const { workload } = await service.submit(input({ key: 'm1' }));
-      await service.pool.poll(worker.id, { freeSlots: 2, waitMs: 0 });
-      await service.pool.setMaintenance(k('w1'), true, 'kernel upgrade');
+      await service.pool.leases.poll(worker.id, { freeSlots: 2, waitMs: 0 });
+      await service.pool.workers.setMaintenance(k('w1'), true, 'kernel upgrade');
       await service.submit(input({ key: 'm2' }));
-      const during = await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      const during = await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
       expect(during.leases).toEqual([]);
       expect(during.config).toMatchObject({ maintenance: true, maintenanceComment: 'kernel upgrade' });
-      await service.pool.heartbeat(worker.id, { running: [{ workloadId: workload.id, attempt: 1 }] });
-      expect((await service.pool.getWorker(k('w1'))).state).toBe('maintenance_pending');
-      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
-      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'succeeded' });
-      await service.pool.heartbeat(worker.id, { running: [] });
-      expect((await service.pool.getWorker(k('w1'))).state).toBe('maintenance_mode');
-      await service.pool.setMaintenance(k('w1'), false, null);
-      const after = await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.workers.heartbeat(worker.id, { running: [{ workloadId: workload.id, attempt: 1 }] });
+      expect((await service.pool.workers.get(k('w1'))).state).toBe('maintenance_pending');
+      await service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      await service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'succeeded' });
+      await service.pool.workers.heartbeat(worker.id, { running: [] });
+      expect((await service.pool.workers.get(k('w1'))).state).toBe('maintenance_mode');
+      await service.pool.workers.setMaintenance(k('w1'), false, null);
+      const after = await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
       expect(after.leases.map((l) => l.key)).toEqual([k('m2')]);
     });
 
     it('cancelling a running workload reaches its worker through the poll', async () => {
       const { workload } = await service.submit(input({ key: 'c1' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
-      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
-      const poll = service.pool.poll(worker.id, { freeSlots: 0, waitMs: 5_000 });
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      const poll = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 5_000 });
       await service.cancel(k('c1'));
-      expect((await poll).cancel).toEqual([{ workloadId: workload.id, attempt: 1 }]);
-      await service.pool.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'cancelled' });
+      expect((await poll).stop).toEqual([
+        { workloadId: workload.id, attempt: 1, reason: 'cancelled', message: 'cancelled by request' },
+      ]);
+      await service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'cancelled' });
       expect(await service.getWorkload(k('c1'))).toMatchObject({ state: 'cancelled', reason: 'cancelled' });
     });
 
@@ -214,7 +216,7 @@ export function servicePoolSuite(openService: OpenService): void {
     it('stores and serves logs by offset, ignoring a re-sent chunk', async () => {
       const { workload } = await service.submit(input({ key: 'logs' }));
       const { worker } = await register('w1', ['default'], 1);
-      await service.pool.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
       const chunk = (offset: number, text: string) => ({
         workloadId: workload.id,
         attempt: 1,
@@ -222,9 +224,9 @@ export function servicePoolSuite(openService: OpenService): void {
         offset,
         data: Buffer.from(text),
       });
-      await service.pool.appendLog(worker.id, chunk(0, 'hello '));
-      await service.pool.appendLog(worker.id, chunk(6, 'world\n'));
-      await service.pool.appendLog(worker.id, chunk(6, 'world\n'));
+      await service.pool.leases.appendLog(worker.id, chunk(0, 'hello '));
+      await service.pool.leases.appendLog(worker.id, chunk(6, 'world\n'));
+      await service.pool.leases.appendLog(worker.id, chunk(6, 'world\n'));
       const all = await service.readLogs({
         idOrKey: k('logs'),
         stream: 'stdout',

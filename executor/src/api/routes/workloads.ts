@@ -167,7 +167,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
         schema: { summary: 'Depth and running slots per queue and backend', tags: ['queues'] },
       },
       async () => {
-        const [queues, workers] = await Promise.all([service.queues(), service.pool.listWorkers()]);
+        const [queues, workers] = await Promise.all([service.queues(), service.pool.workers.list()]);
         return {
           queues: queues.map((q) => ({
             ...q,
