@@ -37,8 +37,10 @@ export function isTransient(error: unknown): boolean {
   if (status !== undefined) return status >= 500;
   if (e?.$fault === 'server') return true;
   // No HTTP answer at all: network errors and timeouts.
-  return ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN'].includes(e?.code ?? '') ||
-    ['TimeoutError', 'RequestTimeout', 'AbortError'].includes(e?.name ?? '');
+  return (
+    ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN'].includes(e?.code ?? '') ||
+    ['TimeoutError', 'RequestTimeout', 'AbortError'].includes(e?.name ?? '')
+  );
 }
 
 export interface CallOptions {

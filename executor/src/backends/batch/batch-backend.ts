@@ -209,7 +209,11 @@ export class BatchBackend implements Backend {
     const watched = w ?? this.watch(target.workloadId, target.attempt, jobId, false);
     watched.cancelRequested = true;
     const status = watched.lastJob?.status;
-    await this.stopJob(watched, status === 'RUNNING' || status === 'STARTING' ? 'terminate' : 'cancel', STOP_REASONS.cancelled);
+    await this.stopJob(
+      watched,
+      status === 'RUNNING' || status === 'STARTING' ? 'terminate' : 'cancel',
+      STOP_REASONS.cancelled,
+    );
   }
 
   async fetchLogs(target: AttemptRef): Promise<void> {
@@ -260,7 +264,11 @@ export class BatchBackend implements Backend {
         verdicts.push({ ...base, verdict: 'attached', ref: found });
       } else if (!graceOver(a)) {
         // ListJobs is eventually consistent: a job made a moment ago may not be listed yet.
-        verdicts.push({ ...base, verdict: 'pending', message: 'no job listed yet; asking again after the grace period' });
+        verdicts.push({
+          ...base,
+          verdict: 'pending',
+          message: 'no job listed yet; asking again after the grace period',
+        });
       } else {
         await this.secrets.delete(a.workloadId, a.attempt).catch(() => undefined);
         verdicts.push({ ...base, verdict: 'absent' });
@@ -371,11 +379,14 @@ export class BatchBackend implements Backend {
         continue;
       }
       // Ended: the whole log is copied before the end is reported, so a reader of the end finds it all.
-      await w.logs.copy(job, this.config.logGroup, true, this.stop.signal).catch((error: Error) =>
-        this.host?.logger.warn({ workload: w.workloadId, err: error.message }, 'copying the Batch job log failed'),
-      );
+      await w.logs
+        .copy(job, this.config.logGroup, true, this.stop.signal)
+        .catch((error: Error) =>
+          this.host?.logger.warn({ workload: w.workloadId, err: error.message }, 'copying the Batch job log failed'),
+        );
       if (seen.kind === 'succeeded') updates.push({ ...base, state: 'succeeded', exitCode: seen.exitCode });
-      else if (seen.kind === 'cancelled') updates.push({ ...base, state: 'cancelled', exitCode: seen.exitCode, message: seen.message });
+      else if (seen.kind === 'cancelled')
+        updates.push({ ...base, state: 'cancelled', exitCode: seen.exitCode, message: seen.message });
       else {
         updates.push({
           ...base,
@@ -400,9 +411,13 @@ export class BatchBackend implements Backend {
     const out: JobDetail[] = [];
     for (let i = 0; i < jobIds.length; i += DESCRIBE_BATCH) {
       const ids = jobIds.slice(i, i + DESCRIBE_BATCH);
-      const answer = await this.caller.call('DescribeJobs', () => this.batch.send(new DescribeJobsCommand({ jobs: ids })), {
-        signal: this.stop.signal,
-      });
+      const answer = await this.caller.call(
+        'DescribeJobs',
+        () => this.batch.send(new DescribeJobsCommand({ jobs: ids })),
+        {
+          signal: this.stop.signal,
+        },
+      );
       this.stats.describeCalls++;
       this.stats.jobsDescribed += ids.length;
       out.push(...(answer.jobs ?? []));
@@ -417,7 +432,10 @@ export class BatchBackend implements Backend {
     void w.logs
       .copy(w.lastJob, this.config.logGroup, false, this.stop.signal)
       .catch((error: Error) =>
-        this.host?.logger.warn({ workload: w.workloadId, err: error.message }, 'copying a running Batch job log failed'),
+        this.host?.logger.warn(
+          { workload: w.workloadId, err: error.message },
+          'copying a running Batch job log failed',
+        ),
       )
       .finally(() => {
         w.copyingLogs = false;
@@ -527,7 +545,9 @@ export class BatchBackend implements Backend {
           }),
         ),
       );
-      summaries.push(...(answer.jobSummaryList ?? []).filter((s) => s.jobName === name && (s.createdAt ?? 0) >= notBefore));
+      summaries.push(
+        ...(answer.jobSummaryList ?? []).filter((s) => s.jobName === name && (s.createdAt ?? 0) >= notBefore),
+      );
       nextToken = answer.nextToken;
       if (!nextToken) break;
     }
@@ -537,10 +557,15 @@ export class BatchBackend implements Backend {
     );
     details.sort((x, y) => (x.createdAt ?? 0) - (y.createdAt ?? 0));
     for (const extra of details.slice(1)) {
-      this.host?.logger.warn({ workload: workloadId, attempt, job: extra.jobId }, 'terminating a duplicate Batch job of one attempt');
+      this.host?.logger.warn(
+        { workload: workloadId, attempt, job: extra.jobId },
+        'terminating a duplicate Batch job of one attempt',
+      );
       await this.caller
         .call('TerminateJob', () =>
-          this.batch.send(new TerminateJobCommand({ jobId: extra.jobId!, reason: 'airfleet: duplicate job of one attempt' })),
+          this.batch.send(
+            new TerminateJobCommand({ jobId: extra.jobId!, reason: 'airfleet: duplicate job of one attempt' }),
+          ),
         )
         .catch(() => undefined);
     }

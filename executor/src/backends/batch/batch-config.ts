@@ -32,7 +32,9 @@ export const batchConfigSchema = z
     /** Per workload queue: its Batch job queue and job definition (a Fargate queue needs a Fargate definition). */
     queues: z.record(z.string(), queueTarget).default({}),
     /** Job names are `<jobNamePrefix>-<workload id>-<attempt>` (at most 128 characters). */
-    jobNamePrefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,60}$/, 'the job name prefix may hold letters, digits, _ and -'),
+    jobNamePrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,60}$/, 'the job name prefix may hold letters, digits, _ and -'),
     /** Arguments of every SubmitJob (the seed's SUBMIT_JOB_KWARGS), in the API's own field names. */
     submitJobKwargs: z.record(z.string(), z.unknown()).default({}),
     /** Tries of one SubmitJob on errors that are not throttling (5xx, network); throttling waits instead. */
@@ -108,7 +110,8 @@ export function batchConfigFromEnv(env: NodeJS.ProcessEnv = process.env): BatchC
       'AIRFLEET_BATCH_RESOURCE_PREFIX (or AIRFLEET_ENVIRONMENT) is not set: the batch backend cannot name its queues and job definitions',
     );
   }
-  if (!env.AWS_REGION && !env.AWS_DEFAULT_REGION) problems.push('AWS_REGION is not set: name the region of the Batch queues');
+  if (!env.AWS_REGION && !env.AWS_DEFAULT_REGION)
+    problems.push('AWS_REGION is not set: name the region of the Batch queues');
   const input = {
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || '',
     endpoint: env.AIRFLEET_BATCH_ENDPOINT_URL || env.AWS_ENDPOINT_URL || undefined,
@@ -136,10 +139,13 @@ export function batchConfigFromEnv(env: NodeJS.ProcessEnv = process.env): BatchC
     Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
   );
   if (!result.success) {
-    for (const issue of result.error.issues) problems.push(`${ENV_NAMES[String(issue.path[0])] ?? issue.path.join('.')}: ${issue.message}`);
+    for (const issue of result.error.issues)
+      problems.push(`${ENV_NAMES[String(issue.path[0])] ?? issue.path.join('.')}: ${issue.message}`);
   }
   if (problems.length > 0 || !result.success) {
-    throw new ConfigError(`invalid batch backend configuration:\n${[...new Set(problems)].map((p) => `  - ${p}`).join('\n')}`);
+    throw new ConfigError(
+      `invalid batch backend configuration:\n${[...new Set(problems)].map((p) => `  - ${p}`).join('\n')}`,
+    );
   }
   return result.data;
 }

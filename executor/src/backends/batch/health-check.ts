@@ -22,9 +22,9 @@ export async function batchHealthProblems(
   const definitions = [...new Set([config.jobDefinition, ...Object.values(config.queues).map((q) => q.jobDefinition)])];
   let found: JobQueueDetail[];
   try {
-    found = (
-      await caller.call('DescribeJobQueues', () => batch.send(new DescribeJobQueuesCommand({ jobQueues: queues })))
-    ).jobQueues ?? [];
+    found =
+      (await caller.call('DescribeJobQueues', () => batch.send(new DescribeJobQueuesCommand({ jobQueues: queues }))))
+        .jobQueues ?? [];
   } catch (error) {
     return { problems: [accessProblem(error, config.region)], warnings: [] };
   }
@@ -33,9 +33,13 @@ export async function batchHealthProblems(
   for (const queue of queues) {
     const q = found.find((f) => f.jobQueueName === queue || f.jobQueueArn === queue);
     if (!q) {
-      problems.push(`job queue '${queue}' does not exist in ${config.region}: create it (the batch stack) or set AIRFLEET_BATCH_JOB_QUEUE / AIRFLEET_BATCH_QUEUES`);
+      problems.push(
+        `job queue '${queue}' does not exist in ${config.region}: create it (the batch stack) or set AIRFLEET_BATCH_JOB_QUEUE / AIRFLEET_BATCH_QUEUES`,
+      );
     } else if (q.state !== 'ENABLED') {
-      problems.push(`job queue '${queue}' is ${q.state}: enable it (aws batch update-job-queue --state ENABLED) or point the executor at another one`);
+      problems.push(
+        `job queue '${queue}' is ${q.state}: enable it (aws batch update-job-queue --state ENABLED) or point the executor at another one`,
+      );
     } else if (q.status === 'INVALID') {
       problems.push(`job queue '${queue}' is INVALID: ${q.statusReason ?? 'no reason given'}`);
     }
@@ -48,15 +52,15 @@ export async function batchHealthProblems(
       const answer = await caller.call('DescribeJobDefinitions', () =>
         batch.send(
           new DescribeJobDefinitionsCommand(
-            byArn || revision
-              ? { jobDefinitions: [definition] }
-              : { jobDefinitionName: name, status: 'ACTIVE' },
+            byArn || revision ? { jobDefinitions: [definition] } : { jobDefinitionName: name, status: 'ACTIVE' },
           ),
         ),
       );
       active = (answer.jobDefinitions ?? []).find((d) => d.status === 'ACTIVE');
       if (!active && (answer.jobDefinitions ?? []).length > 0) {
-        problems.push(`job definition '${definition}' is INACTIVE (deregistered): register a revision or set AIRFLEET_BATCH_JOB_DEFINITION`);
+        problems.push(
+          `job definition '${definition}' is INACTIVE (deregistered): register a revision or set AIRFLEET_BATCH_JOB_DEFINITION`,
+        );
         continue;
       }
     } catch (error) {
@@ -64,7 +68,9 @@ export async function batchHealthProblems(
       continue;
     }
     if (!active) {
-      problems.push(`job definition '${definition}' does not exist in ${config.region}: register it (the batch stack) or set AIRFLEET_BATCH_JOB_DEFINITION`);
+      problems.push(
+        `job definition '${definition}' does not exist in ${config.region}: register it (the batch stack) or set AIRFLEET_BATCH_JOB_DEFINITION`,
+      );
     } else if ((active.retryStrategy?.attempts ?? 1) > 1) {
       warnings.push(
         `job definition '${definition}' retries jobs (retryStrategy.attempts=${active.retryStrategy?.attempts}); the executor overrides it with 1 on every job, so that a task that started never runs twice`,
@@ -86,7 +92,11 @@ function accessProblem(error: unknown, region: string): string {
   ) {
     return `AWS credentials were refused or missing (${name}: ${e?.message}): give the service a role or the standard AWS_* variables, with batch:DescribeJobQueues and batch:DescribeJobDefinitions`;
   }
-  if (/ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|TimeoutError/.test(`${name} ${(error as { code?: string })?.code ?? ''} ${e?.message ?? ''}`)) {
+  if (
+    /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|TimeoutError/.test(
+      `${name} ${(error as { code?: string })?.code ?? ''} ${e?.message ?? ''}`,
+    )
+  ) {
     return `Batch in region '${region}' could not be reached (${name}: ${e?.message}): check AWS_REGION, AWS_ENDPOINT_URL and the network path`;
   }
   return `Batch answered ${name}: ${e?.message}`;

@@ -25,7 +25,8 @@ export type JobObservation =
  * agent lost), in the job's or its attempt's status reason or the container's reason. These are the cases
  * the stacks' job definition used to retry inside Batch (`Host EC2*`); now the service decides.
  */
-const HOST_FAILURE = /^Host EC2|\binstance i-[0-9a-f]+\b.*\bterminated|CannotInspectContainerError|ECS agent|Task failed to start|ResourceInitializationError|capacity.*reclaim|Spot/i;
+const HOST_FAILURE =
+  /^Host EC2|\binstance i-[0-9a-f]+\b.*\bterminated|CannotInspectContainerError|ECS agent|Task failed to start|ResourceInitializationError|capacity.*reclaim|Spot/i;
 const IMAGE_PULL = /CannotPullContainerError|pull (?:access denied|image)|manifest .*not found|ImagePull/i;
 const OUT_OF_MEMORY = /OutOfMemory|OOM|killed due to memory/i;
 const UNSCHEDULABLE = /^(?:MISCONFIGURATION|CAPACITY):/;
@@ -84,13 +85,31 @@ function failure(job: JobDetail, cancelRequested: boolean): JobObservation {
   }
   const any = (pattern: RegExp) => reasons.some((r) => pattern.test(r));
   if (!started && any(IMAGE_PULL)) {
-    return { kind: 'failed', reason: 'image_pull', started: false, exitCode: null, message: `the image could not be pulled: ${said}` };
+    return {
+      kind: 'failed',
+      reason: 'image_pull',
+      started: false,
+      exitCode: null,
+      message: `the image could not be pulled: ${said}`,
+    };
   }
   if (!started && any(UNSCHEDULABLE)) {
-    return { kind: 'failed', reason: 'unschedulable', started: false, exitCode: null, message: `Batch could not place the job: ${said}` };
+    return {
+      kind: 'failed',
+      reason: 'unschedulable',
+      started: false,
+      exitCode: null,
+      message: `Batch could not place the job: ${said}`,
+    };
   }
   if (any(OUT_OF_MEMORY)) {
-    return { kind: 'failed', reason: 'oom', started: true, exitCode, message: `the container ran out of memory: ${said}` };
+    return {
+      kind: 'failed',
+      reason: 'oom',
+      started: true,
+      exitCode,
+      message: `the container ran out of memory: ${said}`,
+    };
   }
   if (any(HOST_FAILURE)) {
     return {
@@ -111,7 +130,13 @@ function failure(job: JobDetail, cancelRequested: boolean): JobObservation {
     };
   }
   if (!started) {
-    return { kind: 'failed', reason: 'lost', started: false, exitCode: null, message: `the job failed before it started: ${said}` };
+    return {
+      kind: 'failed',
+      reason: 'lost',
+      started: false,
+      exitCode: null,
+      message: `the job failed before it started: ${said}`,
+    };
   }
   return {
     kind: 'failed',

@@ -1,5 +1,9 @@
-import { type CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import type { JobDetail } from '@aws-sdk/client-batch';
+import {
+  type CloudWatchLogsClient,
+  GetLogEventsCommand,
+  type GetLogEventsCommandOutput,
+} from '@aws-sdk/client-cloudwatch-logs';
 import type { BackendHost } from '../backend.ts';
 import type { AwsCaller } from './aws-calls.ts';
 
@@ -58,12 +62,15 @@ export class LogCopier {
       this.stream = where.stream;
     }
     if (!this.stream || !this.group) {
-      if (final) await this.note(`airfleet: the Batch job ${job.jobId} ended without a CloudWatch log stream (${job.statusReason ?? 'no reason given'}); no output was kept\n`);
+      if (final)
+        await this.note(
+          `airfleet: the Batch job ${job.jobId} ended without a CloudWatch log stream (${job.statusReason ?? 'no reason given'}); no output was kept\n`,
+        );
       return;
     }
     this.stored ??= await this.host.logLength(this.workloadId, this.attempt, 'stdout');
     for (let page = 0; page < 1_000; page++) {
-      let answer;
+      let answer: GetLogEventsCommandOutput;
       try {
         answer = await this.caller.call(
           'GetLogEvents',
