@@ -51,6 +51,8 @@ export interface ServiceOptions {
   heartbeatTimeoutMs?: number;
   /** AIRFLEET_BACKENDS, e.g. `pool,local`. */
   backends?: string;
+  /** More environment for the service (a backend's settings, e.g. the batch backend's AWS_* and AIRFLEET_BATCH_*). */
+  env?: Record<string, string>;
 }
 
 /** The executor service as a real process on a loopback port, restartable on the same port. */
@@ -85,6 +87,7 @@ export class ServiceProcess {
       AIRFLEET_REAPER_INTERVAL_MS: '100',
       AIRFLEET_LOG_LEVEL: 'info',
       ...(this.options.backends ? { AIRFLEET_BACKENDS: this.options.backends } : {}),
+      ...this.options.env,
     };
   }
 

@@ -11,7 +11,9 @@ import type { AddressInfo } from 'node:net';
  * Rules, per operation (`SubmitJob`, `DescribeJobs`...: the last path segment of Batch's REST paths, or the
  * `X-Amz-Target` of JSON-protocol services such as CloudWatch Logs) or `*` for all:
  * - {@link limit}: a token bucket like the service's own (a rate and a burst); requests beyond it get 429;
- * - {@link throttleNext}: the next N matching requests get 429, whatever the rate.
+ * - {@link throttleNext}: the next N matching requests get 429, whatever the rate;
+ * - {@link hold}: requests go through to moto (the call is carried out) but their answers are kept back,
+ *   so a test can kill the caller between a call taking effect and the caller learning of it.
  */
 export class ThrottleProxy {
   readonly endpoint: string;
@@ -20,6 +22,8 @@ export class ThrottleProxy {
   private readonly buckets = new Map<string, { rate: number; burst: number; tokens: number; at: number }>();
   private readonly forced = new Map<string, number>();
   private readonly counts = new Map<string, { passed: number; throttled: number }>();
+  private readonly holding = new Set<string>();
+  private readonly held: Array<() => void> = [];
 
   private constructor(server: Server, target: URL) {
     this.server = server;
@@ -46,10 +50,27 @@ export class ThrottleProxy {
     this.forced.set(operation, (this.forced.get(operation) ?? 0) + count);
   }
 
-  /** Drops every rule (counts stay). */
+  /** Keeps back the answers to `operation` (the requests still reach moto) until {@link release}. */
+  hold(operation: string): void {
+    this.holding.add(operation);
+  }
+
+  /** How many answers are held back now. */
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  /** Stops holding and delivers what was held (to callers still connected). */
+  release(): void {
+    this.holding.clear();
+    for (const deliver of this.held.splice(0)) deliver();
+  }
+
+  /** Drops every rule (counts stay) and delivers held answers. */
   clear(): void {
     this.buckets.clear();
     this.forced.clear();
+    this.release();
   }
 
   /** Requests seen for `operation` (or all, for `*`): passed through and throttled. */
@@ -96,8 +117,15 @@ export class ThrottleProxy {
         headers: req.headers,
       },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+        const deliver = () => {
+          if (res.destroyed) return answer.resume();
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        };
+        if (this.holding.has(operation)) {
+          answer.pause();
+          this.held.push(deliver);
+        } else deliver();
       },
     );
     upstream.on('error', (error) => {

@@ -73,7 +73,9 @@ describe('several service instances on one PostgreSQL', () => {
         [JSON.stringify(inputs.map((w) => ({ key: w.key })))],
       );
       const takes = await Promise.all(
-        Array.from({ length: 12 }, (_, i) => claimForSubmit((i % 2 ? a : b).db, 'batch', 40, (i % 2 ? a : b).membership.id)),
+        Array.from({ length: 12 }, (_, i) =>
+          claimForSubmit((i % 2 ? a : b).db, 'batch', 40, (i % 2 ? a : b).membership.id),
+        ),
       );
       const ids = takes.flat().map((w) => w.id);
       expect(new Set(ids).size).toBe(ids.length);
