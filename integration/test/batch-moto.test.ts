@@ -73,7 +73,8 @@ describe('batch backend on moto (service as a process)', () => {
     const response = await fetch(`${service.url}/v1/workloads/${id}/logs?stream=${stream}`, {
       headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
     });
-    return Buffer.from(await response.arrayBuffer()).toString();
+    const body = (await response.json()) as { data: string };
+    return Buffer.from(body.data, 'base64').toString();
   };
   const jobsNamed = async (name: string) =>
     (await batch.send(new ListJobsCommand({ jobQueue: env.queueArn, filters: [{ name: 'JOB_NAME', values: [name] }] })))
