@@ -140,7 +140,7 @@ export class BatchBackend implements Backend {
         );
       }
     }
-    this.schedulePoll(0);
+    this.schedulePoll(this.config.pollIntervalMs);
   }
 
   /** Who calls AWS (the access key), so that instances sharing credentials share one bucket. */
