@@ -6,7 +6,11 @@
 //   npm run bench                          # PostgreSQL in a container from images/postgres (Docker needed)
 //   npm run bench -- --database-url URL    # an existing PostgreSQL (an empty database)
 //   npm run bench -- --quick               # smaller counts, for a quick look
-//   npm run bench -- --only dispatch       # some sections: submit, dispatch, leases, live (comma-separated)
+//   npm run bench -- --only dispatch       # some sections: submit, dispatch, leases, live, batch (comma-separated)
+//
+// The batch section runs the batch backend against moto (integration/.venv) behind the throttling proxy,
+// which enforces AWS's SubmitJob quota (50/s); the jobs are held in SUBMITTED by moto's state manager, so
+// moto starts no containers and the figures are those of the API traffic alone.
 //   npm run bench -- --cpu-prof DIR        # the service writes a V8 CPU profile into DIR when it stops
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,7 +27,7 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
   },
 });
-const SECTIONS = ['submit', 'dispatch', 'leases', 'live'];
+const SECTIONS = ['submit', 'dispatch', 'leases', 'live', 'batch'];
 const only = new Set(args.only ? args.only.split(',').map((x) => x.trim()) : SECTIONS);
 for (const name of only) {
   if (!SECTIONS.includes(name)) {
@@ -66,6 +70,44 @@ if (!databaseUrl) {
   postgres = await startPostgres({ settings: { max_connections: '200', shared_buffers: '256MB' } });
   databaseUrl = postgres.url;
 }
+// ---------------------------------------------------------------- moto for the batch section
+const BATCH_TPS = 40;
+let moto = null;
+let proxy = null;
+let batchEnv = {};
+const batchTraffic = { describeCalls: 0, idsDescribed: 0, submitTimes: [], counting: false };
+if (only.has('batch')) {
+  const { startMoto, motoAvailability } = await import('../integration/src/moto.ts');
+  const { ThrottleProxy } = await import('../integration/src/throttle-proxy.ts');
+  const { createMotoBatch } = await import('../integration/src/moto-batch.ts');
+  const available = motoAvailability();
+  if (!available.ok) {
+    console.error(`bench: the batch section needs moto: ${available.reason}`);
+    process.exit(2);
+  }
+  log('starting moto (Batch) and the throttling proxy (SubmitJob quota 50/s, as AWS)');
+  moto = await startMoto();
+  proxy = await ThrottleProxy.start(moto.endpoint);
+  proxy.limit('SubmitJob', 50, 50);
+  proxy.onPass = (operation, body) => {
+    if (operation === 'SubmitJob') batchTraffic.submitTimes.push(performance.now());
+    if (operation === 'DescribeJobs' && batchTraffic.counting) {
+      batchTraffic.describeCalls++;
+      batchTraffic.idsDescribed += JSON.parse(body.toString()).jobs.length;
+    }
+  };
+  const env = await createMotoBatch(moto, { prefix: 'airfleet-bench-' });
+  await moto.setTransition('batch::job', { progression: 'manual', times: 1_000_000_000 });
+  batchEnv = {
+    ...env.serviceEnv(proxy.endpoint),
+    AIRFLEET_BACKENDS: 'pool,batch',
+    AIRFLEET_BATCH_MAX_TPS: String(BATCH_TPS),
+    AIRFLEET_BATCH_BURST: String(BATCH_TPS),
+    AIRFLEET_BATCH_POLL_INTERVAL_MS: '2000',
+    AIRFLEET_BATCH_RUNNABLE_TIMEOUT_SECONDS: '3600',
+  };
+}
+
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const profileFlags = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
@@ -78,6 +120,7 @@ const service = spawn(process.execPath, serveArgs, {
     AIRFLEET_LOG_LEVEL: 'warn',
     AIRFLEET_POOL_SIZE: '20',
     AIRFLEET_HEARTBEAT_TIMEOUT_MS: '120000',
+    ...batchEnv,
   },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
@@ -92,6 +135,8 @@ async function cleanup() {
     await exited;
   }
   await http.destroy();
+  await proxy?.stop();
+  await moto?.stop();
   await postgres?.stop();
 }
 process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
@@ -353,6 +398,58 @@ try {
   results.rssLoadedMb = rssMb();
   stopWorkers = true;
 
+  if (only.has('batch')) {
+    const n = quick ? 200 : 1000;
+    log(`batch: ${n} workloads through the batch backend, limiter at ${BATCH_TPS}/s`);
+    const before = proxy.count('SubmitJob');
+    batchTraffic.submitTimes = [];
+    await call('POST', '/v1/workloads/batch', {
+      workloads: Array.from({ length: n }, () => ({
+        key: key('batch'),
+        command: ['true'],
+        backend: 'batch',
+        queue: 'bench-batch',
+      })),
+    });
+    const t0 = performance.now();
+    const states = async () => {
+      const list = await call('GET', `/v1/workloads?queue=bench-batch&limit=${n}`);
+      const items = Array.isArray(list) ? list : (list.workloads ?? list.items ?? []);
+      const count = {};
+      for (const w of items) count[w.state] = (count[w.state] ?? 0) + 1;
+      return { count, items };
+    };
+    let seen = await states();
+    while ((seen.count.queued ?? 0) + (seen.count.submitting ?? 0) > 0 && performance.now() - t0 < 300_000) {
+      await sleep(1000);
+      seen = await states();
+    }
+    const times = batchTraffic.submitTimes;
+    const after = proxy.count('SubmitJob');
+    // Steady state: every job live; count DescribeJobs traffic over a few status passes.
+    batchTraffic.counting = true;
+    await sleep(7_000);
+    batchTraffic.counting = false;
+    const failed = seen.items.filter((w) => w.state === 'failed');
+    results.batch = {
+      workloads: n,
+      limiterPerSecond: BATCH_TPS,
+      submitPerSecond: times.length > 1 ? round((times.length - 1) / ((times.at(-1) - times[0]) / 1000)) : 0,
+      submitsPassed: after.passed - before.passed,
+      throttledByQuota: after.throttled - before.throttled,
+      throttlingFailures: failed.length,
+      states: seen.count,
+      describeCallsPerJobPerPoll:
+        batchTraffic.idsDescribed > 0 ? round(batchTraffic.describeCalls / batchTraffic.idsDescribed, 4) : null,
+      describeCalls: batchTraffic.describeCalls,
+      jobsDescribed: batchTraffic.idsDescribed,
+    };
+    log(
+      `  ${results.batch.submitPerSecond} SubmitJob/s, ${results.batch.throttledByQuota} throttled by the quota, ${failed.length} failed; ` +
+        `${results.batch.describeCalls} DescribeJobs for ${results.batch.jobsDescribed} job descriptions`,
+    );
+  }
+
   // ---------------------------------------------------------------- report
   const t = DESIGN_TARGETS(results);
   const rows = t.map(([name, value, target, ok]) => [
@@ -406,6 +503,17 @@ function DESIGN_TARGETS(r) {
   }
   if (r.dispatchWithLive) {
     within2x('submit→lease p99 with live load (ms)', r.dispatchWithLive.leaseP99Ms, r.dispatch?.leaseP99Ms);
+  }
+  if (r.batch) {
+    row(
+      `Batch SubmitJob/s, limiter at ${r.batch.limiterPerSecond}/s`,
+      r.batch.submitPerSecond,
+      `${r.batch.limiterPerSecond * 0.8}-${r.batch.limiterPerSecond}`,
+      r.batch.submitPerSecond >= r.batch.limiterPerSecond * 0.8 &&
+        r.batch.submitPerSecond <= r.batch.limiterPerSecond * 1.05,
+    );
+    atMost('Batch workloads failed by throttling', r.batch.throttlingFailures, 0);
+    atMost('Batch DescribeJobs calls per job per poll', r.batch.describeCallsPerJobPerPoll, 0.01);
   }
   atMost('service RSS idle (MB)', r.rssIdleMb, 100);
   atMost('service RSS loaded (MB)', r.rssLoadedMb, 300);

@@ -23,6 +23,8 @@ export class ThrottleProxy {
   private readonly forced = new Map<string, number>();
   private readonly counts = new Map<string, { passed: number; throttled: number }>();
   private readonly holding = new Set<string>();
+  /** Called with every request that passes (its operation and body), e.g. to count ids per DescribeJobs. */
+  onPass: ((operation: string, body: Buffer) => void) | null = null;
   private readonly held: Array<() => void> = [];
 
   private constructor(server: Server, target: URL) {
@@ -108,6 +110,11 @@ export class ThrottleProxy {
       return;
     }
     counts.passed++;
+    if (this.onPass) {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => this.onPass?.(operation, Buffer.concat(chunks)));
+    }
     const upstream = request(
       {
         host: this.target.hostname,

@@ -1,17 +1,6 @@
-import {
-  BatchClient,
-  CancelJobCommand,
-  DescribeJobQueuesCommand,
-  DescribeJobsCommand,
-  type JobDetail,
-  type JobQueueDetail,
-  type JobSummary,
-  ListJobsCommand,
-  SubmitJobCommand,
-  TerminateJobCommand,
-} from '@aws-sdk/client-batch';
-import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { BatchClient, JobDetail, JobQueueDetail, JobSummary } from '@aws-sdk/client-batch';
+import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Workload } from '../../domain/workload.ts';
 import { ConfigError } from '../../errors.ts';
 import {
@@ -25,14 +14,15 @@ import {
   SubmitError,
   type SubmitResult,
 } from '../backend.ts';
-import { AttemptSecrets } from './attempt-secrets.ts';
+import type { AttemptSecrets } from './attempt-secrets.ts';
 import { AwsCaller, isTransient } from './aws-calls.ts';
 import type { BatchConfig } from './batch-config.ts';
-import { batchHealthProblems } from './health-check.ts';
 import { jobName, STOP_REASONS, submitJobInput, TAG_ATTEMPT, TAG_WORKLOAD } from './job-spec.ts';
 import { observe } from './job-status.ts';
-import { LogCopier } from './log-copier.ts';
+import type { LogCopier } from './log-copier.ts';
 import { type RateLimiter, releaseLimiter, sharedLimiter } from './rate-limiter.ts';
+
+type Sdk = typeof import('./aws-sdk.ts');
 
 /** What the backend needs from outside; unit tests pass clients whose HTTP handler answers from fixtures. */
 export interface BatchBackendDeps {
@@ -82,6 +72,7 @@ export class BatchBackend implements Backend {
   readonly config: BatchConfig;
   private readonly deps: BatchBackendDeps;
   private host: BackendHost | null = null;
+  private sdk!: Sdk;
   private batch!: BatchClient;
   private logs!: CloudWatchLogsClient;
   private secretsClient!: SecretsManagerClient;
@@ -110,15 +101,16 @@ export class BatchBackend implements Backend {
 
   async start(host: BackendHost): Promise<void> {
     this.host = host;
+    this.sdk = await import('./aws-sdk.ts');
     const common = {
       region: this.config.region,
       ...(this.config.endpoint ? { endpoint: this.config.endpoint } : {}),
       // Retries are ours (aws-calls.ts), so the shared limiter sees every request.
       maxAttempts: 1,
     };
-    this.batch = this.deps.batch ?? new BatchClient(common);
-    this.logs = this.deps.logs ?? new CloudWatchLogsClient(common);
-    this.secretsClient = this.deps.secrets ?? new SecretsManagerClient(common);
+    this.batch = this.deps.batch ?? new this.sdk.BatchClient(common);
+    this.logs = this.deps.logs ?? new this.sdk.CloudWatchLogsClient(common);
+    this.secretsClient = this.deps.secrets ?? new this.sdk.SecretsManagerClient(common);
     const account = await this.principal();
     const key = `${account}/${this.config.region}/${this.config.endpoint ?? 'aws'}`;
     const burst = this.config.burst ?? Math.max(1, Math.ceil(this.config.maxTps));
@@ -129,9 +121,9 @@ export class BatchBackend implements Backend {
     this.caller = new AwsCaller(this.limiter, this.config.throttleBudgetMs);
     this.logsCaller = new AwsCaller(logsLimiter, this.config.throttleBudgetMs);
     this.secretsCaller = new AwsCaller(secretsLimiter, this.config.throttleBudgetMs);
-    this.secrets = new AttemptSecrets(this.secretsClient, this.secretsCaller, this.config.resourcePrefix);
+    this.secrets = new this.sdk.AttemptSecrets(this.secretsClient, this.secretsCaller, this.config.resourcePrefix);
     if (this.config.checkHealthOnStartup) {
-      const { problems, warnings } = await batchHealthProblems(this.batch, this.caller, this.config);
+      const { problems, warnings } = await this.sdk.batchHealthProblems(this.batch, this.caller, this.config);
       for (const warning of warnings) host.logger.warn(warning);
       if (problems.length > 0) {
         throw new ConfigError(
@@ -176,7 +168,7 @@ export class BatchBackend implements Backend {
       let jobId: string | null = null;
       for (let tries = 1; jobId === null; tries++) {
         try {
-          const out = await this.caller.call('SubmitJob', () => this.batch.send(new SubmitJobCommand(input)), {
+          const out = await this.caller.call('SubmitJob', () => this.batch.send(new this.sdk.SubmitJobCommand(input)), {
             signal: context.signal,
             maxAttempts: 1,
           });
@@ -222,7 +214,8 @@ export class BatchBackend implements Backend {
     if (!jobId) return;
     const job = w?.lastJob ?? (await this.describe([jobId]))[0];
     if (!job) return;
-    const copier = w?.logs ?? new LogCopier(this.host!, this.logs, this.logsCaller, target.workloadId, target.attempt);
+    const copier =
+      w?.logs ?? new this.sdk.LogCopier(this.host!, this.logs, this.logsCaller, target.workloadId, target.attempt);
     await copier.copy(job, this.config.logGroup, job.status === 'SUCCEEDED' || job.status === 'FAILED');
   }
 
@@ -306,7 +299,9 @@ export class BatchBackend implements Backend {
     if (this.closed) return;
     this.loopTimer = setTimeout(() => {
       this.polling = this.poll()
-        .catch((error: Error) => this.host?.logger.warn({ err: error.message }, 'batch status pass failed; retrying'))
+        .catch((error: Error) => {
+          if (!this.closed) this.host?.logger.warn({ err: error.message }, 'batch status pass failed; retrying');
+        })
         .finally(() => this.schedulePoll(this.config.pollIntervalMs));
     }, delay);
   }
@@ -413,7 +408,7 @@ export class BatchBackend implements Backend {
       const ids = jobIds.slice(i, i + DESCRIBE_BATCH);
       const answer = await this.caller.call(
         'DescribeJobs',
-        () => this.batch.send(new DescribeJobsCommand({ jobs: ids })),
+        () => this.batch.send(new this.sdk.DescribeJobsCommand({ jobs: ids })),
         {
           signal: this.stop.signal,
         },
@@ -445,12 +440,11 @@ export class BatchBackend implements Backend {
   /** CancelJob (before start) or TerminateJob, once each per attempt; the reason comes back as statusReason. */
   private async stopJob(w: Watched, how: 'cancel' | 'terminate', reason: string): Promise<void> {
     if (w.stopSent === 'terminate' || w.stopSent === how) return;
-    const command =
-      how === 'cancel'
-        ? new CancelJobCommand({ jobId: w.jobId, reason })
-        : new TerminateJobCommand({ jobId: w.jobId, reason });
+    const input = { jobId: w.jobId, reason };
     await this.caller.call(how === 'cancel' ? 'CancelJob' : 'TerminateJob', () =>
-      this.batch.send(command as TerminateJobCommand),
+      how === 'cancel'
+        ? this.batch.send(new this.sdk.CancelJobCommand(input))
+        : this.batch.send(new this.sdk.TerminateJobCommand(input)),
     );
     w.stopSent = how;
   }
@@ -474,7 +468,7 @@ export class BatchBackend implements Backend {
     const cached = this.queues.get(queue);
     if (cached && Date.now() - cached.at < QUEUE_CACHE_MS) return cached.detail;
     const answer = await this.caller.call('DescribeJobQueues', () =>
-      this.batch.send(new DescribeJobQueuesCommand({ jobQueues: [queue] })),
+      this.batch.send(new this.sdk.DescribeJobQueuesCommand({ jobQueues: [queue] })),
     );
     const detail = answer.jobQueues?.[0] ?? null;
     this.queues.set(queue, { at: Date.now(), detail });
@@ -491,7 +485,7 @@ export class BatchBackend implements Backend {
       workloadId,
       attempt,
       jobId,
-      logs: new LogCopier(this.host!, this.logs, this.logsCaller, workloadId, attempt),
+      logs: new this.sdk.LogCopier(this.host!, this.logs, this.logsCaller, workloadId, attempt),
       cancelRequested: false,
       stopSent: null,
       lastJob: null,
@@ -537,7 +531,7 @@ export class BatchBackend implements Backend {
     for (let page = 0; page < 5; page++) {
       const answer = await this.caller.call('ListJobs', () =>
         this.batch.send(
-          new ListJobsCommand({
+          new this.sdk.ListJobsCommand({
             jobQueue: queue,
             filters: [{ name: 'JOB_NAME', values: [name] }],
             maxResults: 100,
@@ -564,7 +558,7 @@ export class BatchBackend implements Backend {
       await this.caller
         .call('TerminateJob', () =>
           this.batch.send(
-            new TerminateJobCommand({ jobId: extra.jobId!, reason: 'airfleet: duplicate job of one attempt' }),
+            new this.sdk.TerminateJobCommand({ jobId: extra.jobId!, reason: 'airfleet: duplicate job of one attempt' }),
           ),
         )
         .catch(() => undefined);
