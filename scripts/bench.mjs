@@ -98,8 +98,11 @@ if (only.has('batch')) {
   };
   const env = await createMotoBatch(moto, { prefix: 'airfleet-bench-' });
   await moto.setTransition('batch::job', { progression: 'manual', times: 1_000_000_000 });
+  // Its own service instance on the same database, so the other sections' figures (memory above all: the
+  // AWS SDK is loaded only by an instance that runs the batch backend) are those of a service without it.
   batchEnv = {
     ...env.serviceEnv(proxy.endpoint),
+    AIRFLEET_INSTANCE_NAME: 'bench-batch',
     AIRFLEET_BACKENDS: 'pool,batch',
     AIRFLEET_BATCH_MAX_TPS: String(BATCH_TPS),
     AIRFLEET_BATCH_BURST: String(BATCH_TPS),
@@ -120,7 +123,6 @@ const service = spawn(process.execPath, serveArgs, {
     AIRFLEET_LOG_LEVEL: 'warn',
     AIRFLEET_POOL_SIZE: '20',
     AIRFLEET_HEARTBEAT_TIMEOUT_MS: '120000',
-    ...batchEnv,
   },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
@@ -128,7 +130,9 @@ const rssMb = () => {
   const status = readFileSync(`/proc/${service.pid}/status`, 'utf8');
   return round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024);
 };
+let stopBatchService = async () => {};
 async function cleanup() {
+  await stopBatchService();
   if (service.exitCode === null) {
     const exited = new Promise((r) => service.once('exit', r));
     service.kill('SIGTERM');
@@ -401,9 +405,48 @@ try {
   if (only.has('batch')) {
     const n = quick ? 200 : 1000;
     log(`batch: ${n} workloads through the batch backend, limiter at ${BATCH_TPS}/s`);
+    const batchPort = await freePort();
+    const batchBase = `http://127.0.0.1:${batchPort}`;
+    const batchArgs = [join(root, 'executor/bin/airfleet.mjs'), 'serve', '--port', String(batchPort)];
+    const batchService = spawn(process.execPath, batchArgs, {
+      env: {
+        ...process.env,
+        AIRFLEET_DATABASE_URL: databaseUrl,
+        AIRFLEET_ADMIN_TOKEN: ADMIN,
+        AIRFLEET_LOG_LEVEL: 'warn',
+        ...batchEnv,
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    stopBatchService = async () => {
+      if (batchService.exitCode !== null) return;
+      const exited = new Promise((r) => batchService.once('exit', r));
+      batchService.kill('SIGTERM');
+      await exited;
+    };
+    const batchCall = async (method, path, body) => {
+      const res = await fetch(batchBase + path, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
+      return res.json();
+    };
+    for (let i = 0; i < 300; i++) {
+      if (
+        await fetch(`${batchBase}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
+      if (batchService.exitCode !== null) throw new Error('the batch service instance exited at start');
+      await sleep(100);
+    }
     const before = proxy.count('SubmitJob');
     batchTraffic.submitTimes = [];
-    await call('POST', '/v1/workloads/batch', {
+    await batchCall('POST', '/v1/workloads/batch', {
       workloads: Array.from({ length: n }, () => ({
         key: key('batch'),
         command: ['true'],
@@ -413,8 +456,7 @@ try {
     });
     const t0 = performance.now();
     const states = async () => {
-      const list = await call('GET', `/v1/workloads?queue=bench-batch&limit=${n}`);
-      const items = Array.isArray(list) ? list : (list.workloads ?? list.items ?? []);
+      const { workloads: items } = await batchCall('GET', `/v1/workloads?queue=bench-batch&limit=${n}`);
       const count = {};
       for (const w of items) count[w.state] = (count[w.state] ?? 0) + 1;
       return { count, items };
@@ -444,6 +486,7 @@ try {
       describeCalls: batchTraffic.describeCalls,
       jobsDescribed: batchTraffic.idsDescribed,
     };
+    await stopBatchService();
     log(
       `  ${results.batch.submitPerSecond} SubmitJob/s, ${results.batch.throttledByQuota} throttled by the quota, ${failed.length} failed; ` +
         `${results.batch.describeCalls} DescribeJobs for ${results.batch.jobsDescribed} job descriptions`,
@@ -508,7 +551,7 @@ function DESIGN_TARGETS(r) {
     row(
       `Batch SubmitJob/s, limiter at ${r.batch.limiterPerSecond}/s`,
       r.batch.submitPerSecond,
-      `${r.batch.limiterPerSecond * 0.8}-${r.batch.limiterPerSecond}`,
+      `${r.batch.limiterPerSecond * 0.8}-${r.batch.limiterPerSecond * 1.05}`,
       r.batch.submitPerSecond >= r.batch.limiterPerSecond * 0.8 &&
         r.batch.submitPerSecond <= r.batch.limiterPerSecond * 1.05,
     );
