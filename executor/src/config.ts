@@ -9,6 +9,13 @@ export const serviceConfigSchema = z
   .object({
     /** PostgreSQL URL; without one the service uses an embedded PGlite database in `dataDir`. */
     databaseUrl: z.string().url('databaseUrl must be a postgres:// URL').optional(),
+    /**
+     * Key for workloads' write-only secrets (secretEnv): 32 bytes, base64, the same on every instance. The
+     * embedded default makes one in `<dataDir>/secret.key`; with PostgreSQL and no key, secretEnv is refused.
+     */
+    secretKey: z.string().min(1).optional(),
+    /** A file holding the secret key (base64), instead of `secretKey`. */
+    secretKeyFile: z.string().min(1).optional(),
     /** Where the embedded database and the bootstrap admin token live. */
     dataDir: z.string().min(1).default(join(process.cwd(), '.airfleet')),
     host: z.string().default('127.0.0.1'),
@@ -130,6 +137,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   if (env.AIRFLEET_DATABASE_URL) out.databaseUrl = env.AIRFLEET_DATABASE_URL;
   else if (env.PGHOST) out.databaseUrl = urlFromLibpqEnv(env);
   if (env.AIRFLEET_DATA_DIR) out.dataDir = env.AIRFLEET_DATA_DIR;
+  if (env.AIRFLEET_SECRET_KEY) out.secretKey = env.AIRFLEET_SECRET_KEY;
+  if (env.AIRFLEET_SECRET_KEY_FILE) out.secretKeyFile = env.AIRFLEET_SECRET_KEY_FILE;
   if (env.AIRFLEET_HOST) out.host = env.AIRFLEET_HOST;
   num('AIRFLEET_PORT', 'port');
   num('AIRFLEET_HEARTBEAT_INTERVAL_MS', 'heartbeatIntervalMs');

@@ -51,7 +51,7 @@ export interface ServiceOptions {
   heartbeatTimeoutMs?: number;
   /** AIRFLEET_BACKENDS, e.g. `pool,local`. */
   backends?: string;
-  /** More environment for the service (a backend's settings, e.g. the batch backend's AWS_* and AIRFLEET_BATCH_*). */
+  /** More environment for the service (instance name and timeouts, secret key, a backend's settings...). */
   env?: Record<string, string>;
 }
 
@@ -106,12 +106,18 @@ export class ServiceProcess {
     );
   }
 
-  /** Starts a pull worker process against this service. */
-  worker(name: string, args: string[]): AirfleetProcess {
+  /**
+   * Starts a pull worker process against this service. Its state directory (identity, spool) is kept per
+   * name for the life of this service object, so a worker started again under the same name finds its
+   * predecessor's, as it would on the same machine.
+   */
+  worker(name: string, args: string[], env: Record<string, string> = {}): AirfleetProcess {
     return new AirfleetProcess(`worker ${name}`, ['worker', '--name', name, ...args], {
       AIRFLEET_API_URL: this.url,
       AIRFLEET_TOKEN: ADMIN_TOKEN,
       AIRFLEET_LOG_LEVEL: 'info',
+      AIRFLEET_WORKER_STATE_DIR: join(this.dataDir, 'workers', name),
+      ...env,
     });
   }
 

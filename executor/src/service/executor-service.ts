@@ -11,7 +11,7 @@ import type { PoolHost } from '../backends/pool/pool-host.ts';
 import type { ServiceConfig } from '../config.ts';
 import { isTerminal } from '../domain/states.ts';
 import type { BackendName, ValidWorkloadInput, Workload } from '../domain/workload.ts';
-import { InvalidInputError, NotFoundError } from '../errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import { Batcher } from '../lib/batcher.ts';
 import type { Db } from '../store/db.ts';
 import type { FeedEvent } from '../store/events.ts';
@@ -29,6 +29,7 @@ import {
   type QueueStats,
   queueStats,
   requestCancel,
+  sealedSecrets,
 } from '../store/workloads.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { Feed } from './feed.ts';
@@ -37,9 +38,11 @@ import { defaultInstanceName, Membership } from './membership.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { Reaper } from './reaper.ts';
 import { Reconciler } from './reconciler.ts';
+import { SecretBox } from './secrets.ts';
 import { Signals } from './signals.ts';
 import { Stopper } from './stopper.ts';
 import { type Principal, TokenService } from './tokens.ts';
+import { waitingReason } from './waiting.ts';
 
 export const VERSION = '0.1.0';
 export type { Principal } from './tokens.ts';
@@ -67,13 +70,14 @@ export class ExecutorService {
   private readonly stopper: Stopper;
   private readonly reaper: Reaper;
   private readonly submitBatcher: Batcher<ValidWorkloadInput, InsertResult>;
+  readonly secrets: SecretBox;
   private readonly ownsDb: boolean;
   private reaperTimer: NodeJS.Timeout | null = null;
   private reaping: Promise<void> = Promise.resolve();
   private quiescing = false;
   private closed = false;
 
-  private constructor(db: Db, config: ServiceConfig, logger: Logger, ownsDb: boolean) {
+  private constructor(db: Db, config: ServiceConfig, logger: Logger, ownsDb: boolean, extra: readonly Backend[]) {
     this.db = db;
     this.config = config;
     this.logger = logger;
@@ -82,6 +86,7 @@ export class ExecutorService {
     this.signals = new Signals(db, logger);
     this.feed = new Feed(db, this.signals, logger);
     this.tokens = new TokenService(db, config, logger);
+    this.secrets = SecretBox.fromConfig(config);
     this.membership = new Membership(db, logger, {
       name: config.instanceName ?? defaultInstanceName(config.port),
       version: VERSION,
@@ -104,6 +109,7 @@ export class ExecutorService {
     }
     // AWS Batch reads its own settings (the names the stacks set) from the environment, validated here.
     if (enabledBackends(config).includes('batch')) enabled.set('batch', new BatchBackend(batchConfigFromEnv()));
+    for (const backend of extra) enabled.set(backend.name, backend);
     this.backends = enabled;
     this.stopper = new Stopper(this.life, this.backends, this.membership.id, config.stopResendSeconds);
     this.dispatcher = new Dispatcher(
@@ -116,7 +122,7 @@ export class ExecutorService {
       },
       {
         instance: this.membership,
-        secretEnvOf: async () => ({}),
+        secretEnvOf: async (w) => (await this.secretEnvOf([w])).get(w.id) ?? {},
         stopsDue: () => this.stopper.wake(),
       },
     );
@@ -158,15 +164,29 @@ export class ExecutorService {
     return ExecutorService.start(db, config, logger, true);
   }
 
-  /** A service over a database someone else opened and closes (tests run several instances on one). */
-  static async attach(db: Db, config: ServiceConfig, logger: Logger): Promise<ExecutorService> {
-    return ExecutorService.start(db, config, logger, false);
+  /**
+   * A service over a database someone else opened and closes, with backends given by the caller besides the
+   * configured ones (tests run several instances on one database, with backends of their own).
+   */
+  static async attach(
+    db: Db,
+    config: ServiceConfig,
+    logger: Logger,
+    options: { backends?: readonly Backend[] } = {},
+  ): Promise<ExecutorService> {
+    return ExecutorService.start(db, config, logger, false, options.backends ?? []);
   }
 
-  private static async start(db: Db, config: ServiceConfig, logger: Logger, ownsDb: boolean): Promise<ExecutorService> {
+  private static async start(
+    db: Db,
+    config: ServiceConfig,
+    logger: Logger,
+    ownsDb: boolean,
+    extra: readonly Backend[] = [],
+  ): Promise<ExecutorService> {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
-    const service = new ExecutorService(db, config, logger, ownsDb);
+    const service = new ExecutorService(db, config, logger, ownsDb, extra);
     await service.run();
     return service;
   }
@@ -202,14 +222,14 @@ export class ExecutorService {
 
   /** Submits one workload; concurrent calls are grouped into one insert. */
   async submit(input: ValidWorkloadInput): Promise<InsertResult> {
-    this.assertBackendsEnabled([input]);
+    this.assertAcceptable([input]);
     return this.submitBatcher.add(input);
   }
 
-  /** Submits many in one transaction. */
-  async submitBatch(inputs: ValidWorkloadInput[]): Promise<InsertResult[]> {
+  /** Refused before anything is stored: a backend this instance does not run, secrets with no key. */
+  private assertAcceptable(inputs: readonly ValidWorkloadInput[]): void {
+    if (inputs.some((w) => Object.keys(w.secretEnv).length > 0)) this.secrets.requireKey('secretEnv');
     this.assertBackendsEnabled(inputs);
-    return this.insertBatch(inputs);
   }
 
   /** A workload for a backend this instance does not run would wait forever: refuse it, nothing stored. */
@@ -224,15 +244,44 @@ export class ExecutorService {
     );
   }
 
-  private async insertBatch(inputs: ValidWorkloadInput[]): Promise<InsertResult[]> {
-    const results = await this.db.tx((q) =>
-      insertWorkloads(q, inputs, { maxInfraRetries: this.config.maxInfraRetries }),
+  /** Submits many in one transaction; one conflicting item refuses the whole batch (nothing stored). */
+  async submitBatch(inputs: ValidWorkloadInput[]): Promise<InsertResult[]> {
+    this.assertAcceptable(inputs);
+    const results = await this.insertBatch(inputs, true);
+    return results as InsertResult[];
+  }
+
+  /** Decrypted secret environments, for the worker or backend about to run these workloads. */
+  private async secretEnvOf(workloads: readonly Workload[]): Promise<Map<string, Record<string, string>>> {
+    const sealed = await sealedSecrets(
+      this.db,
+      workloads.map((w) => w.id),
     );
+    return new Map([...sealed].map(([id, data]) => [id, this.secrets.open(id, data)]));
+  }
+
+  /**
+   * Inserts a group of submissions. `atomic`: a conflict anywhere refuses all (the batch endpoint); otherwise
+   * each item stands alone (single submissions grouped by the batcher), its conflict in its place.
+   */
+  private async insertBatch(inputs: ValidWorkloadInput[], atomic = false): Promise<Array<InsertResult | Error>> {
+    const results = await this.db.tx(async (q) => {
+      const out = await insertWorkloads(q, inputs, { maxInfraRetries: this.config.maxInfraRetries }, this.secrets);
+      const conflict = out.findIndex((r) => r instanceof Error);
+      if (atomic && conflict >= 0) {
+        const error = out[conflict] as ConflictError;
+        throw new ConflictError(`workloads[${conflict}]: ${error.message}`, {
+          ...(error.details as object),
+          index: conflict,
+        });
+      }
+      return out;
+    });
     // One wake-up per backend and queue, however many arrived: workers parked on the queue, or the
     // dispatcher loop of a push backend.
     const perQueue = new Map<string, { queue: string; backend: BackendName; count: number }>();
     for (const r of results) {
-      if (!r.created) continue;
+      if (r instanceof Error || !r.created) continue;
       const { queue, backend } = r.workload;
       this.metrics.submitted.inc({ queue: this.metrics.queueLabel(queue), backend });
       const group = perQueue.get(`${backend}/${queue}`) ?? { queue, backend, count: 0 };
@@ -248,6 +297,14 @@ export class ExecutorService {
     const workload = await getWorkload(this.db, idOrKey);
     if (!workload) throw new NotFoundError('workload', idOrKey);
     return workload;
+  }
+
+  /** One workload, and, while it waits in a pool queue, why (no worker could ever take it, or all are busy). */
+  async describeWorkload(idOrKey: string): Promise<Workload & { waiting?: string }> {
+    const workload = await this.getWorkload(idOrKey);
+    if (workload.state !== 'queued') return workload;
+    const waiting = await waitingReason(this.db, workload);
+    return waiting ? { ...workload, waiting } : workload;
   }
 
   listWorkloads(filter: ListFilter): Promise<Workload[]> {
@@ -377,7 +434,7 @@ export class ExecutorService {
       logWritten: (workloadId) => this.signals.emit({ kind: 'log', workloadId }),
       forgetWorkerToken: (workerId) => this.tokens.forgetWorker(workerId),
       stopping: () => this.quiescing,
-      secretEnvOf: async () => new Map(),
+      secretEnvOf: (workloads) => this.secretEnvOf(workloads),
     };
   }
 

@@ -173,6 +173,17 @@ CREATE TABLE backend_cursors (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'write-only secrets, enrollment tokens limited to queues',
+    sql: `
+-- secretEnv, encrypted (service/secrets.ts); the digest tells two submissions apart without revealing them.
+ALTER TABLE workloads ADD COLUMN secret_env bytea;
+ALTER TABLE workloads ADD COLUMN secret_digest text NOT NULL DEFAULT '';
+-- An enrollment token may be limited to queues: a worker it registers may serve only those. NULL: any.
+ALTER TABLE api_tokens ADD COLUMN queues text[];
+`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FailureReason, TransitionName, WorkloadState } from '../domain/states.ts';
 import type { BackendName, ValidWorkloadInput, Workload } from '../domain/workload.ts';
+import { ConflictError } from '../errors.ts';
 import type { Queryable } from './db.ts';
 import { fromStates, toState } from './transition-sql.ts';
 
@@ -36,6 +37,7 @@ interface WorkloadRow {
   claimed_by: string | null;
   stop_reason: FailureReason | null;
   stop_message: string | null;
+  secret_digest?: string;
   created_at: Date;
   queued_at: Date;
   leased_at: Date | null;
@@ -96,49 +98,69 @@ export interface InsertResult {
   created: boolean;
 }
 
+/** What insertWorkloads needs of the secrets (service/secrets.ts): sealing and a keyed digest. */
+export interface SecretSealer {
+  seal(workloadId: string, env: Record<string, string>): Buffer | null;
+  digest(env: Record<string, string>): string;
+}
+
 /**
- * Inserts a batch in one statement. Keys already present are left untouched and returned as they are:
- * submitting is idempotent by key, so a client that retries after a timeout gets the same workload back.
+ * Inserts a batch in one statement. Submitting is idempotent by key: a key already present with the same
+ * body returns the stored workload (`created: false`), so a client that retries after a timeout gets the
+ * same workload back. The same key with a different body is not the same workload: that item gets a
+ * ConflictError naming the fields that differ (an Error in its place of the result), and nothing is written
+ * for it. The same key twice in one batch is one workload: the first occurrence makes it.
  */
 export async function insertWorkloads(
   q: Queryable,
   inputs: readonly ValidWorkloadInput[],
   defaults: { maxInfraRetries: number },
-): Promise<InsertResult[]> {
+  secrets: SecretSealer,
+): Promise<Array<InsertResult | ConflictError>> {
   if (inputs.length === 0) return [];
-  // Deduplicate keys within the batch: the first occurrence wins, the rest resolve to it.
-  const firstByKey = new Map<string, ValidWorkloadInput>();
-  for (const input of inputs) if (!firstByKey.has(input.key)) firstByKey.set(input.key, input);
-  const records = [...firstByKey.values()].map((w, ord) => ({
-    ord,
-    id: randomUUID(),
-    key: w.key,
-    queue: w.queue,
-    backend: w.backend,
-    command: w.command,
-    image: w.image ?? null,
-    env: w.env,
-    pool_slots: w.poolSlots,
-    priority_weight: w.priorityWeight,
-    resources: w.resources,
-    exec_config: w.execConfig,
-    timeouts: w.timeouts,
-    max_infra_retries: w.maxInfraRetries ?? defaults.maxInfraRetries,
-    pending_seconds: w.timeouts.pendingSeconds ?? null,
-  }));
+  const digests = inputs.map((w) => secrets.digest(w.secretEnv));
+  const firstByKey = new Map<string, number>();
+  inputs.forEach((w, i) => {
+    if (!firstByKey.has(w.key)) firstByKey.set(w.key, i);
+  });
+  const records = [...firstByKey.values()].map((i, ord) => {
+    const w = inputs[i]!;
+    const id = randomUUID();
+    return {
+      ord,
+      id,
+      key: w.key,
+      queue: w.queue,
+      backend: w.backend,
+      command: w.command,
+      image: w.image ?? null,
+      env: w.env,
+      pool_slots: w.poolSlots,
+      priority_weight: w.priorityWeight,
+      resources: w.resources,
+      exec_config: w.execConfig,
+      timeouts: w.timeouts,
+      max_infra_retries: w.maxInfraRetries ?? defaults.maxInfraRetries,
+      pending_seconds: w.timeouts.pendingSeconds ?? null,
+      secret_env: secrets.seal(id, w.secretEnv)?.toString('base64') ?? null,
+      secret_digest: digests[i]!,
+    };
+  });
   const { rows: inserted } = await q.query<WorkloadRow>(
     `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          id uuid, key text, queue text, backend text, command jsonb, image text, env jsonb, pool_slots int,
          priority_weight int, resources jsonb, exec_config jsonb, timeouts jsonb, max_infra_retries int,
-         pending_seconds int, ord int)
+         pending_seconds int, ord int, secret_env text, secret_digest text)
      ),
      ins AS (
        INSERT INTO workloads (id, key, queue, backend, command, image, env, pool_slots, priority_weight,
-                              resources, exec_config, timeouts, max_infra_retries, state, queued_at, pending_deadline)
+                              resources, exec_config, timeouts, max_infra_retries, state, queued_at, pending_deadline,
+                              secret_env, secret_digest)
        SELECT id, key, queue, backend, command, image, env, pool_slots, priority_weight, resources, exec_config,
               timeouts, max_infra_retries, 'queued', clock_timestamp(),
-              CASE WHEN pending_seconds IS NULL THEN NULL ELSE now() + make_interval(secs => pending_seconds) END
+              CASE WHEN pending_seconds IS NULL THEN NULL ELSE now() + make_interval(secs => pending_seconds) END,
+              decode(secret_env, 'base64'), secret_digest
        FROM input
        ORDER BY ord
        ON CONFLICT (key) DO NOTHING
@@ -151,18 +173,72 @@ export async function insertWorkloads(
      SELECT * FROM ins`,
     [JSON.stringify(records)],
   );
-  const byKey = new Map<string, InsertResult>();
-  for (const row of inserted) byKey.set(row.key, { workload: toWorkload(row), created: true });
+  const byKey = new Map<string, { row: WorkloadRow; created: boolean }>();
+  for (const row of inserted) byKey.set(row.key, { row, created: true });
   const missing = [...firstByKey.keys()].filter((k) => !byKey.has(k));
   if (missing.length > 0) {
     const { rows } = await q.query<WorkloadRow>(`${SELECT_WITH_WORKER} WHERE w.key = ANY($1::text[])`, [missing]);
-    for (const row of rows) byKey.set(row.key, { workload: toWorkload(row), created: false });
+    for (const row of rows) byKey.set(row.key, { row, created: false });
   }
-  return inputs.map((input) => {
-    const result = byKey.get(input.key);
-    if (!result) throw new Error(`workload with key ${input.key} vanished during insert`);
-    return result;
+  return inputs.map((input, i) => {
+    const found = byKey.get(input.key);
+    if (!found) throw new Error(`workload with key ${input.key} vanished during insert`);
+    const first = firstByKey.get(input.key) === i;
+    const differs = differingFields(found.row, input, digests[i]!, defaults);
+    if (differs.length > 0) {
+      return new ConflictError(
+        `key '${input.key}' was submitted before with another ${differs.join(', ')}: the same key means the same ` +
+          'workload; submit a new workload under a new key',
+        { field: 'key', differs },
+      );
+    }
+    return { workload: toWorkload(found.row), created: found.created && first };
   });
+}
+
+/** The fields of a submission that differ from the workload stored under its key. */
+function differingFields(
+  row: WorkloadRow,
+  input: ValidWorkloadInput,
+  digest: string,
+  defaults: { maxInfraRetries: number },
+): string[] {
+  const pairs: Array<[string, unknown, unknown]> = [
+    ['command', row.command, input.command],
+    ['image', row.image, input.image ?? null],
+    ['env', row.env, input.env],
+    ['secretEnv', row.secret_digest ?? '', digest],
+    ['queue', row.queue, input.queue],
+    ['backend', row.backend, input.backend],
+    ['poolSlots', row.pool_slots, input.poolSlots],
+    ['priorityWeight', row.priority_weight, input.priorityWeight],
+    ['resources', row.resources, input.resources],
+    ['execConfig', row.exec_config, input.execConfig],
+    ['timeouts', row.timeouts, input.timeouts],
+    ['maxInfraRetries', row.max_infra_retries, input.maxInfraRetries ?? defaults.maxInfraRetries],
+  ];
+  return pairs.filter(([, a, b]) => canonical(a) !== canonical(b)).map(([name]) => name);
+}
+
+/** JSON with object keys sorted: jsonb does not keep key order, so equal values must print alike. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}
+
+/** The sealed secret environment of workloads, by id (for the worker or backend that runs them). */
+export async function sealedSecrets(q: Queryable, ids: readonly string[]): Promise<Map<string, Buffer>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<{ id: string; secret_env: Uint8Array }>(
+    'SELECT id, secret_env FROM workloads WHERE id = ANY($1::uuid[]) AND secret_env IS NOT NULL',
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, Buffer.from(r.secret_env)]));
 }
 
 const SELECT_WITH_WORKER =

@@ -57,10 +57,8 @@ interface TaskEntry {
   fenced: boolean;
 }
 
-/** Margin kept between fencing ourselves and the service writing us off, ms. */
-const FENCE_MARGIN_MS = 2_000;
-/** A lease that took longer than this share of the acknowledgement timeout to arrive is handed back. */
-const LATE_LEASE_SHARE = 0.5;
+/** Margin kept between our tasks being dead and the service writing us off: a tenth of the timeout, 2 s at most. */
+const fenceMargin = (timeoutMs: number) => Math.min(2_000, timeoutMs / 10);
 
 /**
  * The pull-worker agent (`airfleet worker`): registers, heartbeats with system metrics, long-polls for
@@ -83,7 +81,6 @@ export class WorkerAgent {
   private workerId: string | null = null;
   private heartbeatIntervalMs = 10_000;
   private heartbeatTimeoutMs = 45_000;
-  private leaseAckTimeoutMs = 30_000;
   private config: WorkerView;
   private readonly tasks = new Map<string, TaskEntry>();
   private pollAbort: AbortController | null = null;
@@ -176,7 +173,6 @@ export class WorkerAgent {
         this.state.writeIdentity({ workerId: result.worker.id, token: result.token });
         this.heartbeatIntervalMs = result.heartbeatIntervalMs;
         this.heartbeatTimeoutMs = result.heartbeatTimeoutMs;
-        this.leaseAckTimeoutMs = result.leaseAckTimeoutMs ?? this.leaseAckTimeoutMs;
         this.lastRenewed = performance.now();
         this.fenced = false;
         this.config = {
@@ -260,7 +256,6 @@ export class WorkerAgent {
       const free = this.config.maintenance ? 0 : this.freeSlots();
       const abort = new AbortController();
       this.pollAbort = abort;
-      const sentAt = performance.now();
       try {
         const result = await this.client.request<PollResult>('POST', '/v1/worker/poll', {
           body: {
@@ -276,7 +271,7 @@ export class WorkerAgent {
           signal: abort.signal,
         });
         backoff = 500;
-        this.apply(result, performance.now() - sentAt);
+        this.apply(result);
       } catch (error) {
         if (abort.signal.aborted) continue; // we are stopping
         if (await this.handleLoss(error)) continue;
@@ -308,20 +303,12 @@ export class WorkerAgent {
     return true;
   }
 
-  /** Applies a poll answer. `tookMs`: how long the poll took (a lease older than it could be is stale). */
-  private apply(result: PollResult, tookMs: number): void {
+  private apply(result: PollResult): void {
     this.applyConfig(result.config);
     this.applyStops(result.stop);
     for (const lease of result.leases) {
-      if (!this.accepting()) {
-        this.handBack(lease, 'the worker is stopping');
-      } else if (tookMs > this.leaseAckTimeoutMs * LATE_LEASE_SHARE) {
-        // The service may already have taken this lease back (it requeues leases nobody acknowledges): run
-        // it and it might run twice.
-        this.handBack(lease, `the lease took ${Math.round(tookMs)} ms to arrive`);
-      } else {
-        this.run(lease);
-      }
+      if (this.accepting()) this.run(lease);
+      else this.handBack(lease, 'the worker is stopping');
     }
   }
 
@@ -451,8 +438,16 @@ export class WorkerAgent {
     let exit: TaskExit | null = null;
     let startError: StartError | null = null;
     try {
+      // Everything that can fail before the task's own code runs (image pull, configuration) happens before
+      // the start is confirmed: such failures are the service's to retry.
+      await this.options.runtime.prepare?.(lease);
+      // The service records the start before the task starts: while an attempt is `pending`, its task has
+      // not run, which is what lets the service give a lost worker's leases to another one safely.
+      if (!(await this.confirmStart(entry))) {
+        await this.abandon(entry);
+        return;
+      }
       entry.task = await this.options.runtime.start(lease, (stream, data) => this.output(entry, stream, data));
-      this.report(entry, { workloadId: lease.id, attempt: lease.attempt, state: 'running' });
       let timer: NodeJS.Timeout | null = null;
       if (lease.timeouts.runSeconds) {
         const seconds = lease.timeouts.runSeconds;
@@ -477,6 +472,48 @@ export class WorkerAgent {
       'task finished',
     );
     await this.finishDelivery(entry, final);
+    this.tasks.delete(lease.id);
+    if (this.tasks.size === 0) for (const fn of this.idleWaiters) fn();
+  }
+
+  /**
+   * Reports the attempt running and waits for the service to record it, retrying through outages, but not
+   * past the point where this worker fences itself. False: do not start it (stopped meanwhile, no longer
+   * ours, or the service could not be reached in time).
+   */
+  private async confirmStart(entry: TaskEntry): Promise<boolean> {
+    const report: Report = { workloadId: entry.lease.id, attempt: entry.lease.attempt, state: 'running' };
+    for (let delay = 200; ; delay = Math.min(delay * 2, 2_000)) {
+      if (entry.override || this.fenced || this.stopping) return false;
+      try {
+        await this.client.request('POST', '/v1/worker/report', { body: report, timeoutMs: 10_000 });
+        return !entry.override;
+      } catch (error) {
+        if (error instanceof ApiError && error.status < 500 && error.status !== 429) {
+          this.logger.warn({ workload: entry.lease.id, err: error.message }, 'the service did not let the task start');
+          entry.fenced = error.status === 409 || error.status === 404;
+          return false;
+        }
+        this.logger.warn({ workload: entry.lease.id, err: (error as Error).message }, 'cannot confirm the start yet');
+        await sleep(delay);
+      }
+    }
+  }
+
+  /**
+   * A lease that will not start: handed back if the service still counts it as ours (a stop for it is on its
+   * way, or this worker is stopping), so that it becomes a new attempt now; dropped otherwise.
+   */
+  private async abandon(entry: TaskEntry): Promise<void> {
+    const { lease } = entry;
+    if (!entry.fenced) {
+      const report: Report = entry.override
+        ? { workloadId: lease.id, attempt: lease.attempt, ...entry.override, started: false }
+        : { workloadId: lease.id, attempt: lease.attempt, state: 'released', message: 'handed back unstarted' };
+      this.report(entry, report);
+      await entry.reports;
+    }
+    entry.spool.remove();
     this.tasks.delete(lease.id);
     if (this.tasks.size === 0) for (const fn of this.idleWaiters) fn();
   }
@@ -630,7 +667,7 @@ export class WorkerAgent {
     if (this.fenced || this.tasks.size === 0) return;
     const silent = performance.now() - this.lastRenewed;
     const grace = Math.min(this.options.killGraceMs, Math.max(0, this.heartbeatTimeoutMs / 4));
-    if (silent < this.heartbeatTimeoutMs - FENCE_MARGIN_MS - grace) return;
+    if (silent < this.heartbeatTimeoutMs - fenceMargin(this.heartbeatTimeoutMs) - grace) return;
     this.fenced = true;
     this.pollAbort?.abort();
     this.logger.error(

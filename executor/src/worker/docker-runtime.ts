@@ -50,7 +50,13 @@ export class DockerRuntime implements TaskRuntime {
     return containers.length;
   }
 
-  async start(lease: TaskLease, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask> {
+  /** The image is there (pulled if missing) and the task's docker options are valid, before the start. */
+  async prepare(lease: TaskLease): Promise<void> {
+    this.options(lease);
+    await this.ensureImage(lease.image!);
+  }
+
+  private options(lease: TaskLease): z.output<typeof dockerExecConfig> {
     if (!lease.image) throw new StartError('driver', 'the docker runtime needs an image: set `image` on the workload');
     const parsed = dockerExecConfig.safeParse(lease.execConfig.docker ?? undefined);
     if (!parsed.success) {
@@ -59,13 +65,17 @@ export class DockerRuntime implements TaskRuntime {
         `execConfig.docker is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
       );
     }
-    const options = parsed.data;
-    await this.ensureImage(lease.image);
+    return parsed.data;
+  }
+
+  async start(lease: TaskLease, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask> {
+    const options = this.options(lease);
+    const image = lease.image!;
     const gpus = lease.resources.gpus ?? 0;
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer({
-        Image: lease.image,
+        Image: image,
         Cmd: lease.command,
         Env: Object.entries({
           AIRFLEET_WORKLOAD_ID: lease.id,

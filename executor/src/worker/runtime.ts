@@ -41,6 +41,12 @@ export interface TaskRuntime {
    * (its attempts are settled by the service when the worker registers again). Returns how many it ended.
    */
   cleanupOrphans(): Promise<number>;
+  /**
+   * What can fail before the task's own code runs (pulling the image, checking its configuration), done
+   * before the worker confirms the start: a StartError here is a failure before start, which the service may
+   * retry as a new attempt.
+   */
+  prepare?(lease: TaskLease): Promise<void>;
   start(lease: TaskLease, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask>;
 }
 

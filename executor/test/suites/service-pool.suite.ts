@@ -1,6 +1,6 @@
 import { workloadInput } from '../../src/domain/workload.ts';
 import type { ExecutorService } from '../../src/service/executor-service.ts';
-import { type OpenService, waitUntil } from '../support/service.ts';
+import { type OpenService, waitFor, waitUntil } from '../support/service.ts';
 
 /** Runs against whatever store `openService` opens: PGlite in the unit tier, PostgreSQL in integration. */
 export function servicePoolSuite(openService: OpenService): void {
@@ -36,13 +36,31 @@ export function servicePoolSuite(openService: OpenService): void {
         version: 'test',
       });
 
-    it('submitting the same key twice returns the same workload', async () => {
-      const a = await service.submit(input({ key: 'k1' }));
-      const b = await service.submit(input({ key: 'k1', command: ['other'] }));
+    it('submitting the same key twice returns the same workload; another body under it is refused', async () => {
+      const a = await service.submit(input({ key: 'k1', env: { A: '1' } }));
+      const b = await service.submit(input({ key: 'k1', env: { A: '1' } }));
       expect(a.created).toBe(true);
       expect(b.created).toBe(false);
       expect(b.workload.id).toBe(a.workload.id);
-      expect(b.workload.command).toEqual(['true']);
+      await expect(service.submit(input({ key: 'k1', command: ['other'], env: { A: '2' } }))).rejects.toMatchObject({
+        status: 409,
+        details: { field: 'key', differs: ['command', 'env'] },
+      });
+      await expect(service.submit(input({ key: 'k1', env: { A: '1' }, secretEnv: { T: 'x' } }))).rejects.toMatchObject({
+        status: 409,
+        details: { differs: ['secretEnv'] },
+      });
+      expect((await service.getWorkload(k('k1'))).command).toEqual(['true']);
+    });
+
+    it('the same key twice in one batch is one workload, created once', async () => {
+      const results = await service.submitBatch([input({ key: 'twice' }), input({ key: 'twice' })]);
+      expect(results.map((r) => r.created)).toEqual([true, false]);
+      expect(results[1]!.workload.id).toBe(results[0]!.workload.id);
+      await expect(
+        service.submitBatch([input({ key: 'fresh' }), input({ key: 'twice', command: ['x'] })]),
+      ).rejects.toMatchObject({ status: 409, details: { index: 1, differs: ['command'] } });
+      await expect(service.getWorkload(k('fresh'))).rejects.toMatchObject({ status: 404 }); // nothing stored
     });
 
     it('leases by priority then age, within the worker free slots', async () => {
@@ -211,6 +229,125 @@ export function servicePoolSuite(openService: OpenService): void {
       );
       await new Promise((r) => setTimeout(r, 1_300));
       expect(await service.getWorkload(k('nobody'))).toMatchObject({ state: 'failed', reason: 'unschedulable' });
+    });
+
+    it('a lease whose pending timeout passes while its worker is slow to start is never run twice', async () => {
+      const { workload } = await service.submit(input({ key: 'slow', timeouts: { pendingSeconds: 1 } }));
+      const { worker: slow } = await register('slow', ['default'], 1);
+      const { worker: other } = await register('other', ['default'], 1);
+      expect((await service.pool.leases.poll(slow.id, { freeSlots: 1, waitMs: 0 })).leases).toHaveLength(1);
+      // The deadline passes: the service asks the slow worker to stop, and gives the work to nobody else.
+      const beat = await waitFor(async () => {
+        const b = await service.pool.workers.heartbeat(slow.id, { running: [{ workloadId: workload.id, attempt: 1 }] });
+        return b.stop.length > 0 ? b : null;
+      });
+      expect(beat.stop).toEqual([
+        {
+          workloadId: workload.id,
+          attempt: 1,
+          reason: 'unschedulable',
+          message: 'not started within pendingSeconds=1',
+        },
+      ]);
+      expect((await service.pool.leases.poll(other.id, { freeSlots: 1, waitMs: 0 })).leases).toEqual([]);
+      expect(await service.getWorkload(workload.id)).toMatchObject({ state: 'pending', attempt: 1 });
+      // It confirms it did not start: only now is there a new attempt, for the other worker.
+      await service.pool.leases.report(slow.id, {
+        workloadId: workload.id,
+        attempt: 1,
+        state: 'failed',
+        reason: 'unschedulable',
+        started: false,
+      });
+      const retried = await service.pool.leases.poll(other.id, { freeSlots: 1, waitMs: 0 });
+      expect(retried.leases.map((l) => [l.id, l.attempt])).toEqual([[workload.id, 2]]);
+      // The slow worker's start of the old attempt is refused: it never runs beside the new one.
+      await expect(
+        service.pool.leases.report(slow.id, { workloadId: workload.id, attempt: 1, state: 'running' }),
+      ).rejects.toMatchObject({ status: 409 });
+    });
+
+    it('a slow worker that starts before it hears of the timeout runs it, once, and nobody else does', async () => {
+      const { workload } = await service.submit(input({ key: 'late', timeouts: { pendingSeconds: 1 } }));
+      const { worker: slow } = await register('slow', ['default'], 1);
+      const { worker: other } = await register('other', ['default'], 1);
+      await service.pool.leases.poll(slow.id, { freeSlots: 1, waitMs: 0 });
+      await waitFor(async () => (await service.getWorkload(workload.id)).stopReason === 'unschedulable');
+      await service.pool.leases.report(slow.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      expect(await service.getWorkload(workload.id)).toMatchObject({ state: 'running', attempt: 1, stopReason: null });
+      await new Promise((r) => setTimeout(r, 300)); // reaper passes: nothing more is asked of it
+      expect((await service.pool.leases.poll(other.id, { freeSlots: 1, waitMs: 0 })).leases).toEqual([]);
+      await service.pool.leases.report(slow.id, { workloadId: workload.id, attempt: 1, state: 'succeeded' });
+      expect(await service.getWorkload(workload.id)).toMatchObject({ state: 'succeeded', attempt: 1 });
+    });
+
+    it('a cancel that lands while an attempt is being retried is never run', async () => {
+      const { workload } = await service.submit(input({ key: 'nocancelrun' }));
+      const { worker } = await register('w1', ['default'], 1);
+      const { worker: other } = await register('other', ['default'], 1);
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.cancel(workload.id);
+      // The worker hands the lease back unstarted (it is stopping): a retry, except that a cancel is pending.
+      await service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'released' });
+      expect(await service.getWorkload(workload.id)).toMatchObject({ state: 'cancelled', reason: 'cancelled' });
+      expect((await service.pool.leases.poll(other.id, { freeSlots: 1, waitMs: 0 })).leases).toEqual([]);
+    });
+
+    it('a worker lost with a cancelled lease in hand: the lease ends cancelled, not requeued', async () => {
+      const { workload } = await service.submit(input({ key: 'lostcancel' }));
+      const { worker } = await register('w1', ['default'], 1);
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.cancel(workload.id);
+      await waitFor(async () => (await service.getWorkload(workload.id)).state === 'cancelled', 10_000);
+      expect((await service.getWorkload(workload.id)).attempt).toBe(1);
+    });
+
+    it("a live worker's name cannot be taken: 409 unless it presents that worker's own token", async () => {
+      const first = await register('named', ['default'], 1);
+      await expect(register('named', ['default'], 1)).rejects.toMatchObject({
+        status: 409,
+        details: { field: 'name' },
+      });
+      const again = await service.pool.workers.register({
+        name: k('named'),
+        queues: [queue],
+        concurrency: 2,
+        labels: {},
+        runtime: 'process',
+        version: 'test',
+        previousToken: first.token,
+      });
+      expect(again).toMatchObject({ resumed: true, worker: { id: first.worker.id, concurrency: 2 } });
+      await service.pool.workers.deregister(first.worker.id);
+      const taken = await register('named', ['default'], 1);
+      expect(taken.worker.id).not.toBe(first.worker.id);
+    });
+
+    it('a log upload that landed but whose answer was lost, sent again longer, leaves the log whole', async () => {
+      const { workload } = await service.submit(input({ key: 'relog' }));
+      const { worker } = await register('w1', ['default'], 1);
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      const append = (offset: number, text: string) =>
+        service.pool.leases.appendLog(worker.id, {
+          workloadId: workload.id,
+          attempt: 1,
+          stream: 'stdout',
+          offset,
+          data: Buffer.from(text),
+        });
+      expect(await append(0, 'hello ')).toBe(6); // landed; pretend its answer was lost
+      await expect(append(0, 'hello world\n')).rejects.toMatchObject({ status: 409, storedLength: 6 });
+      await expect(append(9, 'ld\n')).rejects.toMatchObject({ status: 409, storedLength: 6 }); // no gap either
+      expect(await append(0, 'hello ')).toBe(6); // the same chunk again is a no-op
+      expect(await append(6, 'world\n')).toBe(12);
+      const all = await service.readLogs({
+        idOrKey: workload.id,
+        stream: 'stdout',
+        offset: 0,
+        maxBytes: 1 << 20,
+        waitMs: 0,
+      });
+      expect(all.data.toString()).toBe('hello world\n');
     });
 
     it('stores and serves logs by offset, ignoring a re-sent chunk', async () => {
