@@ -96,6 +96,29 @@ describe('batch backend on moto (service as a process)', () => {
     expect(out).toContain('to-stderr\n');
   });
 
+  it("gives a workload's secretEnv to its task, and no DescribeJobs answer shows it", async () => {
+    const secret = `tok-${Math.random().toString(36).slice(2)}`;
+    const w = await submit({
+      command: ['sh', '-c', 'echo "token length ${#API_TOKEN}"'],
+      secretEnv: { API_TOKEN: secret },
+    });
+    const answers: string[] = [];
+    const done = await waitFor(
+      'the task to end while its job is described',
+      async () => {
+        const current = await get(w.id);
+        if (current.backendRef) answers.push(JSON.stringify(await describe(current.backendRef)));
+        return terminal(current) ? current : null;
+      },
+      60_000,
+    );
+    expect(done).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    expect(await logs(w.id, 'stdout')).toBe(`token length ${secret.length}\n`);
+    expect(answers.length).toBeGreaterThan(0);
+    for (const answer of answers) expect(answer).not.toContain(secret);
+    expect(answers.at(-1)).toContain('AIRFLEET_SECRET_ENV_ID');
+  });
+
   it('fails a task that exits non-zero as task_error, without a second run', async () => {
     const w = await submit({ command: ['sh', '-c', 'echo failing; exit 7'] });
     const done = await waitEnded(w.id);
