@@ -291,6 +291,8 @@ class AirfleetExecutor(BaseExecutor):
         client = self._client
         lo, hi = 0, 1024
         while client.events(hi, limit=1)["events"]:
+            if hi > 2**53:
+                raise RuntimeError("the change feed answered events after every position; is the URL right?")
             lo, hi = hi, hi * 8
         while hi - lo > _FEED_PAGE:
             mid = (lo + hi) // 2
