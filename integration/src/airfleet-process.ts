@@ -51,6 +51,8 @@ export interface ServiceOptions {
   heartbeatTimeoutMs?: number;
   /** AIRFLEET_BACKENDS, e.g. `pool,local`. */
   backends?: string;
+  /** More environment for the service process (e.g. PATH and HOME for what the `local` backend runs). */
+  env?: Record<string, string>;
 }
 
 /** The executor service as a real process on a loopback port, restartable on the same port. */
@@ -85,6 +87,7 @@ export class ServiceProcess {
       AIRFLEET_REAPER_INTERVAL_MS: '100',
       AIRFLEET_LOG_LEVEL: 'info',
       ...(this.options.backends ? { AIRFLEET_BACKENDS: this.options.backends } : {}),
+      ...this.options.env,
     };
   }
 
@@ -103,12 +106,13 @@ export class ServiceProcess {
     );
   }
 
-  /** Starts a pull worker process against this service. */
-  worker(name: string, args: string[]): AirfleetProcess {
+  /** Starts a pull worker process against this service (`env`: more environment, e.g. PATH and HOME). */
+  worker(name: string, args: string[], env: Record<string, string> = {}): AirfleetProcess {
     return new AirfleetProcess(`worker ${name}`, ['worker', '--name', name, ...args], {
       AIRFLEET_API_URL: this.url,
       AIRFLEET_TOKEN: ADMIN_TOKEN,
       AIRFLEET_LOG_LEVEL: 'info',
+      ...env,
     });
   }
 
