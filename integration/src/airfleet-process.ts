@@ -6,8 +6,11 @@ import { join } from 'node:path';
 import { ApiClient } from '../../executor/src/client/api-client.ts';
 import { freePort } from './ports.ts';
 
-// Only ever loaded by jest, which runs this file as CommonJS (so __dirname, not import.meta).
-const CLI = join(__dirname, '../../executor/bin/airfleet.mjs');
+// jest runs this file as CommonJS (so __dirname, not import.meta); scripts (ESM: npm run demo) run from the root.
+const CLI =
+  typeof __dirname === 'string' && __dirname.endsWith('integration/src')
+    ? join(__dirname, '../../executor/bin/airfleet.mjs')
+    : join(process.cwd(), 'executor/bin/airfleet.mjs');
 
 /** One `airfleet` process (service or worker) with its output kept for failure messages. */
 export class AirfleetProcess {

@@ -10,8 +10,9 @@ import { freePort } from './ports.ts';
 
 const run = promisify(execFile);
 
-/** The repository root (jest runs this file as CommonJS, so __dirname). */
-export const REPO = resolve(__dirname, '../..');
+/** The repository root: jest runs this file as CommonJS (__dirname); scripts (ESM) run from the root. */
+export const REPO =
+  typeof __dirname === 'string' && __dirname.endsWith('integration/src') ? resolve(__dirname, '../..') : process.cwd();
 export const AIRFLOW_VENV = process.env.AIRFLEET_AIRFLOW_VENV ?? join(REPO, 'executor/airflow/.venv');
 export const EXAMPLE_DAGS = join(REPO, 'executor/airflow/examples');
 
