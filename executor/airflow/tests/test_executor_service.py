@@ -52,7 +52,8 @@ def states(events):
 
 
 def test_a_task_runs_and_reports_running_then_success_once_it_ended(service, executor):
-    ex = executor("import os; print('api', os.environ['AIRFLOW__CORE__EXECUTION_API_SERVER_URL'])")
+    ex = executor("import os; print('api', os.environ['AIRFLOW__CORE__EXECUTION_API_SERVER_URL'], "
+                  "'executors', os.environ['AIRFLOW__CORE__EXECUTOR'])")
     task = make_task(task_id="ok")
     key = task.ti.key
     ex.queue_workload(task, session=None)
@@ -70,7 +71,9 @@ def test_a_task_runs_and_reports_running_then_success_once_it_ended(service, exe
     out = service.http.get(f"/v1/workloads/{workload_id}/logs", params={"stream": "stdout"}).json()
     import base64
 
-    assert "api http://localhost:8080/execution/" in base64.b64decode(out["data"]).decode()
+    # What a worker's Airflow needs: where the Execution API is, and the scheduler's executors (a DAG naming
+    # an executor the worker's config does not list fails to parse there).
+    assert "api http://localhost:8080/execution/ executors " in base64.b64decode(out["data"]).decode()
 
 
 def test_a_failed_process_is_a_failure_and_every_field_reaches_the_service(service, executor):

@@ -134,6 +134,7 @@ class AirfleetExecutor(BaseExecutor):
             w, self._config,
             airflow_default_queue=self.conf.get("operators", "default_queue", fallback="default"),
             execution_api_url=get_execution_api_server_url(self.conf),
+            executors=self.conf.get("core", "executor", fallback=None),
         )
 
     def _submit(self, client: AirfleetClient, batch: list[tuple[Any, dict]]) -> bool:

@@ -14,6 +14,9 @@ from airfleet_airflow.config import BACKENDS, AirfleetConfig
 SECRET_FIELD = "env"
 WORKLOAD_JSON_VAR = "AIRFLEET_WORKLOAD_JSON"
 EXECUTION_API_VAR = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
+# A task parses its DAG again on the worker, and Airflow refuses a DAG whose tasks name an executor the
+# worker's own `[core] executor` does not list: the scheduler's list goes with every task.
+EXECUTORS_VAR = "AIRFLOW__CORE__EXECUTOR"
 
 KEY_PREFIX = "airflow/"
 _KEY_LIMIT = 512
@@ -81,7 +84,7 @@ def task_options(executor_config: Any) -> dict[str, Any]:
 
 
 def build_workload_input(workload: Any, config: AirfleetConfig, *, airflow_default_queue: str,
-                         execution_api_url: str) -> dict[str, Any]:
+                         execution_api_url: str, executors: str | None = None) -> dict[str, Any]:
     """The airfleet workload for one ExecuteTask. Raises InvalidExecutorConfig for a bad executor_config."""
     ti = workload.ti
     options = task_options(getattr(ti, "executor_config", None))
@@ -89,7 +92,8 @@ def build_workload_input(workload: Any, config: AirfleetConfig, *, airflow_defau
     if config.default_queue and queue == airflow_default_queue and "queue" not in options:
         queue = config.default_queue
     backend = options.get("backend") or config.backend_for(queue)
-    env = {EXECUTION_API_VAR: config.execution_api_server_url or execution_api_url, **(options.get("env") or {})}
+    env = {EXECUTION_API_VAR: config.execution_api_server_url or execution_api_url,
+           **({EXECUTORS_VAR: executors} if executors else {}), **(options.get("env") or {})}
     secrets = {WORKLOAD_JSON_VAR: workload.model_dump_json()}
     body: dict[str, Any] = {
         "key": workload_key(ti.key, workload.token),
