@@ -184,7 +184,6 @@ export class AirflowDeployment {
         worker_log_server_port: await freePort(),
         logging_config_class: 'airfleet_airflow.log_config.LOGGING_CONFIG',
       },
-      scheduler: { scheduler_health_check_threshold: 10, orphaned_tasks_check_interval: 5 },
       dag_processor: { refresh_interval: 5 },
       airfleet: options.airfleet,
     };

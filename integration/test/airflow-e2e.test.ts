@@ -47,6 +47,21 @@ const workers = new Map<string, AirfleetProcess>();
 let scratch: string;
 let workerEnv: Record<string, string>;
 const runs = new Map<string, string>();
+let workerKilled: Promise<Workload> = Promise.reject(new Error('beforeAll did not get to start the worker killer'));
+workerKilled.catch(() => undefined);
+
+/** As soon as the fragile task runs, SIGKILL its worker and start another one for the retry. */
+async function killTheFragileWorker(): Promise<Workload> {
+  const running = await waitFor(
+    'the fragile task to run',
+    async () =>
+      (await workloadsOf('airfleet_worker_loss', 'survives_a_lost_worker')).find((w) => w.state === 'running'),
+    5 * 60_000,
+  );
+  await workers.get('e2e-fragile-1')!.kill('SIGKILL');
+  startWorker('e2e-fragile-2', ['--queues', 'fragile', '--concurrency', '1', '--work-dir', join(scratch, 'work')]);
+  return running;
+}
 
 function startWorker(name: string, args: string[]): AirfleetProcess {
   const worker = service.worker(name, args, workerEnv);
@@ -103,7 +118,9 @@ beforeAll(async () => {
     dagsFolder: dags,
     airfleet: { url: service.url, token_file: tokenFile, image: projectImage('task-runner'), feed_wait_ms: 200 },
   });
-  const dagIds = readdirSync(dags).map((f) => f.replace(/\.py$/, ''));
+  const dagIds = readdirSync(dags)
+    .filter((f) => f.endsWith('.py'))
+    .map((f) => f.replace(/\.py$/, ''));
   await airflow.waitForDags(dagIds);
   // Everything at once: the tests below wait for their own runs.
   for (const dagId of dagIds) {
@@ -113,6 +130,8 @@ beforeAll(async () => {
       await airflow.trigger(dagId, dagId === 'airfleet_long' ? { marker_dir: join(scratch, 'markers') } : {}),
     );
   }
+  workerKilled = killTheFragileWorker();
+  workerKilled.catch(() => undefined); // awaited, and reported, by its test
 }, 8 * 60_000);
 
 afterAll(async () => {
@@ -153,6 +172,54 @@ async function workloadsOf(dagId: string, taskId: string, mapIndex = -1): Promis
 function expectNoToken(lines: LogLine[]): void {
   expect(lines.filter((l) => JWT.test(JSON.stringify(l)))).toEqual([]);
 }
+
+test('the 90-second task: its log while it runs, then a scheduler restart adopts it (one start, one workload)', async () => {
+  const dagId = 'airfleet_long';
+  const runId = runs.get(dagId)!;
+  const running = await waitFor(
+    'the long task to run and log',
+    async () => {
+      const [ti] = await airflow.taskInstances(dagId, runId);
+      if (ti?.state !== 'running') return null;
+      const lines = events(await log(dagId, 'ninety_seconds', 1));
+      return lines.includes('long task: 10 s of 90') ? lines : null;
+    },
+    4 * 60_000,
+    () => airflow.tails(),
+  );
+  expect(running).toContain('long task: 0 s of 90');
+  expect(running).not.toContain('long task: finished');
+
+  await airflow.restartScheduler();
+  expect((await airflow.taskInstances(dagId, runId))[0]?.state).toBe('running');
+
+  const { state, tis } = await finished(dagId);
+  expect(summary(tis)).toEqual(['ninety_seconds:success:try1']);
+  expect(state).toBe('success');
+  expect(readdirSync(join(scratch, 'markers'))).toHaveLength(1); // started once: adopted, not re-run
+  expect((await workloadsOf(dagId, 'ninety_seconds')).map((w) => w.state)).toEqual(['succeeded']);
+  const lines = events(await log(dagId, 'ninety_seconds', 1));
+  expect(lines).toContain('long task: 85 s of 90');
+  expect(lines).toContain('long task: finished');
+});
+
+test('a worker killed mid-task: Airflow sees the failed try and retries it on another worker', async () => {
+  const dagId = 'airfleet_worker_loss';
+  const first = await workerKilled;
+  expect(first.workerName).toBe('e2e-fragile-1');
+
+  const { state, tis } = await finished(dagId);
+  expect(summary(tis)).toEqual(['survives_a_lost_worker:success:try2']);
+  expect(state).toBe('success');
+  const all = await workloadsOf(dagId, 'survives_a_lost_worker');
+  expect(all.map((w) => [w.state, w.reason, w.workerName])).toEqual([
+    ['failed', 'lost', 'e2e-fragile-1'],
+    ['succeeded', null, 'e2e-fragile-2'],
+  ]);
+  const firstTry = events(await log(dagId, 'survives_a_lost_worker', 1)).join('\n');
+  expect(firstTry).toContain('worker loss: try 1');
+  expect(firstTry).toContain('reason=lost');
+});
 
 test('linear: three tasks in order, values through XCom, each log as Airflow serves it', async () => {
   const { state, tis } = await finished('airfleet_linear');
@@ -270,60 +337,6 @@ test('an infrastructure failure (image pull) fails the task with the reason and 
   expect(text).toContain('reason=image_pull');
   expect(text).toContain('Failed to pull image 127.0.0.1:9/airfleet/no-such-image:1');
   expect(text).toContain('before the task started');
-});
-
-test('the 90-second task: its log while it runs, then a scheduler restart adopts it (one start, one workload)', async () => {
-  const dagId = 'airfleet_long';
-  const runId = runs.get(dagId)!;
-  const running = await waitFor(
-    'the long task to run and log',
-    async () => {
-      const [ti] = await airflow.taskInstances(dagId, runId);
-      if (ti?.state !== 'running') return null;
-      const lines = events(await log(dagId, 'ninety_seconds', 1));
-      return lines.includes('long task: 10 s of 90') ? lines : null;
-    },
-    4 * 60_000,
-    () => airflow.tails(),
-  );
-  expect(running).toContain('long task: 0 s of 90');
-  expect(running).not.toContain('long task: finished');
-
-  await airflow.restartScheduler();
-  expect((await airflow.taskInstances(dagId, runId))[0]?.state).toBe('running');
-
-  const { state, tis } = await finished(dagId);
-  expect(summary(tis)).toEqual(['ninety_seconds:success:try1']);
-  expect(state).toBe('success');
-  expect(readdirSync(join(scratch, 'markers'))).toHaveLength(1); // started once: adopted, not re-run
-  expect((await workloadsOf(dagId, 'ninety_seconds')).map((w) => w.state)).toEqual(['succeeded']);
-  const lines = events(await log(dagId, 'ninety_seconds', 1));
-  expect(lines).toContain('long task: 85 s of 90');
-  expect(lines).toContain('long task: finished');
-});
-
-test('a worker killed mid-task: Airflow sees the failed try and retries it on another worker', async () => {
-  const dagId = 'airfleet_worker_loss';
-  const first = await waitFor(
-    'the fragile task to run on e2e-fragile-1',
-    async () => (await workloadsOf(dagId, 'survives_a_lost_worker')).find((w) => w.state === 'running'),
-    4 * 60_000,
-  );
-  expect(first.workerName).toBe('e2e-fragile-1');
-  await workers.get('e2e-fragile-1')!.kill('SIGKILL');
-  startWorker('e2e-fragile-2', ['--queues', 'fragile', '--concurrency', '1', '--work-dir', join(scratch, 'work')]);
-
-  const { state, tis } = await finished(dagId);
-  expect(summary(tis)).toEqual(['survives_a_lost_worker:success:try2']);
-  expect(state).toBe('success');
-  const all = await workloadsOf(dagId, 'survives_a_lost_worker');
-  expect(all.map((w) => [w.state, w.reason, w.workerName])).toEqual([
-    ['failed', 'lost', 'e2e-fragile-1'],
-    ['succeeded', null, 'e2e-fragile-2'],
-  ]);
-  const firstTry = events(await log(dagId, 'survives_a_lost_worker', 1)).join('\n');
-  expect(firstTry).toContain('worker loss: try 1');
-  expect(firstTry).toContain('reason=lost');
 });
 
 test('the workload token never shows in a log, and no read of a workload returns it', async () => {
