@@ -50,6 +50,18 @@ export class ForbiddenError extends AirfleetError {
   }
 }
 
+/**
+ * A log chunk at an offset where the service already holds other bytes, or past the end of what it holds:
+ * the writer resends from `storedLength`.
+ */
+export class LogOffsetError extends AirfleetError {
+  readonly storedLength: number;
+  constructor(message: string, storedLength: number) {
+    super(409, 'log_offset', message, { storedLength });
+    this.storedLength = storedLength;
+  }
+}
+
 /** Bad configuration: raised once at start-up, naming every problem. */
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -54,7 +54,8 @@ export interface ServiceOptions {
   heartbeatTimeoutMs?: number;
   /** AIRFLEET_BACKENDS, e.g. `pool,local`. */
   backends?: string;
-  /** More environment for the service process (e.g. PATH and HOME for what the `local` backend runs). */
+  /** More environment for the service (instance name and timeouts, secret key, PATH and HOME for what the
+   * `local` backend runs...). */
   env?: Record<string, string>;
 }
 
@@ -109,12 +110,17 @@ export class ServiceProcess {
     );
   }
 
-  /** Starts a pull worker process against this service (`env`: more environment, e.g. PATH and HOME). */
+  /**
+   * Starts a pull worker process against this service. Its state directory (identity, spool) is kept per
+   * name for the life of this service object, so a worker started again under the same name finds its
+   * predecessor's, as it would on the same machine. `env`: more environment (e.g. PATH and HOME for tasks).
+   */
   worker(name: string, args: string[], env: Record<string, string> = {}): AirfleetProcess {
     return new AirfleetProcess(`worker ${name}`, ['worker', '--name', name, ...args], {
       AIRFLEET_API_URL: this.url,
       AIRFLEET_TOKEN: ADMIN_TOKEN,
       AIRFLEET_LOG_LEVEL: 'info',
+      AIRFLEET_WORKER_STATE_DIR: join(this.dataDir, 'workers', name),
       ...env,
     });
   }

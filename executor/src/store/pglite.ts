@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
-import type { Db, Queryable } from './db.ts';
+import type { Db, HeldLock, Queryable } from './db.ts';
 
 /**
  * The embedded default: PGlite (PostgreSQL compiled to WebAssembly) with its data directory on disk, so a
@@ -10,6 +10,8 @@ import type { Db, Queryable } from './db.ts';
 export class PgliteDb implements Db {
   readonly kind = 'pglite' as const;
   private readonly pg: PGlite;
+  /** One process, one connection: advisory locks are kept here (several services may share this object in tests). */
+  private readonly locks = new Set<number>();
 
   private constructor(pg: PGlite) {
     this.pg = pg;
@@ -42,6 +44,19 @@ export class PgliteDb implements Db {
         },
       }),
     );
+  }
+
+  async tryLock(key: number): Promise<HeldLock | null> {
+    if (this.locks.has(key)) return null;
+    this.locks.add(key);
+    let held = true;
+    return {
+      check: async () => held,
+      release: async () => {
+        held = false;
+        this.locks.delete(key);
+      },
+    };
   }
 
   async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {

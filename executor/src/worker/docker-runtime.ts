@@ -1,9 +1,8 @@
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { z } from 'zod';
-import type { Workload } from '../domain/workload.ts';
 import type { LogStream } from '../store/logs.ts';
-import { type RunningTask, StartError, type TaskExit, type TaskRuntime } from './runtime.ts';
+import { type RunningTask, StartError, type TaskExit, type TaskLease, type TaskRuntime } from './runtime.ts';
 
 /**
  * The per-task options a workload's `execConfig.docker` may set for this runtime. Secrets are mounted as
@@ -33,7 +32,31 @@ export class DockerRuntime implements TaskRuntime {
     this.workerName = workerName;
   }
 
-  async start(lease: Workload, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask> {
+  /**
+   * Containers are not children of the worker: when a worker dies they run on. A worker coming back under the
+   * same name finds its predecessor's task containers by label and removes them (their attempts are settled
+   * by the service when it registers again), so nothing of a dead worker runs beside the service's retry.
+   */
+  async cleanupOrphans(): Promise<number> {
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`airfleet.worker=${this.workerName}`] },
+    });
+    for (const c of containers)
+      await this.docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    return containers.length;
+  }
+
+  /** The image is there (pulled if missing) and the task's docker options are valid, before the start. */
+  async prepare(lease: TaskLease): Promise<void> {
+    this.options(lease);
+    await this.ensureImage(lease.image!);
+  }
+
+  private options(lease: TaskLease): z.output<typeof dockerExecConfig> {
     if (!lease.image) throw new StartError('driver', 'the docker runtime needs an image: set `image` on the workload');
     const parsed = dockerExecConfig.safeParse(lease.execConfig.docker ?? undefined);
     if (!parsed.success) {
@@ -42,18 +65,23 @@ export class DockerRuntime implements TaskRuntime {
         `execConfig.docker is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
       );
     }
-    const options = parsed.data;
-    await this.ensureImage(lease.image);
+    return parsed.data;
+  }
+
+  async start(lease: TaskLease, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask> {
+    const options = this.options(lease);
+    const image = lease.image!;
     const gpus = lease.resources.gpus ?? 0;
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer({
-        Image: lease.image,
+        Image: image,
         Cmd: lease.command,
         Env: Object.entries({
           AIRFLEET_WORKLOAD_ID: lease.id,
           AIRFLEET_ATTEMPT: String(lease.attempt),
           ...lease.env,
+          ...lease.secretEnv,
         }).map(([k, v]) => `${k}=${v}`),
         Labels: {
           ...options.labels,
@@ -80,6 +108,13 @@ export class DockerRuntime implements TaskRuntime {
     out.on('data', (d: Buffer) => onOutput('stdout', d));
     err.on('data', (d: Buffer) => onOutput('stderr', d));
     this.docker.modem.demuxStream(stream, out, err);
+    // The container's end and the end of its output stream are separate events: the exit must not be
+    // reported before the last bytes were handed on, or the log would be cut short.
+    const streamEnded = new Promise<void>((resolve) => {
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.once('error', () => resolve());
+    });
     try {
       await container.start();
     } catch (error) {
@@ -88,6 +123,7 @@ export class DockerRuntime implements TaskRuntime {
     }
     const exited = (async (): Promise<TaskExit> => {
       const result = (await container.wait()) as { StatusCode: number };
+      await Promise.race([streamEnded, new Promise((resolve) => setTimeout(resolve, 10_000))]);
       const info = await container.inspect().catch(() => null);
       await container.remove({ force: true }).catch(() => undefined);
       if (info?.State.OOMKilled) {

@@ -56,7 +56,7 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
         },
       },
       async (request, reply) => {
-        const { token, record } = await service.createToken(request.body.name, request.body.scopes);
+        const { token, record } = await service.tokens.create(request.body.name, request.body.scopes);
         reply.status(201);
         return { token, ...record };
       },
@@ -65,7 +65,7 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
     app.get(
       '/v1/tokens',
       { config: { auth: 'admin' }, schema: { summary: 'List tokens (never their secrets)', tags: ['tokens'] } },
-      async () => ({ tokens: await service.listTokens() }),
+      async () => ({ tokens: await service.tokens.list() }),
     );
 
     app.delete(
@@ -75,7 +75,7 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
         schema: { summary: 'Revoke a token', tags: ['tokens'], params: z.object({ id: z.string().max(64) }) },
       },
       async (request, reply) => {
-        await service.revokeToken(request.params.id);
+        await service.tokens.revoke(request.params.id);
         reply.status(204);
       },
     );

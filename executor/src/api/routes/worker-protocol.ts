@@ -46,18 +46,28 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
               labels: z.record(z.string().max(64), z.string().max(256)).default({}),
               runtime: z.enum(['process', 'docker']),
               version: z.string().max(64),
+              previousToken: z
+                .string()
+                .max(200)
+                .optional()
+                .describe("The worker's own token from before a restart: takes its name back and keeps its id"),
+              resume: running
+                .optional()
+                .describe('Attempts of the previous process whose end this worker recorded and will report now'),
             })
             .strict(),
         },
       },
       async (request, reply) => {
-        const { worker, token } = await service.pool.registerWorker(request.body);
+        const { worker, token, resumed } = await service.pool.workers.register(request.body);
         reply.status(201);
         return {
           worker,
           token,
+          resumed,
           heartbeatIntervalMs: service.config.heartbeatIntervalMs,
           heartbeatTimeoutMs: service.config.heartbeatTimeoutMs,
+          leaseAckTimeoutMs: service.config.leaseAckTimeoutMs,
         };
       },
     );
@@ -72,7 +82,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
           body: z.object({ metrics: metrics.optional(), running, draining: z.boolean().optional() }).strict(),
         },
       },
-      async (request) => service.pool.heartbeat(workerIdOf(request), request.body),
+      async (request) => service.pool.workers.heartbeat(workerIdOf(request), request.body),
     );
 
     app.post(
@@ -102,7 +112,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
         reply.raw.on('close', () => {
           if (!reply.raw.writableEnded) hangup.abort();
         });
-        return service.pool.poll(workerIdOf(request), request.body, hangup.signal);
+        return service.pool.leases.poll(workerIdOf(request), request.body, hangup.signal);
       },
     );
 
@@ -117,7 +127,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
             .object({
               workloadId: z.string().uuid(),
               attempt: z.number().int().min(1),
-              state: z.enum(['running', 'succeeded', 'failed', 'cancelled']),
+              state: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'released']),
               exitCode: z.number().int().min(-1_000).max(1_000).nullable().optional(),
               reason: z.enum(FAILURE_REASONS).optional(),
               message: z.string().max(4_096).optional(),
@@ -126,7 +136,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
             .strict(),
         },
       },
-      async (request) => service.pool.report(workerIdOf(request), request.body),
+      async (request) => service.pool.leases.report(workerIdOf(request), request.body),
     );
 
     app.post(
@@ -134,7 +144,8 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
       {
         config: { auth: 'worker' },
         schema: {
-          summary: 'Upload one log chunk (base64) at an offset; re-sending the same offset is a no-op',
+          summary:
+            'Upload one log chunk (base64) at the stream length the service holds; answers the new length. The same chunk again is a no-op; anything else at a held offset is a 409 log_offset with the stored length to resume from',
           tags: ['worker protocol'],
           body: z
             .object({
@@ -147,10 +158,13 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
             .strict(),
         },
       },
-      async (request, reply) => {
+      async (request) => {
         const b = request.body;
-        await service.pool.appendLog(workerIdOf(request), { ...b, data: Buffer.from(b.data, 'base64') });
-        reply.status(204);
+        const length = await service.pool.leases.appendLog(workerIdOf(request), {
+          ...b,
+          data: Buffer.from(b.data, 'base64'),
+        });
+        return { length };
       },
     );
 
@@ -158,7 +172,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
       '/v1/worker/deregister',
       { config: { auth: 'worker' }, schema: { summary: 'Leave cleanly (state offline)', tags: ['worker protocol'] } },
       async (request, reply) => {
-        await service.pool.deregister(workerIdOf(request));
+        await service.pool.workers.deregister(workerIdOf(request));
         reply.status(204);
       },
     );

@@ -15,13 +15,13 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
         config: { auth: 'read' },
         schema: { summary: 'Pull workers with state, slots and metrics', tags: ['workers'] },
       },
-      async () => ({ workers: await service.pool.listWorkers() }),
+      async () => ({ workers: await service.pool.workers.list() }),
     );
 
     app.get(
       '/v1/workers/:name',
       { config: { auth: 'read' }, schema: { summary: 'One worker', tags: ['workers'], params: nameParams } },
-      async (request) => service.pool.getWorker(request.params.name),
+      async (request) => service.pool.workers.get(request.params.name),
     );
 
     app.post(
@@ -36,7 +36,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
         },
       },
       async (request) =>
-        service.pool.setMaintenance(request.params.name, request.body.on, request.body.comment ?? null),
+        service.pool.workers.setMaintenance(request.params.name, request.body.on, request.body.comment ?? null),
     );
 
     app.patch(
@@ -58,7 +58,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
       },
       async (request) => {
         const b = request.body;
-        return service.pool.updateWorker(request.params.name, {
+        return service.pool.workers.update(request.params.name, {
           ...(b.addQueues ? { addQueues: b.addQueues } : {}),
           ...(b.removeQueues ? { removeQueues: b.removeQueues } : {}),
           ...(b.concurrency ? { concurrency: b.concurrency } : {}),

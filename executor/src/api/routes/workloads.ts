@@ -5,6 +5,7 @@ import { WORKLOAD_STATES } from '../../domain/states.ts';
 import { workloadInput } from '../../domain/workload.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
 import { LOG_STREAMS } from '../../store/logs.ts';
+import { presentWorkload } from '../present.ts';
 
 const idParams = z.object({ id: z.string().min(1).max(LIMITS.keyLength) });
 
@@ -23,7 +24,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
       async (request, reply) => {
         const { workload, created } = await service.submit(request.body);
         reply.status(created ? 201 : 200);
-        return workload;
+        return presentWorkload(workload, request.principal);
       },
     );
 
@@ -37,7 +38,12 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           body: z.object({ workloads: z.array(workloadInput).min(1).max(LIMITS.batchSize) }).strict(),
         },
       },
-      async (request) => ({ results: await service.submitBatch(request.body.workloads) }),
+      async (request) => ({
+        results: (await service.submitBatch(request.body.workloads)).map((r) => ({
+          workload: presentWorkload(r.workload, request.principal),
+          created: r.created,
+        })),
+      }),
     );
 
     app.get(
@@ -67,7 +73,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
         });
         const last = workloads.at(-1);
         return {
-          workloads,
+          workloads: workloads.map((w) => presentWorkload(w, request.principal)),
           next: workloads.length === q.limit && last ? `${last.createdAt}|${last.id}` : null,
         };
       },
@@ -79,7 +85,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
         config: { auth: 'read' },
         schema: { summary: 'One workload by id or key', tags: ['workloads'], params: idParams },
       },
-      async (request) => service.getWorkload(request.params.id),
+      async (request) => presentWorkload(await service.describeWorkload(request.params.id), request.principal),
     );
 
     app.post(
@@ -92,7 +98,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           params: idParams,
         },
       },
-      async (request) => service.cancel(request.params.id),
+      async (request) => presentWorkload(await service.cancel(request.params.id), request.principal),
     );
 
     app.get(
@@ -167,7 +173,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
         schema: { summary: 'Depth and running slots per queue and backend', tags: ['queues'] },
       },
       async () => {
-        const [queues, workers] = await Promise.all([service.queues(), service.pool.listWorkers()]);
+        const [queues, workers] = await Promise.all([service.queues(), service.pool.workers.list()]);
         return {
           queues: queues.map((q) => ({
             ...q,
