@@ -10,8 +10,7 @@ from airfleet_airflow.config import BACKENDS, AirfleetConfig
 # The ExecuteTask JSON carries the task's bearer token, so it travels in the service's write-only secrets
 # (stored encrypted, given to the task as an environment variable, never returned by a read, the feed or a
 # log). Which workload field holds them is named here and nowhere else.
-# Until the service accepts `secretEnv` (it refuses unknown fields), "env" keeps the same variable in plain env.
-SECRET_FIELD = "env"
+SECRET_FIELD = "secretEnv"
 WORKLOAD_JSON_VAR = "AIRFLEET_WORKLOAD_JSON"
 EXECUTION_API_VAR = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
 # A task parses its DAG again on the worker, and Airflow refuses a DAG whose tasks name an executor the

@@ -12,6 +12,7 @@ import {
   type InFlightAttempt,
   type ReconcileVerdict,
   SubmitError,
+  type SubmitContext,
   type SubmitResult,
 } from '../backend.ts';
 import { findRunProcesses, RunDir, SUPERVISOR_MARK, SUPERVISOR_SCRIPT } from './run-dir.ts';
@@ -75,7 +76,7 @@ export class LocalBackend implements Backend {
     this.ticker = setInterval(() => this.tick(), this.options.tickMs);
   }
 
-  async submit(workload: Workload, attempt: number): Promise<SubmitResult> {
+  async submit(workload: Workload, attempt: number, context?: SubmitContext): Promise<SubmitResult> {
     const dir = new RunDir(this.options.dir, workload.id, attempt);
     const [program] = workload.command;
     if (!program) throw new SubmitError('the command is empty');
@@ -94,6 +95,8 @@ export class LocalBackend implements Backend {
           AIRFLEET_WORKLOAD_ID: workload.id,
           AIRFLEET_ATTEMPT: String(attempt),
           ...workload.env,
+          // Write-only secrets reach the task's environment only (not its command line or run directory).
+          ...context?.secretEnv,
         },
         stdio: ['ignore', out, err],
         // Its own process group: cancelling stops the task's children too, and the run survives a crash
