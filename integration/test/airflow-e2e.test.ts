@@ -5,6 +5,8 @@
  * `local` backend. Every example DAG of executor/airflow/examples runs at once; each test then waits for
  * its own run and checks what Airflow's REST API shows: every task instance's state, try number and log.
  */
+
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,7 +101,8 @@ beforeAll(async () => {
     backends: 'pool,local',
     heartbeatIntervalMs: 1_000,
     heartbeatTimeoutMs: 8_000,
-    env: workerEnv,
+    // On PostgreSQL, secretEnv (the workload JSON) is encrypted with this key.
+    env: { ...workerEnv, AIRFLEET_SECRET_KEY: randomBytes(32).toString('base64') },
   });
   const created = await service.client.request<{ token: string }>('POST', '/v1/tokens', {
     body: { name: 'airflow-e2e', scopes: ['submit', 'read'] },
