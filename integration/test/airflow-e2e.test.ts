@@ -54,10 +54,15 @@ workerKilled.catch(() => undefined);
 
 /** As soon as the fragile task runs, SIGKILL its worker and start another one for the retry. */
 async function killTheFragileWorker(): Promise<Workload> {
+  const dagId = 'airfleet_worker_loss';
   const running = await waitFor(
-    'the fragile task to run',
-    async () =>
-      (await workloadsOf('airfleet_worker_loss', 'survives_a_lost_worker')).find((w) => w.state === 'running'),
+    'the fragile task to run and log',
+    async () => {
+      const w = (await workloadsOf(dagId, 'survives_a_lost_worker')).find((x) => x.state === 'running');
+      const [ti] = await airflow.taskInstances(dagId, runs.get(dagId)!);
+      if (!w || ti?.state !== 'running') return null;
+      return events(await log(dagId, 'survives_a_lost_worker', 1)).includes('worker loss: try 1') ? w : null;
+    },
     5 * 60_000,
   );
   await workers.get('e2e-fragile-1')!.kill('SIGKILL');
@@ -86,7 +91,9 @@ beforeAll(async () => {
   mkdirSync(join(workerHome, 'airflow'), { recursive: true });
   writeFileSync(
     join(workerHome, 'airflow/airflow.cfg'),
-    `[core]\ndags_folder = ${dags}\nload_examples = False\n\n[database]\nsql_alchemy_conn = postgresql://nobody@127.0.0.1:1/none\n`,
+    `[core]\ndags_folder = ${dags}\nload_examples = False\n\n[database]\nsql_alchemy_conn = postgresql://nobody@127.0.0.1:1/none\n\n` +
+      // A loaded 2-core CI machine answers the Execution API slowly at times (the default is 5 s).
+      '[workers]\nexecution_api_timeout = 30\n',
   );
   workerEnv = { PATH: `${join(AIRFLOW_VENV, 'bin')}:${process.env.PATH}`, HOME: workerHome, LANG: 'C.UTF-8' };
   mkdirSync(join(scratch, 'markers'));
@@ -120,6 +127,7 @@ beforeAll(async () => {
     databaseUrl: airflowDb.replace(/^postgres:/, 'postgresql+psycopg2:'),
     dagsFolder: dags,
     airfleet: { url: service.url, token_file: tokenFile, image: projectImage('task-runner'), feed_wait_ms: 200 },
+    config: { workers: { execution_api_timeout: 30 } }, // LocalExecutor's tasks, on a loaded machine
   });
   const dagIds = readdirSync(dags)
     .filter((f) => f.endsWith('.py'))
@@ -200,6 +208,12 @@ test('the 90-second task: its log while it runs, then a scheduler restart adopts
   expect(summary(tis)).toEqual(['ninety_seconds:success:try1']);
   expect(state).toBe('success');
   expect(readdirSync(join(scratch, 'markers'))).toHaveLength(1); // started once: adopted, not re-run
+  // The worker reports the end once the task process exited, a moment after Airflow saw the run succeed.
+  await waitFor(
+    'the workload to end',
+    async () => (await workloadsOf(dagId, 'ninety_seconds')).every((w) => w.state === 'succeeded'),
+    60_000,
+  );
   expect((await workloadsOf(dagId, 'ninety_seconds')).map((w) => w.state)).toEqual(['succeeded']);
   const lines = events(await log(dagId, 'ninety_seconds', 1));
   expect(lines).toContain('long task: 85 s of 90');
@@ -276,12 +290,18 @@ test('fails once, succeeds on the retry: try 2 succeeded, both tries have their 
   const { state, tis } = await finished('airfleet_retry');
   expect(summary(tis)).toEqual(['flaky:success:try2']);
   expect(state).toBe('success');
-  const first = events(await log('airfleet_retry', 'flaky', 1));
-  expect(first).toContain('flaky: try 1');
-  expect(first.some((e) => e.includes('failing on purpose on the first try'))).toBe(true);
+  const firstLines = await log('airfleet_retry', 'flaky', 1);
+  expect(events(firstLines)).toContain('flaky: try 1');
+  expect(JSON.stringify(firstLines)).toContain('failing on purpose on the first try'); // in the error's details
   const second = events(await log('airfleet_retry', 'flaky', 2));
   expect(second).toContain('flaky: try 2');
   expect(second.some((e) => e.includes('failing on purpose'))).toBe(false);
+  // A task's own failure is Airflow's: the process (the supervisor) ended normally both times.
+  await waitFor(
+    'both workloads to end',
+    async () => (await workloadsOf('airfleet_retry', 'flaky')).every((w) => w.state === 'succeeded'),
+    60_000,
+  );
   expect((await workloadsOf('airfleet_retry', 'flaky')).map((w) => w.state)).toEqual(['succeeded', 'succeeded']);
 });
 
