@@ -11,8 +11,8 @@ import {
   type BackendUpdate,
   type InFlightAttempt,
   type ReconcileVerdict,
-  SubmitError,
   type SubmitContext,
+  SubmitError,
   type SubmitResult,
 } from '../backend.ts';
 import { findRunProcesses, RunDir, SUPERVISOR_MARK, SUPERVISOR_SCRIPT } from './run-dir.ts';
