@@ -180,6 +180,21 @@ async function workloadsOf(dagId: string, taskId: string, mapIndex = -1): Promis
   return workloads.filter((w) => w.key.startsWith(prefix)).reverse();
 }
 
+/**
+ * The same, once every one has ended: a worker reports the end when the task process exited, a moment after
+ * the supervisor told Airflow the outcome (so a run can be finished in Airflow before its workloads are).
+ */
+async function endedWorkloadsOf(dagId: string, taskId: string, mapIndex = -1): Promise<Workload[]> {
+  return waitFor(
+    `the workloads of ${dagId}.${taskId} to end`,
+    async () => {
+      const all = await workloadsOf(dagId, taskId, mapIndex);
+      return all.every((w) => ['succeeded', 'failed', 'cancelled'].includes(w.state)) ? all : null;
+    },
+    60_000,
+  );
+}
+
 function expectNoToken(lines: LogLine[]): void {
   expect(lines.filter((l) => JWT.test(JSON.stringify(l)))).toEqual([]);
 }
@@ -208,13 +223,7 @@ test('the 90-second task: its log while it runs, then a scheduler restart adopts
   expect(summary(tis)).toEqual(['ninety_seconds:success:try1']);
   expect(state).toBe('success');
   expect(readdirSync(join(scratch, 'markers'))).toHaveLength(1); // started once: adopted, not re-run
-  // The worker reports the end once the task process exited, a moment after Airflow saw the run succeed.
-  await waitFor(
-    'the workload to end',
-    async () => (await workloadsOf(dagId, 'ninety_seconds')).every((w) => w.state === 'succeeded'),
-    60_000,
-  );
-  expect((await workloadsOf(dagId, 'ninety_seconds')).map((w) => w.state)).toEqual(['succeeded']);
+  expect((await endedWorkloadsOf(dagId, 'ninety_seconds')).map((w) => w.state)).toEqual(['succeeded']);
   const lines = events(await log(dagId, 'ninety_seconds', 1));
   expect(lines).toContain('long task: 85 s of 90');
   expect(lines).toContain('long task: finished');
@@ -228,7 +237,7 @@ test('a worker killed mid-task: Airflow sees the failed try and retries it on an
   const { state, tis } = await finished(dagId);
   expect(summary(tis)).toEqual(['survives_a_lost_worker:success:try2']);
   expect(state).toBe('success');
-  const all = await workloadsOf(dagId, 'survives_a_lost_worker');
+  const all = await endedWorkloadsOf(dagId, 'survives_a_lost_worker');
   expect(all.map((w) => [w.state, w.reason, w.workerName])).toEqual([
     ['failed', 'lost', 'e2e-fragile-1'],
     ['succeeded', null, 'e2e-fragile-2'],
@@ -247,7 +256,7 @@ test('linear: three tasks in order, values through XCom, each log as Airflow ser
   expect(events(lines)).toContain('loaded total=30');
   expect(events(lines).some((e) => e.includes('airfleet') && e.includes('workload'))).toBe(true); // the source
   expectNoToken(lines);
-  const [w] = await workloadsOf('airfleet_linear', 'load');
+  const [w] = await endedWorkloadsOf('airfleet_linear', 'load');
   expect(w).toMatchObject({ state: 'succeeded', backend: 'pool', queue: 'default', workerName: 'e2e-process' });
 });
 
@@ -271,8 +280,8 @@ test('two queues: light tasks on the process worker, heavy ones (2 slots) one at
   ]);
   expect(state).toBe('success');
   const heavy = [
-    ...(await workloadsOf('airfleet_queues', 'heavy_0')),
-    ...(await workloadsOf('airfleet_queues', 'heavy_1')),
+    ...(await endedWorkloadsOf('airfleet_queues', 'heavy_0')),
+    ...(await endedWorkloadsOf('airfleet_queues', 'heavy_1')),
   ];
   expect(heavy.map((w) => [w.queue, w.poolSlots, w.workerName])).toEqual([
     ['heavy', 2, 'e2e-docker'],
@@ -281,7 +290,7 @@ test('two queues: light tasks on the process worker, heavy ones (2 slots) one at
   // A worker with 2 slots runs one 2-slot task at a time.
   const [a, b] = heavy.sort((x, y) => Date.parse(x.startedAt!) - Date.parse(y.startedAt!));
   expect(Date.parse(b!.startedAt!)).toBeGreaterThanOrEqual(Date.parse(a!.finishedAt!));
-  const [light] = await workloadsOf('airfleet_queues', 'light_0');
+  const [light] = await endedWorkloadsOf('airfleet_queues', 'light_0');
   expect(light).toMatchObject({ queue: 'light', poolSlots: 1, workerName: 'e2e-process' });
   expect(events(await log('airfleet_queues', 'heavy_1', 1))).toContain('heavy task 1, two slots');
 });
@@ -297,12 +306,7 @@ test('fails once, succeeds on the retry: try 2 succeeded, both tries have their 
   expect(second).toContain('flaky: try 2');
   expect(second.some((e) => e.includes('failing on purpose'))).toBe(false);
   // A task's own failure is Airflow's: the process (the supervisor) ended normally both times.
-  await waitFor(
-    'both workloads to end',
-    async () => (await workloadsOf('airfleet_retry', 'flaky')).every((w) => w.state === 'succeeded'),
-    60_000,
-  );
-  expect((await workloadsOf('airfleet_retry', 'flaky')).map((w) => w.state)).toEqual(['succeeded', 'succeeded']);
+  expect((await endedWorkloadsOf('airfleet_retry', 'flaky')).map((w) => w.state)).toEqual(['succeeded', 'succeeded']);
 });
 
 test('always fails: the run fails and the log carries the error', async () => {
@@ -338,9 +342,9 @@ test('a LocalExecutor task beside airfleet ones, and one on the service`s local 
   ]);
   expect(state).toBe('success');
   expect(tis.find((t) => t.task_id === 'on_local_executor')?.executor).toBe('LocalExecutor');
-  expect(await workloadsOf('airfleet_mixed', 'on_local_executor')).toEqual([]);
+  expect(await endedWorkloadsOf('airfleet_mixed', 'on_local_executor')).toEqual([]);
   expect(events(await log('airfleet_mixed', 'on_local_executor', 1))).toContain('mixed: on LocalExecutor');
-  const [local] = await workloadsOf('airfleet_mixed', 'on_airfleet_local_backend');
+  const [local] = await endedWorkloadsOf('airfleet_mixed', 'on_airfleet_local_backend');
   expect(local).toMatchObject({ backend: 'local', state: 'succeeded', workerName: null });
   expect(events(await log('airfleet_mixed', 'on_airfleet_local_backend', 1))).toContain(
     "mixed: on the airfleet service's host, MIXED=yes",
@@ -354,7 +358,7 @@ test('an infrastructure failure (image pull) fails the task with the reason and 
   const { state, tis } = await finished('e2e_infra_failure');
   expect(summary(tis)).toEqual(['unpullable:failed:try1']);
   expect(state).toBe('failed');
-  const [w] = await workloadsOf('e2e_infra_failure', 'unpullable');
+  const [w] = await endedWorkloadsOf('e2e_infra_failure', 'unpullable');
   expect(w).toMatchObject({ state: 'failed', reason: 'image_pull', attempt: 2 });
   const text = events(await log('e2e_infra_failure', 'unpullable', 1)).join('\n');
   expect(text).toContain('reason=image_pull');
