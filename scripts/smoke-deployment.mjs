@@ -51,6 +51,8 @@ async function airflowClient(argv) {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ username: argv['airflow-user'] ?? 'admin', password }),
+    }).catch((e) => {
+      throw new Error(`cannot reach Airflow at ${url} (${e.cause?.code ?? e.message})`);
     });
     if (!response.ok) throw new Error(`Airflow POST /auth/token: HTTP ${response.status} ${await response.text()}`);
     token = (await response.json()).access_token;
