@@ -13,7 +13,7 @@ for dir in "$root"/images/*/; do
   start=$(date +%s)
   if [ -x "$dir/prepare.sh" ]; then "$dir/prepare.sh"; fi
   echo "images: building local/airfleet-$name:$TAG"
-  if ! docker build -q -t "local/airfleet-$name:$TAG" "$dir" >/tmp/airfleet-build-$name.log 2>&1; then
+  if ! docker build -q --build-arg "TAG=$TAG" -t "local/airfleet-$name:$TAG" "$dir" >/tmp/airfleet-build-$name.log 2>&1; then
     echo "images: building $name failed; its log:" >&2; cat /tmp/airfleet-build-$name.log >&2; exit 1
   fi
   echo "images: local/airfleet-$name:$TAG ready in $(( $(date +%s) - start ))s"

@@ -6,6 +6,8 @@
 //   zx scripts/smoke.mjs                              # embedded default
 //   zx scripts/smoke.mjs --api-url URL --token T      # against a deployed service whose workers serve
 //                                                     # the queues named by --queues (default smoke-a,smoke-b)
+//   zx scripts/smoke.mjs --env staging --airflow-url URL ...   # a deployment: Airflow's smoke DAG and one
+//                                                     # workload per backend (scripts/smoke-deployment.mjs)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -13,6 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argv, chalk } from 'zx';
 import { ApiClient } from '../executor/src/client/api-client.ts';
+
+if (argv.env || argv['airflow-url'] || argv['executor-url']) {
+  const { smokeDeployment } = await import('./smoke-deployment.mjs');
+  process.exit(await smokeDeployment(argv));
+}
 
 const root = new URL('..', import.meta.url).pathname;
 const cli = join(root, 'executor/bin/airfleet.mjs');

@@ -6,8 +6,11 @@ import { join } from 'node:path';
 import { ApiClient } from '../../executor/src/client/api-client.ts';
 import { freePort } from './ports.ts';
 
-// Only ever loaded by jest, which runs this file as CommonJS (so __dirname, not import.meta).
-const CLI = join(__dirname, '../../executor/bin/airfleet.mjs');
+// jest runs this file as CommonJS (so __dirname, not import.meta); scripts (ESM: npm run demo) run from the root.
+const CLI =
+  typeof __dirname === 'string' && __dirname.endsWith('integration/src')
+    ? join(__dirname, '../../executor/bin/airfleet.mjs')
+    : join(process.cwd(), 'executor/bin/airfleet.mjs');
 
 /** One `airfleet` process (service or worker) with its output kept for failure messages. */
 export class AirfleetProcess {
@@ -51,7 +54,8 @@ export interface ServiceOptions {
   heartbeatTimeoutMs?: number;
   /** AIRFLEET_BACKENDS, e.g. `pool,local`. */
   backends?: string;
-  /** More environment for the service (instance name and timeouts, secret key, a backend's settings...). */
+  /** More environment for the service (instance name and timeouts, secret key, a backend's settings, PATH and
+   * HOME for what the `local` backend runs...). */
   env?: Record<string, string>;
 }
 
@@ -109,7 +113,7 @@ export class ServiceProcess {
   /**
    * Starts a pull worker process against this service. Its state directory (identity, spool) is kept per
    * name for the life of this service object, so a worker started again under the same name finds its
-   * predecessor's, as it would on the same machine.
+   * predecessor's, as it would on the same machine. `env`: more environment (e.g. PATH and HOME for tasks).
    */
   worker(name: string, args: string[], env: Record<string, string> = {}): AirfleetProcess {
     return new AirfleetProcess(`worker ${name}`, ['worker', '--name', name, ...args], {

@@ -1,0 +1,98 @@
+"""A small client for the airfleet service's public API (submit, change feed, workloads, logs, cancel)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from airfleet_airflow.config import AirfleetConfig
+
+
+class AirfleetApiError(Exception):
+    """The service answered with an error (its own code and message)."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None):
+        super().__init__(f"airfleet service: {message} (HTTP {status} {code})")
+        self.status = status
+        self.code = code
+        self.details = details
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+
+class AirfleetUnreachable(Exception):
+    """The service could not be reached (refused, reset, timeout, TLS)."""
+
+
+class AirfleetClient:
+    def __init__(self, config: AirfleetConfig):
+        import httpx  # imported here: the executor module must import cheaply
+
+        self._httpx = httpx
+        self.url = config.url
+        self._http = httpx.Client(
+            base_url=config.url,
+            headers={"authorization": f"Bearer {config.token}", "user-agent": "airfleet-airflow/0.1.0"},
+            timeout=config.request_timeout,
+            verify=config.tls_ca or True,
+        )
+        self._timeout = config.request_timeout
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                extra_timeout: float = 0.0) -> Any:
+        try:
+            response = self._http.request(
+                method, path, json=json, params=params,
+                timeout=self._timeout + extra_timeout if extra_timeout else self._httpx.USE_CLIENT_DEFAULT,
+            )
+        except self._httpx.HTTPError as e:
+            raise AirfleetUnreachable(f"cannot reach the airfleet service at {self.url}: {e!r}") from e
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"message": response.text[:500]}
+            raise AirfleetApiError(response.status_code, body.get("error", "http_error"),
+                                   body.get("message", f"HTTP {response.status_code}"), body.get("details"))
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def submit_batch(self, workloads: list[dict]) -> list[dict]:
+        return self.request("POST", "/v1/workloads/batch", json={"workloads": workloads})["results"]
+
+    def events(self, after: int, limit: int = 1000, wait_ms: int = 0) -> dict:
+        return self.request("GET", "/v1/events", params={"after": after, "limit": limit, "waitMs": wait_ms},
+                            extra_timeout=wait_ms / 1000)
+
+    def workload(self, id_or_key: str) -> dict:
+        return self.request("GET", f"/v1/workloads/{id_or_key}")
+
+    def cancel(self, id_or_key: str) -> dict:
+        return self.request("POST", f"/v1/workloads/{id_or_key}/cancel")
+
+    def read_log(self, id_or_key: str, stream: str, *, attempt: int | None = None, max_bytes: int = 1 << 20,
+                 limit_bytes: int | None = None) -> tuple[bytes, bool, int]:
+        """Every byte of one stream of one attempt: (data, complete, next offset). Stops at ``limit_bytes``."""
+        chunks: list[bytes] = []
+        offset = 0
+        complete = False
+        while True:
+            params: dict[str, Any] = {"stream": stream, "offset": offset, "maxBytes": max_bytes}
+            if attempt is not None:
+                params["attempt"] = attempt
+            page = self.request("GET", f"/v1/workloads/{id_or_key}/logs", params=params)
+            data = base64.b64decode(page["data"])
+            offset = page["nextOffset"]
+            chunks.append(data)
+            if page["complete"] or not data:
+                complete = bool(page["complete"])
+                break
+            if limit_bytes is not None and offset >= limit_bytes:
+                break
+        return b"".join(chunks), complete, offset

@@ -1,0 +1,226 @@
+"""AirfleetExecutor (Airflow's real BaseExecutor underneath) against a real `airfleet serve` process."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from types import SimpleNamespace
+
+import pytest
+from conftest import ADMIN_TOKEN, make_task, wait_until
+
+from airfleet_airflow.executor import AirfleetExecutor
+from airfleet_airflow.workload import WORKLOAD_JSON_VAR
+
+
+def command(script: str) -> str:
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}"
+
+
+@pytest.fixture
+def executor(service, airfleet_env):
+    def make(script="print('hello')", raw_command=None, **options):
+        airfleet_env(**{"url": service.url, "token": ADMIN_TOKEN, "default_backend": "local",
+                        "task_command": raw_command or command(script), "feed_wait_ms": 100, **options})
+        ex = AirfleetExecutor(parallelism=32)
+        ex.start()
+        made.append(ex)
+        return ex
+
+    made: list[AirfleetExecutor] = []
+    yield make
+    for ex in made:
+        ex.end()
+
+
+def run_until_events(ex, keys, timeout=60):
+    """Heartbeats like the scheduler loop and collects every event per key until each has a final one."""
+    seen: dict = {k: [] for k in keys}
+
+    def done():
+        ex.heartbeat()
+        for k, v in ex.get_event_buffer().items():
+            seen.setdefault(k, []).append(v)
+        return all(any(str(s).lower() in ("success", "failed") for s, _ in seen[k]) for k in keys)
+
+    wait_until(f"final events for {keys}", done, timeout, interval=0.05)
+    return seen
+
+
+def states(events):
+    return [str(s).lower() for s, _ in events]
+
+
+def test_a_task_runs_and_reports_running_then_success_once_it_ended(service, executor):
+    ex = executor("import os; print('api', os.environ['AIRFLOW__CORE__EXECUTION_API_SERVER_URL'], "
+                  "'executors', os.environ['AIRFLOW__CORE__EXECUTOR'])")
+    task = make_task(task_id="ok")
+    key = task.ti.key
+    ex.queue_workload(task, session=None)
+    ex.heartbeat()
+    assert key not in ex.queued_tasks and key in ex.running  # the plugin moves it: core does not
+    events = run_until_events(ex, [key])
+    assert states(events[key]) == ["running", "success"]
+    workload_id = events[key][0][1]
+    assert events[key][1][1] == workload_id  # external_executor_id first, then the outcome
+    assert key not in ex.running
+    workload = service.http.get(f"/v1/workloads/{workload_id}").json()
+    assert workload["state"] == "succeeded"
+    assert workload["key"].startswith("airflow/d/manual__2026-01-01/ok/-1/try-1/")
+    assert workload["backend"] == "local" and workload["queue"] == "default"
+    out = service.http.get(f"/v1/workloads/{workload_id}/logs", params={"stream": "stdout"}).json()
+    import base64
+
+    # What a worker's Airflow needs: where the Execution API is, and the scheduler's executors (a DAG naming
+    # an executor the worker's config does not list fails to parse there).
+    assert "api http://localhost:8080/execution/ executors " in base64.b64decode(out["data"]).decode()
+
+
+def test_a_failed_process_is_a_failure_and_every_field_reaches_the_service(service, executor):
+    ex = executor("import sys; sys.exit(3)")
+    task = make_task(task_id="bad", queue="etl", pool_slots=3, priority_weight=7, executor_config={
+        "airfleet": {"resources": {"cpu": 0.5, "memoryMb": 256}, "env": {"STAGE": "test"},
+                     "timeouts": {"runSeconds": 60}, "execConfig": {"docker": {"labels": {"team": "a"}}},
+                     "image": "local/airfleet-task-runner:x", "backend": "local"}})
+    key = task.ti.key
+    ex.queue_workload(task, session=None)
+    events = run_until_events(ex, [key])
+    assert states(events[key]) == ["running", "failed"]
+    w = service.http.get(f"/v1/workloads/{events[key][0][1]}").json()
+    assert (w["state"], w["reason"], w["exitCode"]) == ("failed", "task_error", 3)
+    assert (w["queue"], w["poolSlots"], w["priorityWeight"]) == ("etl", 3, 7)
+    assert w["resources"] == {"cpu": 0.5, "memoryMb": 256}
+    assert w["env"]["STAGE"] == "test" and w["timeouts"] == {"runSeconds": 60}
+    assert w["execConfig"] == {"docker": {"labels": {"team": "a"}}} and w["image"] == "local/airfleet-task-runner:x"
+
+
+def test_the_workload_json_reaches_the_task_and_no_read_returns_it(service, executor):
+    ex = executor(f"import os, json; w = json.loads(os.environ['{WORKLOAD_JSON_VAR}']); print('task', w['ti']['task_id'])")
+    task = make_task(task_id="secret", token="eyJ.secret-token-value.sig")
+    ex.queue_workload(task, session=None)
+    events = run_until_events(ex, [task.ti.key])
+    workload_id = events[task.ti.key][0][1]
+    import base64
+
+    out = service.http.get(f"/v1/workloads/{workload_id}/logs", params={"stream": "stdout"}).json()
+    assert "task secret" in base64.b64decode(out["data"]).decode()
+    # A write-only secret: not in any read (even an admin's), the feed, or the list.
+    assert "secret-token-value" not in service.http.get(f"/v1/workloads/{workload_id}").text
+    assert "secret-token-value" not in service.http.get("/v1/workloads", params={"limit": 1000}).text
+    assert "secret-token-value" not in service.http.get("/v1/events", params={"after": 0, "limit": 10000}).text
+
+
+def test_a_retried_request_makes_no_second_workload_and_a_requeue_does(service, executor):
+    ex = executor("import time; time.sleep(0.2)")
+    task = make_task(task_id="idem")
+    from airfleet_airflow.workload import build_workload_input
+
+    body = build_workload_input(task, ex._config, airflow_default_queue="default", execution_api_url="http://x/")
+    first = ex._client.submit_batch([body])[0]
+    again = ex._client.submit_batch([body])[0]  # what an HTTP retry of the same queueing sends
+    assert again["workload"]["id"] == first["workload"]["id"] and again["created"] is False
+    requeued = make_task(task_id="idem", token="another.token.after-requeue")
+    other = build_workload_input(requeued, ex._config, airflow_default_queue="default", execution_api_url="http://x/")
+    assert other["key"] != body["key"]
+
+
+def test_many_tasks_go_in_one_batch_and_a_refused_one_fails_alone(service, executor):
+    ex = executor("print('x')")
+    good = [make_task(task_id=f"m{i}", map_index=i) for i in range(30)]
+    bad = make_task(task_id="nomad", executor_config={"airfleet": {"backend": "nomad"}})  # not enabled here
+    invalid = make_task(task_id="invalid", executor_config={"airfleet": {"resourcez": {}}})
+    for t in [*good, bad, invalid]:
+        ex.queue_workload(t, session=None)
+    events = run_until_events(ex, [t.ti.key for t in [*good, bad, invalid]])
+    assert all(states(events[t.ti.key])[-1] == "success" for t in good)
+    assert states(events[bad.ti.key]) == ["failed"] and states(events[invalid.ti.key]) == ["failed"]
+    assert not ex.queued_tasks and not ex.running
+
+
+def test_revoke_cancels_and_emits_nothing(service, executor):
+    ex = executor("print('never')", default_backend="pool")  # no worker serves the queue: it stays queued
+    task = make_task(task_id="stuck", queue="nobody-serves-this")
+    ex.queue_workload(task, session=None)
+    ex.heartbeat()
+    workload_id = ex.get_event_buffer()[task.ti.key][1]
+    ti = SimpleNamespace(key=task.ti.key, external_executor_id=workload_id)
+    ex.revoke_task(ti=ti)
+    assert task.ti.key not in ex.running and task.ti.key not in ex.queued_tasks
+    wait_until("the cancel", lambda: service.http.get(f"/v1/workloads/{workload_id}").json()["state"] == "cancelled")
+    for _ in range(5):
+        ex.heartbeat()
+    assert ex.get_event_buffer() == {}
+
+
+def test_a_new_executor_adopts_by_workload_id_and_reports_the_end(service, executor):
+    first = executor("import time; time.sleep(2); print('adopted task done')")
+    task = make_task(task_id="adopt")
+    first.queue_workload(task, session=None)
+    first.heartbeat()
+    workload_id = first.get_event_buffer()[task.ti.key][1]
+    first.end()  # the scheduler stops; the task goes on
+
+    second = executor("print('must not run')")
+    orphan = SimpleNamespace(key=task.ti.key, external_executor_id=workload_id)
+    stranger = SimpleNamespace(key=make_task(task_id="x").ti.key, external_executor_id="00000000-0000-0000-0000-000000000000")
+    never = SimpleNamespace(key=make_task(task_id="y").ti.key, external_executor_id=None)
+    assert second.try_adopt_task_instances([orphan, stranger, never]) == [stranger, never]
+    assert task.ti.key in second.running
+    events = run_until_events(second, [task.ti.key])
+    assert states(events[task.ti.key]) == ["success"]
+    listed = service.http.get("/v1/workloads", params={"limit": 1000}).json()["workloads"]
+    assert [w["id"] for w in listed if w["key"].startswith("airflow/d/manual__2026-01-01/adopt/")] == [workload_id]
+
+
+def test_adopting_a_workload_that_already_ended_reports_it(service, executor):
+    first = executor("print('quick')")
+    task = make_task(task_id="ended")
+    first.queue_workload(task, session=None)
+    first.heartbeat()
+    workload_id = first.get_event_buffer()[task.ti.key][1]
+    wait_until("the end", lambda: service.http.get(f"/v1/workloads/{workload_id}").json()["state"] == "succeeded")
+    second = executor()
+    assert second.try_adopt_task_instances([SimpleNamespace(key=task.ti.key, external_executor_id=workload_id)]) == []
+    assert states(run_until_events(second, [task.ti.key])[task.ti.key]) == ["success"]
+
+
+def test_start_finds_the_head_of_a_long_feed(service, executor):
+    import uuid
+
+    batch = [{"key": f"feed-{uuid.uuid4()}", "command": ["true"], "queue": "nobody-serves-this"} for _ in range(700)]
+    created = service.http.post("/v1/workloads/batch", json={"workloads": batch}).json()["results"]
+    for r in created:  # queued -> cancelled: two events each
+        service.http.post(f"/v1/workloads/{r['workload']['id']}/cancel")
+    after, last = 0, 0
+    while True:  # the head, the slow way
+        page = service.http.get("/v1/events", params={"after": after, "limit": 10000}).json()
+        if not page["events"]:
+            break
+        after = last = page["last"]
+    ex = executor()
+    assert ex._cursor == last and last > 1400
+
+
+def test_get_task_log_on_a_fresh_instance_reads_the_running_log(service, executor):
+    script = ("import json, time, datetime\n"
+              "for i in range(3):\n"
+              "    print(json.dumps({'timestamp': datetime.datetime.now(datetime.timezone.utc).isoformat(), "
+              "'event': f'línea {i} ✓', 'level': 'info', 'logger': 'task.stdout'}), flush=True)\n"
+              "time.sleep(30)\n")
+    ex = executor(script)
+    task = make_task(task_id="log")
+    ex.queue_workload(task, session=None)
+    ex.heartbeat()
+    workload_id = ex.get_event_buffer()[task.ti.key][1]
+    reader = AirfleetExecutor()  # like the api-server: __init__ only, start() never runs
+    ti = SimpleNamespace(external_executor_id=workload_id, try_number=1)
+
+    def three_lines():
+        sources, lines = reader.get_task_log(ti, 1)
+        return (sources, lines) if len(lines) == 3 else None
+
+    sources, lines = wait_until("the running log", three_lines, 30, 0.2)
+    assert workload_id in sources[0]
+    assert [__import__("json").loads(line)["event"] for line in lines] == ["línea 0 ✓", "línea 1 ✓", "línea 2 ✓"]
+    assert reader.get_task_log(ti, 2) == ([], [])  # another try: not this workload
+    service.http.post(f"/v1/workloads/{workload_id}/cancel")

@@ -1,0 +1,387 @@
+/**
+ * End to end: a real Airflow 3.3.2 (the venv of scripts/setup-airflow.sh, PostgreSQL from images/postgres;
+ * api-server, scheduler and dag-processor on loopback) with the airfleet plugin, driving a real `airfleet
+ * serve` and pull workers (process runtime, docker runtime with the task-runner image) and the service's
+ * `local` backend. Every example DAG of executor/airflow/examples runs at once; each test then waits for
+ * its own run and checks what Airflow's REST API shows: every task instance's state, try number and log.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AirfleetProcess, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
+import {
+  AIRFLOW_VENV,
+  AirflowDeployment,
+  assertAirflowVenv,
+  EXAMPLE_DAGS,
+  type LogLine,
+  REPO,
+  type TaskInstance,
+} from '../src/airflow.ts';
+import { projectImage } from '../src/docker-env.ts';
+import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
+
+jest.setTimeout(12 * 60_000);
+
+interface Workload {
+  id: string;
+  key: string;
+  state: string;
+  reason: string | null;
+  message: string | null;
+  attempt: number;
+  queue: string;
+  backend: string;
+  poolSlots: number;
+  workerName: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  env: Record<string, string>;
+}
+
+const JWT = /eyJhbGciOi[A-Za-z0-9_-]+\.eyJ/;
+let pg: StartedPostgres;
+let service: ServiceProcess;
+let airflow: AirflowDeployment;
+const workers = new Map<string, AirfleetProcess>();
+let scratch: string;
+let workerEnv: Record<string, string>;
+const runs = new Map<string, string>();
+let workerKilled: Promise<Workload> = Promise.reject(new Error('beforeAll did not get to start the worker killer'));
+workerKilled.catch(() => undefined);
+
+/** As soon as the fragile task runs, SIGKILL its worker and start another one for the retry. */
+async function killTheFragileWorker(): Promise<Workload> {
+  const dagId = 'airfleet_worker_loss';
+  const running = await waitFor(
+    'the fragile task to run and log',
+    async () => {
+      const w = (await workloadsOf(dagId, 'survives_a_lost_worker')).find((x) => x.state === 'running');
+      const [ti] = await airflow.taskInstances(dagId, runs.get(dagId)!);
+      if (!w || ti?.state !== 'running') return null;
+      return events(await log(dagId, 'survives_a_lost_worker', 1)).includes('worker loss: try 1') ? w : null;
+    },
+    5 * 60_000,
+  );
+  await workers.get('e2e-fragile-1')!.kill('SIGKILL');
+  startWorker('e2e-fragile-2', ['--queues', 'fragile', '--concurrency', '1', '--work-dir', join(scratch, 'work')]);
+  return running;
+}
+
+function startWorker(name: string, args: string[]): AirfleetProcess {
+  const worker = service.worker(name, args, workerEnv);
+  workers.set(name, worker);
+  return worker;
+}
+
+beforeAll(async () => {
+  assertAirflowVenv();
+  scratch = mkdtempSync(join(tmpdir(), 'airfleet-e2e-'));
+  // The DAGs folder: the examples and the e2e-only DAGs. The task-runner image ships the same examples.
+  const dags = join(scratch, 'dags');
+  mkdirSync(dags);
+  for (const dir of [EXAMPLE_DAGS, join(REPO, 'integration/airflow-dags')]) {
+    for (const f of readdirSync(dir).filter((f) => f.endsWith('.py'))) copyFileSync(join(dir, f), join(dags, f));
+  }
+  // Process-runtime tasks (and the local backend's) see only PATH, HOME and the workload's env: their
+  // Airflow reads $HOME/airflow/airflow.cfg, which names the DAGs folder.
+  const workerHome = join(scratch, 'worker-home');
+  mkdirSync(join(workerHome, 'airflow'), { recursive: true });
+  writeFileSync(
+    join(workerHome, 'airflow/airflow.cfg'),
+    `[core]\ndags_folder = ${dags}\nload_examples = False\n\n[database]\nsql_alchemy_conn = postgresql://nobody@127.0.0.1:1/none\n\n` +
+      // A loaded 2-core CI machine answers the Execution API slowly at times (the default is 5 s).
+      '[workers]\nexecution_api_timeout = 30\n',
+  );
+  workerEnv = { PATH: `${join(AIRFLOW_VENV, 'bin')}:${process.env.PATH}`, HOME: workerHome, LANG: 'C.UTF-8' };
+  mkdirSync(join(scratch, 'markers'));
+
+  pg = await startPostgres();
+  const [airfleetDb, airflowDb] = await Promise.all([
+    pg.createDatabase('airfleet_e2e'),
+    pg.createDatabase('airflow_e2e'),
+  ]);
+  service = await ServiceProcess.start({
+    databaseUrl: airfleetDb,
+    backends: 'pool,local',
+    heartbeatIntervalMs: 1_000,
+    heartbeatTimeoutMs: 8_000,
+    // On PostgreSQL, secretEnv (the workload JSON) is encrypted with this key.
+    env: { ...workerEnv, AIRFLEET_SECRET_KEY: randomBytes(32).toString('base64') },
+  });
+  const created = await service.client.request<{ token: string }>('POST', '/v1/tokens', {
+    body: { name: 'airflow-e2e', scopes: ['submit', 'read'] },
+  });
+  const tokenFile = join(scratch, 'airfleet.token');
+  writeFileSync(tokenFile, created.token, { mode: 0o600 });
+
+  const workDir = join(scratch, 'work');
+  mkdirSync(workDir);
+  startWorker('e2e-process', ['--queues', 'default,light', '--concurrency', '12', '--work-dir', workDir]);
+  startWorker('e2e-docker', ['--queues', 'heavy', '--concurrency', '2', '--runtime', 'docker']);
+  startWorker('e2e-fragile-1', ['--queues', 'fragile', '--concurrency', '1', '--work-dir', workDir]);
+
+  airflow = await AirflowDeployment.start({
+    databaseUrl: airflowDb.replace(/^postgres:/, 'postgresql+psycopg2:'),
+    dagsFolder: dags,
+    airfleet: { url: service.url, token_file: tokenFile, image: projectImage('task-runner'), feed_wait_ms: 200 },
+    config: { workers: { execution_api_timeout: 30 } }, // LocalExecutor's tasks, on a loaded machine
+  });
+  const dagIds = readdirSync(dags)
+    .filter((f) => f.endsWith('.py'))
+    .map((f) => f.replace(/\.py$/, ''));
+  await airflow.waitForDags(dagIds);
+  // Everything at once: the tests below wait for their own runs.
+  for (const dagId of dagIds) {
+    if (dagId === 'airfleet_smoke') continue; // for deployments (scripts/smoke.mjs); the rest covers it
+    runs.set(
+      dagId,
+      await airflow.trigger(dagId, dagId === 'airfleet_long' ? { marker_dir: join(scratch, 'markers') } : {}),
+    );
+  }
+  workerKilled = killTheFragileWorker();
+  workerKilled.catch(() => undefined); // awaited, and reported, by its test
+}, 8 * 60_000);
+
+afterAll(async () => {
+  await airflow?.stop();
+  await Promise.all([...workers.values()].map((w) => w.kill('SIGTERM')));
+  await service?.stop();
+  await pg?.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+async function finished(dagId: string, timeoutMs = 6 * 60_000): Promise<{ state: string; tis: TaskInstance[] }> {
+  const runId = runs.get(dagId)!;
+  const state = await airflow.waitForRun(dagId, runId, timeoutMs);
+  return { state, tis: await airflow.taskInstances(dagId, runId) };
+}
+
+function summary(tis: TaskInstance[]): string[] {
+  return tis.map((t) => `${t.task_id}${t.map_index >= 0 ? `[${t.map_index}]` : ''}:${t.state}:try${t.try_number}`);
+}
+
+async function log(dagId: string, taskId: string, tryNumber: number, mapIndex = -1): Promise<LogLine[]> {
+  return airflow.log(dagId, runs.get(dagId)!, taskId, tryNumber, mapIndex);
+}
+
+function events(lines: LogLine[]): string[] {
+  return lines.map((l) => String(l.event));
+}
+
+/** The service's workloads of one task instance (every try and requeue), oldest first. */
+async function workloadsOf(dagId: string, taskId: string, mapIndex = -1): Promise<Workload[]> {
+  const prefix = `airflow/${dagId}/${runs.get(dagId)}/${taskId}/${mapIndex}/`;
+  const { workloads } = await service.client.request<{ workloads: Workload[] }>('GET', '/v1/workloads', {
+    query: { limit: 1000 },
+  });
+  return workloads.filter((w) => w.key.startsWith(prefix)).reverse();
+}
+
+/**
+ * The same, once every one has ended: a worker reports the end when the task process exited, a moment after
+ * the supervisor told Airflow the outcome (so a run can be finished in Airflow before its workloads are).
+ */
+async function endedWorkloadsOf(dagId: string, taskId: string, mapIndex = -1): Promise<Workload[]> {
+  return waitFor(
+    `the workloads of ${dagId}.${taskId} to end`,
+    async () => {
+      const all = await workloadsOf(dagId, taskId, mapIndex);
+      return all.every((w) => ['succeeded', 'failed', 'cancelled'].includes(w.state)) ? all : null;
+    },
+    60_000,
+  );
+}
+
+function expectNoToken(lines: LogLine[]): void {
+  expect(lines.filter((l) => JWT.test(JSON.stringify(l)))).toEqual([]);
+}
+
+test('the 90-second task: its log while it runs, then a scheduler restart adopts it (one start, one workload)', async () => {
+  const dagId = 'airfleet_long';
+  const runId = runs.get(dagId)!;
+  const running = await waitFor(
+    'the long task to run and log',
+    async () => {
+      const [ti] = await airflow.taskInstances(dagId, runId);
+      if (ti?.state !== 'running') return null;
+      const lines = events(await log(dagId, 'ninety_seconds', 1));
+      return lines.includes('long task: 10 s of 90') ? lines : null;
+    },
+    4 * 60_000,
+    () => airflow.tails(),
+  );
+  expect(running).toContain('long task: 0 s of 90');
+  expect(running).not.toContain('long task: finished');
+
+  await airflow.restartScheduler();
+  expect((await airflow.taskInstances(dagId, runId))[0]?.state).toBe('running');
+
+  const { state, tis } = await finished(dagId);
+  expect(summary(tis)).toEqual(['ninety_seconds:success:try1']);
+  expect(state).toBe('success');
+  expect(readdirSync(join(scratch, 'markers'))).toHaveLength(1); // started once: adopted, not re-run
+  expect((await endedWorkloadsOf(dagId, 'ninety_seconds')).map((w) => w.state)).toEqual(['succeeded']);
+  const lines = events(await log(dagId, 'ninety_seconds', 1));
+  expect(lines).toContain('long task: 85 s of 90');
+  expect(lines).toContain('long task: finished');
+});
+
+test('a worker killed mid-task: Airflow sees the failed try and retries it on another worker', async () => {
+  const dagId = 'airfleet_worker_loss';
+  const first = await workerKilled;
+  expect(first.workerName).toBe('e2e-fragile-1');
+
+  const { state, tis } = await finished(dagId);
+  expect(summary(tis)).toEqual(['survives_a_lost_worker:success:try2']);
+  expect(state).toBe('success');
+  const all = await endedWorkloadsOf(dagId, 'survives_a_lost_worker');
+  expect(all.map((w) => [w.state, w.reason, w.workerName])).toEqual([
+    ['failed', 'lost', 'e2e-fragile-1'],
+    ['succeeded', null, 'e2e-fragile-2'],
+  ]);
+  const firstTry = events(await log(dagId, 'survives_a_lost_worker', 1)).join('\n');
+  expect(firstTry).toContain('worker loss: try 1');
+  expect(firstTry).toContain('reason=lost');
+});
+
+test('linear: three tasks in order, values through XCom, each log as Airflow serves it', async () => {
+  const { state, tis } = await finished('airfleet_linear');
+  expect(summary(tis)).toEqual(['extract:success:try1', 'load:success:try1', 'transform:success:try1']);
+  expect(state).toBe('success');
+  expect(tis.every((t) => t.executor === 'AirfleetExecutor')).toBe(true);
+  const lines = await log('airfleet_linear', 'load', 1);
+  expect(events(lines)).toContain('loaded total=30');
+  expect(events(lines).some((e) => e.includes('airfleet') && e.includes('workload'))).toBe(true); // the source
+  expectNoToken(lines);
+  const [w] = await endedWorkloadsOf('airfleet_linear', 'load');
+  expect(w).toMatchObject({ state: 'succeeded', backend: 'pool', queue: 'default', workerName: 'e2e-process' });
+});
+
+test('fan-out/fan-in: 25 mapped tasks and the sum of their results', async () => {
+  const { state, tis } = await finished('airfleet_fan_out');
+  expect(state).toBe('success');
+  const squares = tis.filter((t) => t.task_id === 'square');
+  expect(squares.map((t) => t.map_index)).toEqual([...Array(25).keys()]);
+  expect(tis.every((t) => t.state === 'success' && t.try_number === 1)).toBe(true);
+  expect(events(await log('airfleet_fan_out', 'total', 1))).toContain(`fan-in total=${4900}`);
+  expect(events(await log('airfleet_fan_out', 'square', 1, 17))).toContain('square of 17');
+});
+
+test('two queues: light tasks on the process worker, heavy ones (2 slots) one at a time in containers', async () => {
+  const { state, tis } = await finished('airfleet_queues');
+  expect(summary(tis)).toEqual([
+    'heavy_0:success:try1',
+    'heavy_1:success:try1',
+    'light_0:success:try1',
+    'light_1:success:try1',
+  ]);
+  expect(state).toBe('success');
+  const heavy = [
+    ...(await endedWorkloadsOf('airfleet_queues', 'heavy_0')),
+    ...(await endedWorkloadsOf('airfleet_queues', 'heavy_1')),
+  ];
+  expect(heavy.map((w) => [w.queue, w.poolSlots, w.workerName])).toEqual([
+    ['heavy', 2, 'e2e-docker'],
+    ['heavy', 2, 'e2e-docker'],
+  ]);
+  // A worker with 2 slots runs one 2-slot task at a time.
+  const [a, b] = heavy.sort((x, y) => Date.parse(x.startedAt!) - Date.parse(y.startedAt!));
+  expect(Date.parse(b!.startedAt!)).toBeGreaterThanOrEqual(Date.parse(a!.finishedAt!));
+  const [light] = await endedWorkloadsOf('airfleet_queues', 'light_0');
+  expect(light).toMatchObject({ queue: 'light', poolSlots: 1, workerName: 'e2e-process' });
+  expect(events(await log('airfleet_queues', 'heavy_1', 1))).toContain('heavy task 1, two slots');
+});
+
+test('fails once, succeeds on the retry: try 2 succeeded, both tries have their own log', async () => {
+  const { state, tis } = await finished('airfleet_retry');
+  expect(summary(tis)).toEqual(['flaky:success:try2']);
+  expect(state).toBe('success');
+  const firstLines = await log('airfleet_retry', 'flaky', 1);
+  expect(events(firstLines)).toContain('flaky: try 1');
+  expect(JSON.stringify(firstLines)).toContain('failing on purpose on the first try'); // in the error's details
+  const second = events(await log('airfleet_retry', 'flaky', 2));
+  expect(second).toContain('flaky: try 2');
+  expect(second.some((e) => e.includes('failing on purpose'))).toBe(false);
+  // A task's own failure is Airflow's: the process (the supervisor) ended normally both times.
+  expect((await endedWorkloadsOf('airfleet_retry', 'flaky')).map((w) => w.state)).toEqual(['succeeded', 'succeeded']);
+});
+
+test('always fails: the run fails and the log carries the error', async () => {
+  const { state, tis } = await finished('airfleet_always_fails');
+  expect(summary(tis)).toEqual(['always_fails:failed:try1']);
+  expect(state).toBe('failed');
+  const lines = await log('airfleet_always_fails', 'always_fails', 1);
+  expect(events(lines)).toContain('always_fails: about to fail');
+  expect(JSON.stringify(lines)).toContain('this task fails every time');
+});
+
+test('megabytes of stdout and stderr with non-ASCII text reach Airflow whole', async () => {
+  const { state, tis } = await finished('airfleet_chatty');
+  expect(summary(tis)).toEqual(['chatty:success:try1']);
+  expect(state).toBe('success');
+  const lines = events(await log('airfleet_chatty', 'chatty', 1));
+  const text = 'ünïcødé ✓ 日本語 — ελληνικά — ';
+  const out = lines.filter((e) => e.startsWith('out ') && e.includes(text));
+  const err = lines.filter((e) => e.startsWith('err ') && e.includes(text));
+  expect(out.length).toBe(20_000);
+  expect(err.length).toBe(5_000);
+  expect(out[12_345]).toContain('out 012345');
+  expect(lines).toContain('chatty: done');
+});
+
+test('a LocalExecutor task beside airfleet ones, and one on the service`s local backend', async () => {
+  const { state, tis } = await finished('airfleet_mixed');
+  expect(summary(tis)).toEqual([
+    'on_airfleet_local_backend:success:try1',
+    'on_airfleet_pool:success:try1',
+    'on_local_executor:success:try1',
+    'report:success:try1',
+  ]);
+  expect(state).toBe('success');
+  expect(tis.find((t) => t.task_id === 'on_local_executor')?.executor).toBe('LocalExecutor');
+  expect(await endedWorkloadsOf('airfleet_mixed', 'on_local_executor')).toEqual([]);
+  expect(events(await log('airfleet_mixed', 'on_local_executor', 1))).toContain('mixed: on LocalExecutor');
+  const [local] = await endedWorkloadsOf('airfleet_mixed', 'on_airfleet_local_backend');
+  expect(local).toMatchObject({ backend: 'local', state: 'succeeded', workerName: null });
+  expect(events(await log('airfleet_mixed', 'on_airfleet_local_backend', 1))).toContain(
+    "mixed: on the airfleet service's host, MIXED=yes",
+  );
+  expect(events(await log('airfleet_mixed', 'report', 1))).toContain(
+    'mixed: ran on LocalExecutor, airfleet pool, airfleet local',
+  );
+});
+
+test('an infrastructure failure (image pull) fails the task with the reason and message in its log', async () => {
+  const { state, tis } = await finished('e2e_infra_failure');
+  expect(summary(tis)).toEqual(['unpullable:failed:try1']);
+  expect(state).toBe('failed');
+  const [w] = await endedWorkloadsOf('e2e_infra_failure', 'unpullable');
+  expect(w).toMatchObject({ state: 'failed', reason: 'image_pull', attempt: 2 });
+  const text = events(await log('e2e_infra_failure', 'unpullable', 1)).join('\n');
+  expect(text).toContain('reason=image_pull');
+  expect(text).toContain('Failed to pull image 127.0.0.1:9/airfleet/no-such-image:1');
+  expect(text).toContain('before the task started');
+});
+
+test('the workload token never shows in a log, and no read of a workload returns it', async () => {
+  const { workloads } = await service.client.request<{ workloads: Workload[] }>('GET', '/v1/workloads', {
+    query: { limit: 1000 },
+  });
+  const ours = workloads.filter((w) => w.key.startsWith('airflow/'));
+  expect(ours.length).toBeGreaterThan(40);
+  for (const w of ours.slice(0, 10)) {
+    for (const stream of ['stdout', 'stderr']) {
+      const page = await service.client.request<{ data: string }>('GET', `/v1/workloads/${w.id}/logs`, {
+        query: { stream, maxBytes: 1 << 20 },
+      });
+      expect(JWT.test(Buffer.from(page.data, 'base64').toString())).toBe(false);
+    }
+  }
+  for (const w of ours) {
+    const read = await service.client.request<Workload>('GET', `/v1/workloads/${w.id}`);
+    expect(JWT.test(JSON.stringify(read))).toBe(false);
+  }
+});
