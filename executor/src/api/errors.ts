@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { LIMITS } from '../domain/limits.ts';
 import { AirfleetError } from '../errors.ts';
 import { DatabaseUnavailableError } from '../store/db.ts';
 
@@ -35,6 +36,14 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     return;
   }
   const status = (error as FastifyError).statusCode;
+  if (status === 413) {
+    reply.status(413).send({
+      error: 'body_too_large',
+      message: `body: larger than the limit of ${LIMITS.bodyBytes} bytes (${LIMITS.bodyBytes / 1024 / 1024} MiB); send less per request (batches of at most ${LIMITS.batchSize} workloads, log chunks of at most ${LIMITS.logChunkBytes} bytes)`,
+      details: [{ field: 'body', rule: `at most ${LIMITS.bodyBytes} bytes` }],
+    });
+    return;
+  }
   if (status && status >= 400 && status < 500) {
     reply.status(status).send({ error: (error as FastifyError).code ?? 'bad_request', message: error.message });
     return;
