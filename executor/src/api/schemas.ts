@@ -166,7 +166,7 @@ export const noContent = z.null().describe('No Content');
 
 // ------------------------------------------------------------------ statuses
 
-type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 503;
+type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 414 | 415 | 503;
 const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
   400: 'Invalid input: each field and rule is named',
   401: 'Missing, unknown or revoked token',
@@ -174,6 +174,7 @@ const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
   404: 'No such workload, worker or token',
   409: 'Conflicts with the current state (stale attempt, offset, worker state...)',
   413: 'Body larger than the limit (named in the message, in bytes)',
+  414: 'A path parameter longer than the router takes (the message names the limit)',
   415: 'Body not application/json in UTF-8',
   503: 'The database is unreachable; retry after Retry-After seconds',
 };

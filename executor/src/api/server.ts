@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { LIMITS } from '../domain/limits.ts';
 import { type ExecutorService, VERSION } from '../service/executor-service.ts';
 import { authHook } from './auth.ts';
-import { errorHandler } from './errors.ts';
+import { errorHandler, frameworkErrorHandler } from './errors.ts';
 import { registerJsonBodyParser } from './json-body.ts';
 import { systemRoutes } from './routes/system.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
@@ -42,6 +42,11 @@ export async function buildApi(service: ExecutorService, logger: Logger) {
     // the requests. Authorization headers are never logged.
     logController: new LogController({ disableRequestLogging: true }),
     schemaController: { compilersFactory },
+    frameworkErrors: frameworkErrorHandler,
+    // Path parameters carry workload keys (up to LIMITS.keyLength characters) and worker names; the router's
+    // default (100 characters, before decoding) answered 414 for keys the API itself accepts. Percent-encoded,
+    // a character takes up to 6 bytes of the path per UTF-16 unit; past that the router still answers 414.
+    routerOptions: { maxParamLength: 6 * LIMITS.keyLength },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

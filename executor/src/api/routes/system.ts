@@ -123,7 +123,7 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
           summary: 'Revoke a token',
           tags: ['tokens'],
           params: z.object({ id: z.string().min(1).max(64) }),
-          response: replies({ 204: noContent }, [404]),
+          response: replies({ 204: noContent }, [404, 414]),
         },
       },
       async (request, reply) => {

@@ -31,7 +31,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
           summary: 'One worker',
           tags: ['workers'],
           params: nameParams,
-          response: replies({ 200: workerView }, [404]),
+          response: replies({ 200: workerView }, [404, 414]),
         },
       },
       async (request) => service.pool.getWorker(request.params.name),
@@ -46,7 +46,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
           tags: ['workers'],
           params: nameParams,
           body: z.object({ on: z.boolean(), comment: z.string().max(LIMITS.commentLength).optional() }).strict(),
-          response: replies({ 200: workerView }, [404, 409]),
+          response: replies({ 200: workerView }, [404, 409, 414]),
         },
       },
       async (request) =>
@@ -68,7 +68,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
               concurrency: z.number().int().min(1).max(LIMITS.maxConcurrency).optional(),
             })
             .strict(),
-          response: replies({ 200: workerView }, [404, 409]),
+          response: replies({ 200: workerView }, [404, 409, 414]),
         },
       },
       async (request) => {
