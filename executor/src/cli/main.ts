@@ -20,6 +20,26 @@ const int = (name: string) => (value: string) => {
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number, got '${value}'`);
   return n;
 };
+/** The docker runtime, prepared (task network, metadata block) before the worker registers; fails closed. */
+async function dockerRuntime(
+  name: string,
+  options: import('../worker/docker-runtime.ts').DockerRuntimeOptions,
+): Promise<import('../worker/docker-runtime.ts').DockerRuntime> {
+  const [{ DockerRuntime }, { DockerOptionsError }, { TaskNetworkError }] = await Promise.all([
+    import('../worker/docker-runtime.ts'),
+    import('../worker/docker-task-options.ts'),
+    import('../worker/task-network.ts'),
+  ]);
+  try {
+    const runtime = new DockerRuntime(name, options);
+    await runtime.prepare();
+    return runtime;
+  } catch (error) {
+    if (error instanceof DockerOptionsError || error instanceof TaskNetworkError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
 const list = (value: string) =>
   value
     .split(',')
@@ -118,8 +138,26 @@ export function buildCli(): Command {
     )
     .option('--kill-grace <seconds>', 'between SIGTERM and SIGKILL when stopping a task', int('--kill-grace'), 10)
     .option('--work-dir <dir>', 'working directory of process-runtime tasks', process.cwd())
+    .option(
+      '--secrets-dir <dir>',
+      'docker runtime: a host directory secret mounts (execConfig.docker.secrets) may come from; repeatable (default: none, no secret mounts)',
+      (dir: string, dirs: string[]) => [...dirs, dir],
+      [] as string[],
+    )
+    .option(
+      '--host-network',
+      'docker runtime: run task containers on the host network, where they can reach the instance metadata service (default: the task network)',
+    )
+    .option(
+      '--task-network <name>',
+      'docker runtime: the bridge network task containers join, created with link-local (metadata) addresses blocked',
+      'airfleet-tasks',
+    )
     .action(
       async (opts: {
+        secretsDir: string[];
+        hostNetwork?: boolean;
+        taskNetwork: string;
         queues: string[];
         concurrency: number;
         runtime: 'process' | 'docker';
@@ -134,6 +172,22 @@ export function buildCli(): Command {
         if (!token)
           throw new ConfigError('the worker needs an enrollment token: --token or AIRFLEET_TOKEN (scope enroll)');
         const logger = pino({ level: process.env.AIRFLEET_LOG_LEVEL ?? 'info' });
+        const runtime =
+          opts.runtime === 'docker'
+            ? await dockerRuntime(opts.name, {
+                secretsDirs: opts.secretsDir,
+                hostNetwork: opts.hostNetwork === true,
+                taskNetwork: opts.taskNetwork,
+              })
+            : new ProcessRuntime(opts.workDir);
+        if (runtime.name === 'docker') {
+          logger.info(
+            { network: opts.hostNetwork ? 'host' : opts.taskNetwork, secretsDirs: opts.secretsDir },
+            opts.hostNetwork
+              ? 'docker runtime: tasks run on the host network (--host-network): they can reach the instance metadata service'
+              : 'docker runtime: tasks run on the task network; link-local (instance metadata) addresses are blocked',
+          );
+        }
         const agent = new WorkerAgent({
           apiUrl: clientFrom(g).baseUrl,
           enrollToken: token,
@@ -141,10 +195,7 @@ export function buildCli(): Command {
           queues: opts.queues,
           concurrency: opts.concurrency,
           labels: Object.fromEntries(opts.label.map((l) => l.split('=', 2) as [string, string])),
-          runtime:
-            opts.runtime === 'docker'
-              ? new (await import('../worker/docker-runtime.ts')).DockerRuntime(opts.name)
-              : new ProcessRuntime(opts.workDir),
+          runtime,
           logger,
           version: VERSION,
           drainTimeoutMs: opts.drainTimeout * 1000,
