@@ -41,16 +41,12 @@ const dockerExecConfig = z
       .max(32)
       .default([]),
     labels: z
-      .record(
-        z
-          .string()
-          .min(1)
-          .max(128)
-          .refine((k) => !k.startsWith('airfleet.'), { message: "label keys starting with 'airfleet.' are reserved" }),
-        z.string().max(1_024),
-      )
+      .record(z.string().min(1).max(128), z.string().max(1_024))
       .refine((labels) => Object.keys(labels).length <= LIMITS.labels, {
         message: `at most ${LIMITS.labels} labels`,
+      })
+      .refine((labels) => !Object.keys(labels).some((k) => k.startsWith('airfleet.')), {
+        message: "label keys starting with 'airfleet.' are reserved for the worker",
       })
       .default({}),
     user: z
