@@ -9,6 +9,13 @@ export const serviceConfigSchema = z
   .object({
     /** PostgreSQL URL; without one the service uses an embedded PGlite database in `dataDir`. */
     databaseUrl: z.string().url('databaseUrl must be a postgres:// URL').optional(),
+    /**
+     * Key for workloads' write-only secrets (secretEnv): 32 bytes, base64, the same on every instance. The
+     * embedded default makes one in `<dataDir>/secret.key`; with PostgreSQL and no key, secretEnv is refused.
+     */
+    secretKey: z.string().min(1).optional(),
+    /** A file holding the secret key (base64), instead of `secretKey`. */
+    secretKeyFile: z.string().min(1).optional(),
     /** Where the embedded database and the bootstrap admin token live. */
     dataDir: z.string().min(1).default(join(process.cwd(), '.airfleet')),
     host: z.string().default('127.0.0.1'),
@@ -21,8 +28,29 @@ export const serviceConfigSchema = z
     leaseAckTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     /** Service-side retries of failures before the task started (image pull, lost before start, ...). */
     maxInfraRetries: z.number().int().min(0).max(10).default(3),
-    /** Change-feed entries older than this are pruned, seconds. */
-    eventRetentionSeconds: z.number().int().min(60).default(86_400),
+    /**
+     * Finished workloads, their logs and change-feed entries older than this are deleted (in batches, by the
+     * leader), seconds. Feed clients further behind than this re-list instead. @default 30 days
+     */
+    retentionSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .default(30 * 86_400),
+    /**
+     * This instance's name: a restart under the same name takes over its predecessor's attempts at once
+     * rather than after `instanceTimeoutMs`. @default `<host>:<port>`
+     */
+    instanceName: z.string().min(1).max(200).optional(),
+    /** How often an instance renews its row in `instances`, ms. */
+    instanceHeartbeatMs: z.number().int().min(50).max(60_000).default(2_000),
+    /**
+     * An instance whose row is older than this is dead to its peers: the leader reconciles its attempts. It
+     * stops claiming work itself after half of it without a renewal, ms.
+     */
+    instanceTimeoutMs: z.number().int().min(200).max(600_000).default(15_000),
+    /** A stop (cancel, timeout) not yet confirmed by the backend is sent again after this long, seconds. */
+    stopResendSeconds: z.number().int().min(1).max(3_600).default(15),
     /** How often the reaper looks for silent workers and passed deadlines, ms. */
     reaperIntervalMs: z.number().int().min(50).max(60_000).default(1_000),
     /** PostgreSQL connections. */
@@ -71,7 +99,24 @@ export type ServiceConfigInput = z.input<typeof serviceConfigSchema>;
 
 /** Validates config once, at the edge; every problem is listed with its field. */
 export function parseServiceConfig(input: ServiceConfigInput): ServiceConfig {
-  const result = serviceConfigSchema.safeParse(input);
+  const result = serviceConfigSchema
+    .superRefine((c, ctx) => {
+      if (c.instanceHeartbeatMs * 3 > c.instanceTimeoutMs) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['instanceTimeoutMs'],
+          message: `must be at least 3 × instanceHeartbeatMs (${c.instanceHeartbeatMs * 3}), or one late renewal makes the instance look dead`,
+        });
+      }
+      if (c.heartbeatIntervalMs * 2 > c.heartbeatTimeoutMs) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['heartbeatTimeoutMs'],
+          message: `must be at least 2 × heartbeatIntervalMs (${c.heartbeatIntervalMs * 2}): workers fence themselves after a timeout without a renewal`,
+        });
+      }
+    })
+    .safeParse(input);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new ConfigError(`invalid service configuration:\n${lines.join('\n')}`);
@@ -92,6 +137,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   if (env.AIRFLEET_DATABASE_URL) out.databaseUrl = env.AIRFLEET_DATABASE_URL;
   else if (env.PGHOST) out.databaseUrl = urlFromLibpqEnv(env);
   if (env.AIRFLEET_DATA_DIR) out.dataDir = env.AIRFLEET_DATA_DIR;
+  if (env.AIRFLEET_SECRET_KEY) out.secretKey = env.AIRFLEET_SECRET_KEY;
+  if (env.AIRFLEET_SECRET_KEY_FILE) out.secretKeyFile = env.AIRFLEET_SECRET_KEY_FILE;
   if (env.AIRFLEET_HOST) out.host = env.AIRFLEET_HOST;
   num('AIRFLEET_PORT', 'port');
   num('AIRFLEET_HEARTBEAT_INTERVAL_MS', 'heartbeatIntervalMs');
@@ -100,6 +147,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   num('AIRFLEET_MAX_INFRA_RETRIES', 'maxInfraRetries');
   num('AIRFLEET_REAPER_INTERVAL_MS', 'reaperIntervalMs');
   num('AIRFLEET_POOL_SIZE', 'poolSize');
+  num('AIRFLEET_RETENTION_SECONDS', 'retentionSeconds');
+  if (env.AIRFLEET_INSTANCE_NAME) out.instanceName = env.AIRFLEET_INSTANCE_NAME;
+  num('AIRFLEET_INSTANCE_HEARTBEAT_MS', 'instanceHeartbeatMs');
+  num('AIRFLEET_INSTANCE_TIMEOUT_MS', 'instanceTimeoutMs');
   if (env.AIRFLEET_LOG_LEVEL) out.logLevel = env.AIRFLEET_LOG_LEVEL;
   if (env.AIRFLEET_BACKENDS)
     out.backends = env.AIRFLEET_BACKENDS.split(',')

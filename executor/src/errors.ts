@@ -41,12 +41,28 @@ export class UnauthorizedError extends AirfleetError {
 }
 
 export class ForbiddenError extends AirfleetError {
-  constructor(needed: string) {
+  /** `needed`: the missing scope; or, with `details`, the whole message of a refusal for another reason. */
+  constructor(needed: string, details?: unknown) {
     super(
       403,
       'forbidden',
-      `this token lacks the '${needed}' scope; create one with \`airfleet token create --scopes ${needed}\``,
+      details
+        ? needed
+        : `this token lacks the '${needed}' scope; create one with \`airfleet token create --scopes ${needed}\``,
+      details,
     );
+  }
+}
+
+/**
+ * A log chunk at an offset where the service already holds other bytes, or past the end of what it holds:
+ * the writer resends from `storedLength`.
+ */
+export class LogOffsetError extends AirfleetError {
+  readonly storedLength: number;
+  constructor(message: string, storedLength: number) {
+    super(409, 'log_offset', message, { storedLength });
+    this.storedLength = storedLength;
   }
 }
 

@@ -51,6 +51,8 @@ export interface ServiceOptions {
   heartbeatTimeoutMs?: number;
   /** AIRFLEET_BACKENDS, e.g. `pool,local`. */
   backends?: string;
+  /** More environment for the service (instance name and timeouts, secret key...). */
+  env?: Record<string, string>;
 }
 
 /** The executor service as a real process on a loopback port, restartable on the same port. */
@@ -85,6 +87,7 @@ export class ServiceProcess {
       AIRFLEET_REAPER_INTERVAL_MS: '100',
       AIRFLEET_LOG_LEVEL: 'info',
       ...(this.options.backends ? { AIRFLEET_BACKENDS: this.options.backends } : {}),
+      ...this.options.env,
     };
   }
 
@@ -103,12 +106,18 @@ export class ServiceProcess {
     );
   }
 
-  /** Starts a pull worker process against this service. */
-  worker(name: string, args: string[]): AirfleetProcess {
+  /**
+   * Starts a pull worker process against this service. Its state directory (identity, spool) is kept per
+   * name for the life of this service object, so a worker started again under the same name finds its
+   * predecessor's, as it would on the same machine.
+   */
+  worker(name: string, args: string[], env: Record<string, string> = {}): AirfleetProcess {
     return new AirfleetProcess(`worker ${name}`, ['worker', '--name', name, ...args], {
       AIRFLEET_API_URL: this.url,
       AIRFLEET_TOKEN: ADMIN_TOKEN,
       AIRFLEET_LOG_LEVEL: 'info',
+      AIRFLEET_WORKER_STATE_DIR: join(this.dataDir, 'workers', name),
+      ...env,
     });
   }
 

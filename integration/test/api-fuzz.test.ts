@@ -81,6 +81,8 @@ function runSchemathesis(
         ...args,
       ],
       {
+        // Its caches (.schemathesis/, .hypothesis/) go to the report directory, not the repository.
+        cwd: reportDir,
         env: { ...process.env, SCHEMATHESIS_HOOKS: 'hooks', PYTHONPATH: HOOKS, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

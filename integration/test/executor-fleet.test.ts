@@ -135,24 +135,54 @@ describe('executor fleet on PostgreSQL (service and workers as processes)', () =
   });
 
   it('loses nothing and runs nothing twice when the service is killed and restarted mid-run', async () => {
-    await startWorker('steady', ['--queues', q('steady'), '--concurrency', '4']);
-    const ids: string[] = [];
-    for (let i = 0; i < 8; i++) {
-      const w = await submit({
-        queue: q('steady'),
-        command: ['sh', '-c', `echo run >> ${join(dir, `runs-${i}`)}; sleep 1.5; echo done-${i}`],
+    // A service outage shorter than the heartbeat timeout is ridden out: workers keep their tasks running
+    // (a longer one would make them fence themselves, which is the next test's business). A timeout of 20 s
+    // leaves room for a restart on a loaded machine.
+    const own = await ServiceProcess.start({
+      databaseUrl: await postgres.createDatabase(`restart_${n}`),
+      heartbeatIntervalMs: 1_000,
+      heartbeatTimeoutMs: 20_000,
+    });
+    try {
+      const worker = own.worker(`steady-${n}`, ['--queues', q('steady'), '--concurrency', '4']);
+      workers.push(worker);
+      await waitFor('the worker to register', async () => {
+        const list = await own.client.request<{ workers: Worker[] }>('GET', '/v1/workers');
+        return list.workers.some((w) => w.name === `steady-${n}`);
       });
-      ids.push(w.id);
-    }
-    await waitFor('some tasks to run', async () =>
-      (await Promise.all(ids.map(get))).some((w) => w.state === 'running'),
-    );
-    await service.restart('SIGKILL');
-    const done = await waitEnded(ids, 60_000);
-    for (const [i, w] of done.entries()) {
-      expect(w).toMatchObject({ state: 'succeeded', attempt: 1 });
-      expect(readFileSync(join(dir, `runs-${i}`), 'utf8')).toBe('run\n');
-      expect(await logOf(w.id)).toBe(`done-${i}\n`);
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const w = await own.client.request<Workload>('POST', '/v1/workloads', {
+          body: {
+            key: `${n}-${i}`,
+            queue: q('steady'),
+            command: ['sh', '-c', `echo run >> ${join(dir, `runs-${i}`)}; sleep 1.5; echo done-${i}`],
+          },
+        });
+        ids.push(w.id);
+      }
+      const getOwn = (id: string) => own.client.request<Workload>('GET', `/v1/workloads/${id}`);
+      await waitFor('some tasks to run', async () =>
+        (await Promise.all(ids.map(getOwn))).some((w) => w.state === 'running'),
+      );
+      await own.restart('SIGKILL');
+      const done = await waitFor(
+        'the workloads to end',
+        async () => {
+          const all = await Promise.all(ids.map(getOwn));
+          return all.every(ended) ? all : null;
+        },
+        60_000,
+        () => worker.tail(20),
+      );
+      for (const [i, w] of done.entries()) {
+        expect(w).toMatchObject({ state: 'succeeded', attempt: 1 });
+        expect(readFileSync(join(dir, `runs-${i}`), 'utf8')).toBe('run\n');
+        const log = await own.client.request<{ data: string }>('GET', `/v1/workloads/${w.id}/logs`);
+        expect(Buffer.from(log.data, 'base64').toString()).toBe(`done-${i}\n`);
+      }
+    } finally {
+      await own.stop();
     }
   });
 
@@ -185,22 +215,45 @@ describe('executor fleet on PostgreSQL (service and workers as processes)', () =
   });
 
   it('rides out a PostgreSQL restart: running tasks finish and are reported', async () => {
-    await startWorker('pg', ['--queues', q('pg'), '--concurrency', '4']);
-    const ids = await Promise.all(
-      Array.from(
-        { length: 4 },
-        async (_, i) => (await submit({ queue: q('pg'), command: ['sh', '-c', `sleep 2; echo pg-${i}`] })).id,
-      ),
-    );
-    await waitFor('the tasks to run', async () =>
-      (await Promise.all(ids.map(get))).every((w) => w.state === 'running'),
-    );
-    await postgres.restart();
-    const done = await waitEnded(ids, 60_000);
-    expect(done.map((w) => w.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
-    // And new work still flows after the restart.
-    const after = await submit({ queue: q('pg'), command: ['echo', 'after'] });
-    expect((await waitEnded([after.id]))[0]).toMatchObject({ state: 'succeeded' });
+    // As for a restart of the service: an outage shorter than the heartbeat timeout is ridden out.
+    const own = await ServiceProcess.start({
+      databaseUrl: await postgres.createDatabase(`pgrestart_${n}`),
+      heartbeatIntervalMs: 1_000,
+      heartbeatTimeoutMs: 30_000,
+    });
+    const worker = own.worker(`pg-${n}`, ['--queues', q('pg'), '--concurrency', '4']);
+    workers.push(worker);
+    try {
+      const post = (command: string[]) =>
+        own.client.request<Workload>('POST', '/v1/workloads', {
+          body: { key: `${n}-${Math.random()}`, queue: q('pg'), command },
+        });
+      const getOwn = (id: string) => own.client.request<Workload>('GET', `/v1/workloads/${id}`);
+      const endedAll = (ids: string[]) =>
+        waitFor(
+          'the workloads to end',
+          async () => {
+            const all = await Promise.all(ids.map(getOwn));
+            return all.every(ended) ? all : null;
+          },
+          60_000,
+          () => worker.tail(20),
+        );
+      const ids = await Promise.all(
+        Array.from({ length: 4 }, async (_, i) => (await post(['sh', '-c', `sleep 2; echo pg-${i}`])).id),
+      );
+      await waitFor('the tasks to run', async () =>
+        (await Promise.all(ids.map(getOwn))).every((w) => w.state === 'running'),
+      );
+      await postgres.restart();
+      const done = await endedAll(ids);
+      expect(done.map((w) => w.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+      // And new work still flows after the restart.
+      const after = await post(['echo', 'after']);
+      expect((await endedAll([after.id]))[0]).toMatchObject({ state: 'succeeded' });
+    } finally {
+      await own.stop();
+    }
   });
 
   it('drains a worker in maintenance: running tasks finish, new ones wait, then resume', async () => {

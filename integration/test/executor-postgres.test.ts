@@ -36,7 +36,7 @@ describe('several service instances on one PostgreSQL', () => {
     const a = await openTestService({ databaseUrl });
     const b = await openTestService({ databaseUrl });
     try {
-      const { worker } = await b.pool.registerWorker({
+      const { worker } = await b.pool.workers.register({
         name: 'peer-worker',
         queues: ['peers'],
         concurrency: 1,
@@ -44,7 +44,7 @@ describe('several service instances on one PostgreSQL', () => {
         runtime: 'process',
         version: 'test',
       });
-      const parked = b.pool.poll(worker.id, { freeSlots: 1, waitMs: 10_000 });
+      const parked = b.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 10_000 });
       await new Promise((resolve) => setTimeout(resolve, 200)); // let it park
       const submittedAt = Date.now();
       await a.submit(workloadInput.parse({ key: 'peer-1', command: ['true'], queue: 'peers' }));
@@ -73,7 +73,9 @@ describe('several service instances on one PostgreSQL', () => {
         [JSON.stringify(inputs.map((w) => ({ key: w.key })))],
       );
       const takes = await Promise.all(
-        Array.from({ length: 12 }, (_, i) => claimForSubmit((i % 2 ? a : b).db, 'batch', 40)),
+        Array.from({ length: 12 }, (_, i) =>
+          claimForSubmit((i % 2 ? a : b).db, 'batch', 40, (i % 2 ? a : b).membership.id),
+        ),
       );
       const ids = takes.flat().map((w) => w.id);
       expect(new Set(ids).size).toBe(ids.length);

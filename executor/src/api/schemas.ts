@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { LeasedWorkload } from '../backends/pool/worker-registry.ts';
 import { FAILURE_REASONS, WORKLOAD_STATES } from '../domain/states.ts';
 import { BACKENDS, type Workload } from '../domain/workload.ts';
 import type { FeedEvent } from '../store/events.ts';
@@ -59,6 +60,9 @@ export const workloadView = z
     exitCode: z.number().int().nullable(),
     message: z.string().nullable(),
     cancelRequested: z.boolean(),
+    stopReason: z.enum(FAILURE_REASONS).nullable().describe('a stop the service asked for and waits to see confirmed'),
+    stopMessage: z.string().nullable(),
+    claimedBy: z.string().nullable().describe('the service instance that owns a push attempt'),
     createdAt: time,
     queuedAt: time,
     leasedAt: nullableTime,
@@ -105,6 +109,7 @@ export const tokenView = z
     id: z.string(),
     name: z.string(),
     scopes: z.array(z.enum(SCOPES)),
+    queues: z.array(z.string()).nullable().describe('enrollment tokens: the queues its workers may serve; null: any'),
     createdAt: time,
     revokedAt: nullableTime,
   })
@@ -132,6 +137,7 @@ export const queueView = z
     pending: z.number().int(),
     running: z.number().int(),
     runningSlots: z.number().int(),
+    oldestQueuedSeconds: z.number().describe('seconds the oldest queued workload has waited'),
     workers: z.number().int().describe('workers serving the queue that are neither offline nor lost'),
   })
   .meta({ id: 'Queue' });
@@ -146,20 +152,60 @@ export const logSliceView = z.object({
   state: z.enum(WORKLOAD_STATES),
 });
 
-/** What a worker's poll and heartbeat answer: new leases, cancellations and its configuration. */
+/** What a submit-only token learns of a workload (api/present.ts): enough to follow it, nothing it holds. */
+export const workloadSummaryView = z
+  .object({
+    id: z.uuid(),
+    key: z.string(),
+    state: z.enum(WORKLOAD_STATES),
+    attempt: z.number().int(),
+    createdAt: time,
+  })
+  .meta({ id: 'WorkloadSummary' });
+
+/** A workload as the caller may see it: whole (env values for admin only), or its summary. */
+export const presentedWorkloadView = z.union([workloadView, workloadSummaryView]);
+
+/** One workload by id or key: as presented, with why a queued one still waits. */
+export const workloadDetailView = z.union([
+  workloadView.extend({
+    waiting: z.string().optional().describe('why a queued workload has not been leased yet'),
+  }),
+  workloadSummaryView,
+]);
+
+const stopOrderView = z.object({
+  workloadId: z.uuid(),
+  attempt: z.number().int(),
+  reason: z.string(),
+  message: z.string().nullable(),
+});
+
+const workerConfigView = z.object({
+  queues: z.array(z.string()),
+  concurrency: z.number().int(),
+  maintenance: z.boolean(),
+  maintenanceComment: z.string().nullable(),
+  state: z.enum(WORKER_STATES),
+});
+
+/** What a worker's poll answers: new leases (with their secret env, for the task only), stops, its config. */
 export const pollView = z
   .object({
-    leases: z.array(workloadView),
-    cancel: z.array(z.object({ workloadId: z.uuid(), attempt: z.number().int() })),
-    config: z.object({
-      queues: z.array(z.string()),
-      concurrency: z.number().int(),
-      maintenance: z.boolean(),
-      maintenanceComment: z.string().nullable(),
-      state: z.enum(WORKER_STATES),
-    }),
+    leases: z.array(
+      workloadView
+        .extend({ secretEnv: z.record(z.string(), z.string()).describe('for the task only; never shown elsewhere') })
+        .meta({ id: 'Lease' }),
+    ),
+    stop: z.array(stopOrderView),
+    config: workerConfigView,
   })
   .meta({ id: 'PollResult' });
+
+/** What a heartbeat answers: attempts to stop and the worker's configuration. */
+export const heartbeatView = z
+  .object({ stop: z.array(stopOrderView), config: workerConfigView })
+  .meta({ id: 'HeartbeatResult' });
 
 /** 204 No Content. */
 export const noContent = z.null().describe('No Content');
@@ -205,5 +251,6 @@ const tie = <_T extends true>() => undefined;
 tie<Same<z.output<typeof workloadView>, Workload>>();
 tie<Same<z.output<typeof workerView>, Worker>>();
 tie<Same<z.output<typeof tokenView>, ApiToken>>();
+tie<Same<z.output<typeof pollView>['leases'][number], LeasedWorkload>>();
 tie<Same<Omit<z.output<typeof queueView>, 'workers'>, QueueStats>>();
 tie<Same<Omit<z.output<typeof feedEventView>, 'state' | 'reason'>, Omit<FeedEvent, 'state' | 'reason'>>>();

@@ -1,3 +1,5 @@
+import type { Workload } from '../domain/workload.ts';
+
 /** Plain-text tables for the CLI: columns padded to their widest cell. */
 export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
   const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))));
@@ -28,4 +30,14 @@ export function bytes(n: number | undefined): string {
     i++;
   }
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+/** Prints `value` as JSON with --json, else as the text `text()` makes. */
+export function print(json: boolean | undefined, value: unknown, text: () => string): void {
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : text()}\n`);
+}
+
+export function workloadLine(w: Workload): string {
+  const end = w.state === 'failed' ? ` (${w.reason}${w.exitCode !== null ? `, exit ${w.exitCode}` : ''})` : '';
+  return `${w.id}  ${w.key}  ${w.state}${end}  queue=${w.queue} attempt=${w.attempt}`;
 }

@@ -1,11 +1,15 @@
 /**
- * The workload state machine shared by every backend (DESIGN.md, "Workloads and their states").
+ * The workload state machine shared by every backend (docs/architecture.md, "One state machine").
  *
  *   queued → submitting → pending → running → succeeded | failed | cancelled
  *
- * `submitting` exists for push backends (Nomad, Batch) that call a remote API; the pull-worker pool goes
- * straight from `queued` to `pending` when a worker takes the lease. Any live state may end in `failed` or
- * `cancelled`; `pending`/`submitting` may go back to `queued` for an infrastructure retry (a new attempt).
+ * `submitting` exists for push backends (local, Nomad, Batch) that call something outside the database; the
+ * pull-worker pool goes straight from `queued` to `pending` when a worker takes the lease.
+ *
+ * {@link TRANSITIONS} is the one list of what may happen to a workload. The store derives the `WHERE state IN
+ * (...)` of every UPDATE that changes a state from it (store/transition-sql.ts), so no statement can move a row
+ * along an edge this table does not have, and the property test (executor/test/unit/state-machine.test.ts)
+ * checks every change recorded in the change feed against it.
  */
 export const WORKLOAD_STATES = [
   'queued',
@@ -19,6 +23,7 @@ export const WORKLOAD_STATES = [
 export type WorkloadState = (typeof WORKLOAD_STATES)[number];
 
 export const TERMINAL_STATES: readonly WorkloadState[] = ['succeeded', 'failed', 'cancelled'];
+export const LIVE_STATES = ['queued', 'submitting', 'pending', 'running'] as const;
 
 /** One taxonomy of failure reasons for all backends. */
 export const FAILURE_REASONS = [
@@ -34,22 +39,51 @@ export const FAILURE_REASONS = [
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
-const TRANSITIONS: Record<WorkloadState, readonly WorkloadState[]> = {
-  queued: ['submitting', 'pending', 'cancelled', 'failed'],
-  submitting: ['pending', 'queued', 'failed', 'cancelled'],
-  pending: ['running', 'queued', 'succeeded', 'failed', 'cancelled'],
-  running: ['succeeded', 'failed', 'cancelled'],
-  succeeded: [],
-  failed: [],
-  cancelled: [],
-};
+interface Edge {
+  readonly from: readonly WorkloadState[];
+  readonly to: WorkloadState;
+  /** Whether the change starts a new attempt (the old one is over and never ran). */
+  readonly newAttempt?: true;
+}
+
+/**
+ * Every transition, by name. A state change that is not one of these cannot be written.
+ *
+ * - `retry` starts a new attempt, so it may only leave states in which the old attempt's task has not
+ *   started: `submitting` (a submit that failed) and `pending` (placed or leased, but not started). The
+ *   service takes it only once the old attempt is known not to run: its backend or worker said so, or the
+ *   worker is gone and has fenced itself (docs/architecture.md, "Leases and fencing").
+ * - `release` puts a claim whose submit never went out back in the queue, same attempt, same place.
+ * - A task may be seen to end before it was seen to start (a fast task, a lost report): `succeed`, `fail`
+ *   and `cancel` may leave `pending` and `submitting` too.
+ */
+export const TRANSITIONS = {
+  claim: { from: ['queued'], to: 'submitting' },
+  release: { from: ['submitting'], to: 'queued' },
+  submitted: { from: ['submitting'], to: 'pending' },
+  lease: { from: ['queued'], to: 'pending' },
+  start: { from: ['submitting', 'pending'], to: 'running' },
+  succeed: { from: ['submitting', 'pending', 'running'], to: 'succeeded' },
+  fail: { from: ['queued', 'submitting', 'pending', 'running'], to: 'failed' },
+  cancel: { from: ['queued', 'submitting', 'pending', 'running'], to: 'cancelled' },
+  retry: { from: ['submitting', 'pending'], to: 'queued', newAttempt: true },
+} as const satisfies Record<string, Edge>;
+export type TransitionName = keyof typeof TRANSITIONS;
 
 export function isTerminal(state: WorkloadState): boolean {
   return TERMINAL_STATES.includes(state);
 }
 
+/** Whether some transition leads from `from` to `to` (any attempt). */
 export function canTransition(from: WorkloadState, to: WorkloadState): boolean {
-  return TRANSITIONS[from].includes(to);
+  return Object.values(TRANSITIONS).some((t) => t.to === to && (t.from as readonly WorkloadState[]).includes(from));
+}
+
+/** The transitions that lead from `from` to `to`: what a recorded change may have been. */
+export function transitionsBetween(from: WorkloadState, to: WorkloadState): TransitionName[] {
+  return (Object.keys(TRANSITIONS) as TransitionName[]).filter(
+    (name) => TRANSITIONS[name].to === to && (TRANSITIONS[name].from as readonly WorkloadState[]).includes(from),
+  );
 }
 
 /**
@@ -71,8 +105,14 @@ export function decideAfterFailure(input: {
   attempt: number;
   infraRetries: number;
   maxInfraRetries: number;
+  /** A cancel was asked for: never start another attempt. */
+  cancelRequested?: boolean;
 }): RetryDecision {
-  if (isInfraRetryable(input.reason, input.started) && input.infraRetries < input.maxInfraRetries) {
+  if (
+    !input.cancelRequested &&
+    isInfraRetryable(input.reason, input.started) &&
+    input.infraRetries < input.maxInfraRetries
+  ) {
     return { kind: 'retry', nextAttempt: input.attempt + 1 };
   }
   return { kind: 'fail' };

@@ -44,7 +44,17 @@ export const workloadInput = z
       .refine((env) => Object.keys(env).length <= LIMITS.envVars, {
         message: `env may have at most ${LIMITS.envVars} variables`,
       })
-      .default({}),
+      .default({})
+      .describe('Environment of the task. Values are shown to admin tokens only; put secrets in secretEnv.'),
+    secretEnv: z
+      .record(envName, z.string().max(LIMITS.envValueBytes))
+      .refine((env) => Object.keys(env).length <= LIMITS.envVars, {
+        message: `secretEnv may have at most ${LIMITS.envVars} variables`,
+      })
+      .default({})
+      .describe(
+        'Write-only environment (tokens, passwords): stored encrypted, given only to the task, never returned by any read.',
+      ),
     queue: queueName.default('default'),
     backend: z.enum(BACKENDS).default('pool'),
     poolSlots: z
@@ -101,6 +111,11 @@ export interface Workload {
   exitCode: number | null;
   message: string | null;
   cancelRequested: boolean;
+  /** A stop the service asked for and waits to see confirmed (cancel, pending or run timeout). */
+  stopReason: FailureReason | null;
+  stopMessage: string | null;
+  /** The service instance that owns a push attempt (submits, watches and stops it). */
+  claimedBy: string | null;
   createdAt: string;
   queuedAt: string;
   leasedAt: string | null;

@@ -1,9 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend } from '../backends/backend.ts';
 import { SubmitError } from '../backends/backend.ts';
 import type { BackendName, Workload } from '../domain/workload.ts';
-import { claimForSubmit, markSubmitted } from '../store/workloads.ts';
+import { Waiter } from '../lib/waiters.ts';
+import { claimForSubmit, markSubmitted, releaseClaim } from '../store/workloads.ts';
 import type { Lifecycle } from './lifecycle.ts';
-import { Waiter } from './waiters.ts';
 
 export interface DispatcherOptions {
   /** Most workloads claimed per pass (one statement). */
@@ -14,24 +15,40 @@ export interface DispatcherOptions {
   idleMs: number;
 }
 
+export interface DispatcherDeps {
+  /** This instance: its id goes on every claim; it claims and submits only while its row is fresh. */
+  instance: { readonly id: string; healthy(): boolean };
+  /** The decrypted secret environment of a claimed workload, for the backend to deliver. */
+  secretEnvOf(w: Workload): Promise<Record<string, string>>;
+  /** A stop was asked for an attempt this instance just submitted: send it now. */
+  stopsDue(): void;
+}
+
 /**
  * Hands queued workloads of push backends to their backend: one loop per backend claims a batch with
- * SKIP LOCKED (moving it to `submitting` in the same statement), submits each, and records the backend's
- * reference (`pending`). Loops sleep until a queue signal for their backend arrives, in-process or by
- * NOTIFY from another instance, or until `idleMs` passes.
+ * SKIP LOCKED (moving it to `submitting` under this instance's id in the same statement), submits each, and
+ * records the backend's reference (`pending`). Loops sleep until a queue signal for their backend arrives,
+ * in-process or by NOTIFY from another instance, or until `idleMs` passes.
+ *
+ * A submit that failed for sure (SubmitError) fails the attempt (retried as a new one if retries are left).
+ * One that failed in a way that leaves it unknown whether the job exists (a timeout, a dropped connection) is
+ * never resubmitted blindly: the backend is asked (reconcile) until it can tell.
  */
 export class Dispatcher {
   private readonly life: Lifecycle;
   private readonly backends: Backend[];
   private readonly options: DispatcherOptions;
+  private readonly deps: DispatcherDeps;
   private readonly sleepers = new Map<BackendName, Waiter>();
   private readonly loops: Promise<void>[] = [];
+  private readonly stopping = new AbortController();
   private closed = false;
 
-  constructor(life: Lifecycle, backends: Backend[], options: DispatcherOptions) {
+  constructor(life: Lifecycle, backends: Backend[], options: DispatcherOptions, deps: DispatcherDeps) {
     this.life = life;
     this.backends = backends.filter((b) => b.mode === 'push');
     this.options = options;
+    this.deps = deps;
   }
 
   start(): void {
@@ -43,8 +60,10 @@ export class Dispatcher {
     for (const [name, sleeper] of this.sleepers) if (!backend || name === backend) sleeper.notify();
   }
 
+  /** Claims nothing more and waits for the submits under way to be recorded. */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopping.abort();
     this.wake();
     await Promise.all(this.loops);
   }
@@ -73,9 +92,10 @@ export class Dispatcher {
 
   /** One claim and the submits of what it claimed. Returns how many were claimed. */
   private async pass(backend: Backend): Promise<number> {
+    if (this.closed || !this.deps.instance.healthy()) return 0;
     const room = Math.min(this.options.batchSize, backend.freeCapacity?.() ?? this.options.batchSize);
     if (room <= 0) return 0;
-    const claimed = await claimForSubmit(this.life.db, backend.name, room);
+    const claimed = await claimForSubmit(this.life.db, backend.name, room, this.deps.instance.id);
     if (claimed.length === 0) return 0;
     this.life.feed.poke();
     let next = 0;
@@ -87,30 +107,80 @@ export class Dispatcher {
   }
 
   private async submitOne(backend: Backend, w: Workload): Promise<void> {
-    let ref: string | null;
-    try {
-      ({ ref } = await backend.submit(w, w.attempt));
-    } catch (error) {
-      const failure =
-        error instanceof SubmitError
-          ? error
-          : new SubmitError(`${backend.name} could not take the job: ${(error as Error).message}`);
-      this.life.logger.warn(
-        { workload: w.id, attempt: w.attempt, backend: backend.name, err: failure.message },
-        'submit failed',
-      );
-      const result = await this.life.db.tx((q) => this.life.failAttempt(q, w, failure.reason, false, failure.message));
-      if (result) this.life.afterChange(result);
+    if (this.closed || !this.deps.instance.healthy()) {
+      // Not submitted: hand the claim back now rather than leave it for the leader to find.
+      await releaseClaim(this.life.db, w.id, w.attempt, this.deps.instance.id).catch(() => undefined);
       return;
     }
-    this.life.metrics.dispatchLatency.observe({ queue: w.queue }, (Date.now() - Date.parse(w.queuedAt)) / 1000);
-    // The job exists now. Should recording it fail (database down), the row stays `submitting` with the
-    // job's name carrying id and attempt, which is exactly what reconcile looks for after a restart.
-    const marked = await markSubmitted(this.life.db, w.id, w.attempt, ref);
+    let ref: string | null;
+    try {
+      const secretEnv = await this.deps.secretEnvOf(w);
+      ({ ref } = await backend.submit(w, w.attempt, { secretEnv, signal: this.stopping.signal }));
+    } catch (error) {
+      if (error instanceof SubmitError) {
+        this.life.logger.warn(
+          { workload: w.id, attempt: w.attempt, backend: backend.name, err: error.message },
+          'submit failed',
+        );
+        await this.life.failAttemptNow(w.id, w.attempt, error.reason, false, error.message);
+        return;
+      }
+      this.life.logger.warn(
+        { workload: w.id, attempt: w.attempt, backend: backend.name, err: (error as Error).message },
+        'submit ended without an answer: asking the backend whether the job exists',
+      );
+      const found = await this.findOut(backend, w);
+      if (found === undefined) return;
+      ref = found;
+    }
+    this.life.metrics.observeDispatch(w.queue, (Date.now() - Date.parse(w.queuedAt)) / 1000);
+    const marked = await this.record(w, ref);
     this.life.feed.poke();
-    if (marked?.cancelRequested) {
-      // Cancelled while the submit was in flight: the cancel found no job then, so stop it now.
-      await backend.cancel({ workloadId: w.id, attempt: w.attempt, ref });
+    if (marked?.stopReason) this.deps.stopsDue(); // cancelled while the submit was in flight
+  }
+
+  /**
+   * After a submit whose outcome is unknown: asks the backend until it can tell. Returns the job's ref when
+   * it exists, or undefined when the attempt was settled here (released to the queue, or failed).
+   */
+  private async findOut(backend: Backend, w: Workload): Promise<string | null | undefined> {
+    for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
+      const [verdict] = await backend
+        .reconcile([{ workloadId: w.id, attempt: w.attempt, ref: null, state: 'submitting', claimedAt: Date.now() }])
+        .catch(() => [undefined]);
+      if (verdict?.verdict === 'attached') return verdict.ref;
+      if (verdict?.verdict === 'absent') {
+        await releaseClaim(this.life.db, w.id, w.attempt, this.deps.instance.id);
+        this.wake(backend.name);
+        return undefined;
+      }
+      if (verdict?.verdict === 'lost') {
+        await this.life.failAttemptNow(w.id, w.attempt, 'lost', verdict.started, verdict.message);
+        return undefined;
+      }
+      // Unknown yet. If this instance is going away, its claim stays `submitting` for the leader to settle.
+      if (this.closed) return undefined;
+      await sleep(delay);
+    }
+  }
+
+  /**
+   * The job exists now: record it. Should the database be away, keep trying while this instance lives; if
+   * it dies first, the row stays `submitting` under its id, and the job's name (which carries the workload
+   * id and attempt) is exactly what the leader's reconcile looks for.
+   */
+  private async record(w: Workload, ref: string | null): Promise<Workload | null> {
+    for (let delay = 200; ; delay = Math.min(delay * 2, 5_000)) {
+      try {
+        return await markSubmitted(this.life.db, w.id, w.attempt, ref);
+      } catch (error) {
+        if (this.closed) return null;
+        this.life.logger.warn(
+          { workload: w.id, attempt: w.attempt, err: (error as Error).message },
+          'could not record a submitted job yet; retrying',
+        );
+        await sleep(delay);
+      }
     }
   }
 }

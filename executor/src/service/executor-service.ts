@@ -1,68 +1,55 @@
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Backend, BackendHost, BackendUpdate } from '../backends/backend.ts';
 import { LocalBackend } from '../backends/local/local-backend.ts';
 import { PoolBackend } from '../backends/pool/pool-backend.ts';
+import type { PoolHost } from '../backends/pool/pool-host.ts';
 import type { ServiceConfig } from '../config.ts';
 import { isTerminal } from '../domain/states.ts';
 import type { BackendName, ValidWorkloadInput, Workload } from '../domain/workload.ts';
-import { ConfigError, InvalidInputError, NotFoundError } from '../errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
+import { Batcher } from '../lib/batcher.ts';
 import type { Db } from '../store/db.ts';
-import { type FeedEvent, pruneEvents } from '../store/events.ts';
+import type { FeedEvent } from '../store/events.ts';
+import { readCursor, writeCursor } from '../store/instances.ts';
 import { appendLogChunk, type LogStream, readLog, storedLength } from '../store/logs.ts';
 import { migrate } from '../store/migrations.ts';
-import { PostgresDb } from '../store/postgres.ts';
+import { openDatabase } from '../store/open.ts';
 import {
-  type ApiToken,
-  countApiTokens,
-  createApiToken,
-  findApiToken,
-  hashSecret,
-  listApiTokens,
-  parseToken,
-  revokeApiToken,
-  type Scope,
-  secretMatches,
-} from '../store/tokens.ts';
-import { workerAuth } from '../store/workers.ts';
-import {
-  finishAttempt,
   getWorkload,
   type InsertResult,
-  inFlightOf,
+  inFlightOwnedBy,
   insertWorkloads,
   type ListFilter,
   listWorkloads,
-  markSubmitted,
-  pastPendingDeadline,
-  pastRunDeadline,
   type QueueStats,
   queueStats,
-  releaseClaim,
   requestCancel,
+  sealedSecrets,
 } from '../store/workloads.ts';
-import { Batcher } from './batcher.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { Feed } from './feed.ts';
 import { Lifecycle } from './lifecycle.ts';
+import { defaultInstanceName, Membership } from './membership.ts';
 import { ServiceMetrics } from './metrics.ts';
+import { Reaper } from './reaper.ts';
+import { Reconciler } from './reconciler.ts';
+import { SecretBox } from './secrets.ts';
 import { Signals } from './signals.ts';
+import { Stopper } from './stopper.ts';
+import { type Principal, TokenService } from './tokens.ts';
+import { waitingReason } from './waiting.ts';
 
 export const VERSION = '0.1.0';
-
-export type Principal =
-  | { kind: 'api'; tokenId: string; name: string; scopes: Scope[] }
-  | { kind: 'worker'; workerId: string };
-
-const TOKEN_CACHE_MS = 10_000;
+export type { Principal } from './tokens.ts';
 
 /**
  * The executor service: durable workloads, the dispatcher and its backends, the change feed, logs and
- * tokens, over one database. HTTP lives in api/; this class holds the behaviour so it can be driven and
- * tested without it.
+ * tokens, over one database, as one of possibly several instances (docs/architecture.md). HTTP lives in api/;
+ * this class wires the parts together and holds the operations the API exposes, so they can be driven and
+ * tested without HTTP.
  */
 export class ExecutorService {
   readonly db: Db;
@@ -70,27 +57,42 @@ export class ExecutorService {
   readonly logger: Logger;
   readonly metrics: ServiceMetrics;
   readonly feed: Feed;
+  readonly tokens: TokenService;
+  readonly membership: Membership;
   /** The pull-worker pool: the worker protocol and worker administration. */
   readonly pool: PoolBackend;
   readonly backends: ReadonlyMap<BackendName, Backend>;
   private readonly life: Lifecycle;
   private readonly signals: Signals;
   private readonly dispatcher: Dispatcher;
+  private readonly stopper: Stopper;
+  private readonly reaper: Reaper;
   private readonly submitBatcher: Batcher<ValidWorkloadInput, InsertResult>;
-  private readonly tokenCache = new Map<string, { principal: Principal; hash: string; until: number }>();
+  readonly secrets: SecretBox;
+  private readonly ownsDb: boolean;
   private reaperTimer: NodeJS.Timeout | null = null;
-  private lastPrune = 0;
+  private reaping: Promise<void> = Promise.resolve();
+  private quiescing = false;
   private closed = false;
 
-  private constructor(db: Db, config: ServiceConfig, logger: Logger) {
+  private constructor(db: Db, config: ServiceConfig, logger: Logger, ownsDb: boolean, extra: readonly Backend[]) {
     this.db = db;
     this.config = config;
     this.logger = logger;
+    this.ownsDb = ownsDb;
     this.metrics = new ServiceMetrics(db);
     this.signals = new Signals(db, logger);
     this.feed = new Feed(db, this.signals, logger);
+    this.tokens = new TokenService(db, config, logger);
+    this.secrets = SecretBox.fromConfig(config);
+    this.membership = new Membership(db, logger, {
+      name: config.instanceName ?? defaultInstanceName(config.port),
+      version: VERSION,
+      heartbeatMs: config.instanceHeartbeatMs,
+      timeoutMs: config.instanceTimeoutMs,
+    });
     this.life = new Lifecycle({ db, config, logger, metrics: this.metrics, feed: this.feed, signals: this.signals });
-    this.pool = new PoolBackend(this.life, (workerId) => this.tokenCache.delete(workerId.replaceAll('-', '')));
+    this.pool = new PoolBackend(this.poolHost());
     const enabled = new Map<BackendName, Backend>([['pool', this.pool]]);
     if (enabledBackends(config).includes('local')) {
       enabled.set(
@@ -103,11 +105,29 @@ export class ExecutorService {
         }),
       );
     }
+    for (const backend of extra) enabled.set(backend.name, backend);
     this.backends = enabled;
-    this.dispatcher = new Dispatcher(this.life, [...this.backends.values()], {
-      batchSize: config.dispatchBatchSize,
-      submitConcurrency: config.submitConcurrency,
-      idleMs: 1_000,
+    this.stopper = new Stopper(this.life, this.backends, this.membership.id, config.stopResendSeconds);
+    this.dispatcher = new Dispatcher(
+      this.life,
+      [...this.backends.values()],
+      {
+        batchSize: config.dispatchBatchSize,
+        submitConcurrency: config.submitConcurrency,
+        idleMs: 1_000,
+      },
+      {
+        instance: this.membership,
+        secretEnvOf: async (w) => (await this.secretEnvOf([w])).get(w.id) ?? {},
+        stopsDue: () => this.stopper.wake(),
+      },
+    );
+    this.reaper = new Reaper({
+      life: this.life,
+      pool: this.pool,
+      backends: [...this.backends.values()],
+      reconciler: new Reconciler(this.life, this.membership.id, config.instanceTimeoutMs),
+      deliverStop: (w) => this.deliverStop(w),
     });
     this.submitBatcher = new Batcher({
       run: (inputs) => this.insertBatch(inputs),
@@ -124,124 +144,88 @@ export class ExecutorService {
       else if (s.kind === 'slots') waiters.wake(`s:${s.workerId}`);
       else if (s.kind === 'log') this.life.logWaiters.wake(s.workloadId);
       else if (s.kind === 'dispatch') this.dispatcher.wake(s.backend);
+      else if (s.kind === 'stop') this.stopper.wake();
     });
     this.signals.onResync(() => {
       waiters.wakeAll();
       this.life.logWaiters.wakeAll();
       this.dispatcher.wake();
+      this.stopper.wake();
     });
   }
 
   /** Opens the database (PostgreSQL, or PGlite in `dataDir`), migrates it, and starts background work. */
   static async open(config: ServiceConfig, logger: Logger): Promise<ExecutorService> {
-    const db: Db = config.databaseUrl
-      ? new PostgresDb({ url: config.databaseUrl, poolSize: config.poolSize, logger })
-      : // Loaded only when used: PGlite's module is large, and a PostgreSQL deployment never needs it.
-        await (await import('../store/pglite.ts')).PgliteDb.open(
-          config.dataDir.startsWith('memory://') ? config.dataDir : join(config.dataDir, 'pgdata'),
-        );
+    const db = await openDatabase(config, logger);
+    return ExecutorService.start(db, config, logger, true);
+  }
+
+  /**
+   * A service over a database someone else opened and closes, with backends given by the caller besides the
+   * configured ones (tests run several instances on one database, with backends of their own).
+   */
+  static async attach(
+    db: Db,
+    config: ServiceConfig,
+    logger: Logger,
+    options: { backends?: readonly Backend[] } = {},
+  ): Promise<ExecutorService> {
+    return ExecutorService.start(db, config, logger, false, options.backends ?? []);
+  }
+
+  private static async start(
+    db: Db,
+    config: ServiceConfig,
+    logger: Logger,
+    ownsDb: boolean,
+    extra: readonly Backend[] = [],
+  ): Promise<ExecutorService> {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
-    const service = new ExecutorService(db, config, logger);
-    await service.start();
+    const service = new ExecutorService(db, config, logger, ownsDb, extra);
+    await service.run();
     return service;
   }
 
-  private async start(): Promise<void> {
+  private async run(): Promise<void> {
     await this.signals.start();
-    await this.bootstrapTokens();
-    for (const backend of this.backends.values()) {
-      await backend.start(this.hostFor(backend));
-      await this.reconcile(backend);
-    }
+    await this.tokens.bootstrap();
+    await this.membership.start();
+    for (const backend of this.backends.values()) await backend.start(this.hostFor(backend));
+    // A leader at start settles what the previous run left in flight before anything new is dispatched.
+    if (this.membership.isLeader()) await this.reaper.pass();
     this.dispatcher.start();
+    this.stopper.start();
     this.feed.poke();
     this.scheduleReaper();
     this.logger.info(
-      { database: this.db.kind === 'postgres' ? 'postgresql' : `embedded PGlite in ${this.config.dataDir}` },
+      {
+        instance: this.membership.id,
+        leader: this.membership.isLeader(),
+        database: this.db.kind === 'postgres' ? 'postgresql' : `embedded PGlite in ${this.config.dataDir}`,
+      },
       'executor service ready',
     );
   }
 
-  private async bootstrapTokens(): Promise<void> {
-    for (const t of this.config.bootstrapTokens) {
-      const parsed = parseToken(t.token);
-      if (parsed?.prefix !== 'aft') {
-        throw new ConfigError(
-          `bootstrap token '${t.name}' is not an airfleet API token (aft_<id>_<secret>); generate one with \`airfleet token generate\``,
-        );
-      }
-      await this.db.query(
-        `INSERT INTO api_tokens (id, name, hash, scopes) VALUES ($1, $2, $3, $4::text[])
-         ON CONFLICT (id) DO UPDATE SET hash = EXCLUDED.hash, scopes = EXCLUDED.scopes, revoked_at = NULL`,
-        [parsed.id, t.name, hashSecret(parsed.secret), t.scopes],
-      );
-    }
-    if ((await countApiTokens(this.db)) > 0) return;
-    // First start with no token at all: make an admin token and leave it where only the owner can read
-    // it, instead of printing a secret into logs.
-    const { token } = await createApiToken(this.db, 'bootstrap-admin', ['admin']);
-    mkdirSync(this.config.dataDir, { recursive: true });
-    const file = join(this.config.dataDir, 'admin.token');
-    writeFileSync(file, `${token}\n`, { mode: 0o600 });
-    chmodSync(file, 0o600);
-    this.logger.info({ file }, 'created the first admin token; the CLI reads it from this file');
-  }
-
   // ---------------------------------------------------------------- authentication
 
-  /** Resolves a bearer token to who is calling, or null. Verified tokens are cached for 10 s. */
-  async authenticate(token: string): Promise<Principal | null> {
-    const parsed = parseToken(token);
-    if (!parsed) return null;
-    const cached = this.tokenCache.get(parsed.id);
-    if (cached && cached.until > Date.now()) return secretMatches(parsed.secret, cached.hash) ? cached.principal : null;
-    let principal: Principal | null = null;
-    let hash: string | null = null;
-    if (parsed.prefix === 'aft') {
-      const record = await findApiToken(this.db, parsed.id);
-      if (record) {
-        hash = record.hash;
-        principal = { kind: 'api', tokenId: parsed.id, name: record.name, scopes: record.scopes };
-      }
-    } else {
-      const workerId = uuidFromCompact(parsed.id);
-      const record = workerId ? await workerAuth(this.db, workerId) : null;
-      if (record && workerId) {
-        hash = record.tokenHash;
-        principal = { kind: 'worker', workerId };
-      }
-    }
-    if (!principal || !hash || !secretMatches(parsed.secret, hash)) return null;
-    this.tokenCache.set(parsed.id, { principal, hash, until: Date.now() + TOKEN_CACHE_MS });
-    return principal;
-  }
-
-  async createToken(name: string, scopes: Scope[]): Promise<{ token: string; record: ApiToken }> {
-    return createApiToken(this.db, name, scopes);
-  }
-
-  listTokens(): Promise<ApiToken[]> {
-    return listApiTokens(this.db);
-  }
-
-  async revokeToken(id: string): Promise<void> {
-    if (!(await revokeApiToken(this.db, id))) throw new NotFoundError('token', id);
-    this.tokenCache.delete(id);
+  authenticate(token: string): Promise<Principal | null> {
+    return this.tokens.authenticate(token);
   }
 
   // ---------------------------------------------------------------- workloads
 
   /** Submits one workload; concurrent calls are grouped into one insert. */
   async submit(input: ValidWorkloadInput): Promise<InsertResult> {
-    this.assertBackendsEnabled([input]);
+    this.assertAcceptable([input]);
     return this.submitBatcher.add(input);
   }
 
-  /** Submits many in one transaction. */
-  async submitBatch(inputs: ValidWorkloadInput[]): Promise<InsertResult[]> {
+  /** Refused before anything is stored: a backend this instance does not run, secrets with no key. */
+  private assertAcceptable(inputs: readonly ValidWorkloadInput[]): void {
+    if (inputs.some((w) => Object.keys(w.secretEnv).length > 0)) this.secrets.requireKey('secretEnv');
     this.assertBackendsEnabled(inputs);
-    return this.insertBatch(inputs);
   }
 
   /** A workload for a backend this instance does not run would wait forever: refuse it, nothing stored. */
@@ -256,17 +240,46 @@ export class ExecutorService {
     );
   }
 
-  private async insertBatch(inputs: ValidWorkloadInput[]): Promise<InsertResult[]> {
-    const results = await this.db.tx((q) =>
-      insertWorkloads(q, inputs, { maxInfraRetries: this.config.maxInfraRetries }),
+  /** Submits many in one transaction; one conflicting item refuses the whole batch (nothing stored). */
+  async submitBatch(inputs: ValidWorkloadInput[]): Promise<InsertResult[]> {
+    this.assertAcceptable(inputs);
+    const results = await this.insertBatch(inputs, true);
+    return results as InsertResult[];
+  }
+
+  /** Decrypted secret environments, for the worker or backend about to run these workloads. */
+  private async secretEnvOf(workloads: readonly Workload[]): Promise<Map<string, Record<string, string>>> {
+    const sealed = await sealedSecrets(
+      this.db,
+      workloads.map((w) => w.id),
     );
+    return new Map([...sealed].map(([id, data]) => [id, this.secrets.open(id, data)]));
+  }
+
+  /**
+   * Inserts a group of submissions. `atomic`: a conflict anywhere refuses all (the batch endpoint); otherwise
+   * each item stands alone (single submissions grouped by the batcher), its conflict in its place.
+   */
+  private async insertBatch(inputs: ValidWorkloadInput[], atomic = false): Promise<Array<InsertResult | Error>> {
+    const results = await this.db.tx(async (q) => {
+      const out = await insertWorkloads(q, inputs, { maxInfraRetries: this.config.maxInfraRetries }, this.secrets);
+      const conflict = out.findIndex((r) => r instanceof Error);
+      if (atomic && conflict >= 0) {
+        const error = out[conflict] as ConflictError;
+        throw new ConflictError(`workloads[${conflict}]: ${error.message}`, {
+          ...(error.details as object),
+          index: conflict,
+        });
+      }
+      return out;
+    });
     // One wake-up per backend and queue, however many arrived: workers parked on the queue, or the
     // dispatcher loop of a push backend.
     const perQueue = new Map<string, { queue: string; backend: BackendName; count: number }>();
     for (const r of results) {
-      if (!r.created) continue;
+      if (r instanceof Error || !r.created) continue;
       const { queue, backend } = r.workload;
-      this.metrics.submitted.inc({ queue, backend });
+      this.metrics.submitted.inc({ queue: this.metrics.queueLabel(queue), backend });
       const group = perQueue.get(`${backend}/${queue}`) ?? { queue, backend, count: 0 };
       group.count++;
       perQueue.set(`${backend}/${queue}`, group);
@@ -282,13 +295,22 @@ export class ExecutorService {
     return workload;
   }
 
+  /** One workload, and, while it waits in a pool queue, why (no worker could ever take it, or all are busy). */
+  async describeWorkload(idOrKey: string): Promise<Workload & { waiting?: string }> {
+    const workload = await this.getWorkload(idOrKey);
+    if (workload.state !== 'queued') return workload;
+    const waiting = await waitingReason(this.db, workload);
+    return waiting ? { ...workload, waiting } : workload;
+  }
+
   listWorkloads(filter: ListFilter): Promise<Workload[]> {
     return listWorkloads(this.db, filter);
   }
 
   /**
-   * Cancels: a queued workload at once; a live one through its backend (its worker, its job), which then
-   * reports it `cancelled`. An attempt still being submitted is stopped by the dispatcher once it exists.
+   * Cancels: a queued workload at once; a live one by a stop request that its worker or backend carries out,
+   * which then reports the end (recorded `cancelled`). The request is on the row: it survives a restart and
+   * is repeated until the end is confirmed.
    */
   async cancel(idOrKey: string): Promise<Workload> {
     const current = await this.getWorkload(idOrKey);
@@ -296,16 +318,26 @@ export class ExecutorService {
     const updated = await requestCancel(this.db, current.id);
     if (!updated) return this.getWorkload(current.id);
     if (updated.state === 'cancelled') {
-      this.metrics.finished.inc({ queue: updated.queue, state: 'cancelled', reason: 'cancelled' });
+      this.metrics.finished.inc({
+        queue: this.metrics.queueLabel(updated.queue),
+        state: 'cancelled',
+        reason: 'cancelled',
+      });
       this.feed.poke();
     } else {
-      await this.backend(updated.backend).cancel({
-        workloadId: updated.id,
-        attempt: updated.attempt,
-        ref: updated.backendRef,
-      });
+      this.deliverStop(updated);
     }
     return updated;
+  }
+
+  /** A stop was recorded: wake whoever carries it out (the worker's poll, or the owner's stopper). */
+  private deliverStop(w: Workload): void {
+    if (w.backend === 'pool') {
+      if (w.workerId) this.signals.emit({ kind: 'worker', workerId: w.workerId });
+      return;
+    }
+    this.stopper.wake();
+    this.signals.emit({ kind: 'stop' });
   }
 
   async readLogs(input: {
@@ -323,7 +355,7 @@ export class ExecutorService {
       const slice = await readLog(this.db, workload.id, attempt, input.stream, input.offset, input.maxBytes);
       const finished = isTerminal(workload.state) || attempt < workload.attempt;
       const left = deadline - Date.now();
-      if (slice.data.length > 0 || finished || left <= 0) {
+      if (slice.data.length > 0 || finished || left <= 0 || this.quiescing) {
         return { ...slice, attempt, complete: finished && slice.data.length === 0, state: workload.state };
       }
       // Follow mode: wait for the next chunk or the end of the workload.
@@ -332,7 +364,7 @@ export class ExecutorService {
   }
 
   readFeed(after: number, limit: number, waitMs: number): Promise<FeedEvent[]> {
-    return this.feed.read(after, limit, waitMs);
+    return this.feed.read(after, this.quiescing ? 0 : limit, this.quiescing ? 0 : waitMs);
   }
 
   queues(): Promise<QueueStats[]> {
@@ -344,127 +376,126 @@ export class ExecutorService {
   private scheduleReaper(): void {
     if (this.closed) return;
     this.reaperTimer = setTimeout(() => {
-      this.reap()
+      this.reaping = (this.membership.isLeader() ? this.reaper.pass() : Promise.resolve())
         .catch((error: Error) => this.logger.warn({ err: error.message }, 'reaper pass failed; will retry'))
         .finally(() => this.scheduleReaper());
     }, this.config.reaperIntervalMs);
   }
 
-  /**
-   * One pass: silent workers become lost, passed pending deadlines fail as `unschedulable`, push-backend
-   * tasks past their run deadline are stopped and failed, old feed entries go.
-   */
-  async reap(): Promise<void> {
-    await this.pool.reapSilentWorkers();
-    for (const w of await pastPendingDeadline(this.db, 500)) {
-      const result = await this.db.tx((q) =>
-        this.life.failAttempt(
-          q,
-          w,
-          'unschedulable',
-          false,
-          `not started within pendingSeconds=${w.timeouts.pendingSeconds}`,
-        ),
-      );
-      if (!result) continue;
-      this.life.afterChange(result);
-      // The attempt may exist in a push backend (a Nomad job waiting for placement): stop it.
-      if (w.backend !== 'pool' && w.state !== 'queued') await this.stopAttempt(w);
-    }
-    for (const w of await pastRunDeadline(this.db, 500)) {
-      const result = await finishAttempt(this.db, w.id, w.attempt, null, {
-        state: 'failed',
-        reason: 'task_error',
-        message: `exceeded runSeconds=${w.timeouts.runSeconds}`,
-      });
-      if (!result) continue;
-      this.life.afterChange(result);
-      await this.stopAttempt(w);
-    }
-    this.feed.poke();
-    if (Date.now() - this.lastPrune > 60_000) {
-      this.lastPrune = Date.now();
-      await pruneEvents(this.db, this.config.eventRetentionSeconds);
-    }
-  }
-
-  /** Stops an attempt the service already settled; whatever the backend reports about it later is fenced off. */
-  private async stopAttempt(w: Workload): Promise<void> {
-    await this.backend(w.backend)
-      .cancel({ workloadId: w.id, attempt: w.attempt, ref: w.backendRef })
-      .catch((error: Error) =>
-        this.logger.warn({ workload: w.id, attempt: w.attempt, err: error.message }, 'could not stop the attempt'),
-      );
+  /** One leader pass now (tests; the timer runs it every `reaperIntervalMs`). */
+  reap(): Promise<void> {
+    return this.reaper.pass();
   }
 
   // ---------------------------------------------------------------- backends
 
-  private backend(name: BackendName): Backend {
-    const backend = this.backends.get(name);
-    if (!backend) {
-      throw new ConfigError(
-        `backend '${name}' is not enabled in this service; enabled: ${[...this.backends.keys()].join(', ')}`,
-      );
-    }
-    return backend;
-  }
-
-  /** What a backend may do to the service: report what its watcher saw, and store logs. */
+  /** What a backend may do to the service: report what its watcher saw, store logs, list its attempts. */
   private hostFor(backend: Backend): BackendHost {
     return {
       logger: this.logger.child({ backend: backend.name }),
-      update: (update) => this.applyBackendUpdate(backend, update),
+      instanceId: this.membership.id,
+      update: (update) => this.applyBackendUpdates(backend, [update]),
+      updateMany: (updates) => this.applyBackendUpdates(backend, updates),
       appendLog: async (workloadId, attempt, stream, offset, data) => {
-        await appendLogChunk(this.db, { workloadId, attempt, stream, offset, data });
+        const length = await appendLogChunk(this.db, { workloadId, attempt, stream, offset, data });
         this.signals.emit({ kind: 'log', workloadId });
+        return length;
       },
       logLength: (workloadId, attempt, stream) => storedLength(this.db, workloadId, attempt, stream),
+      inFlight: async () =>
+        (await inFlightOwnedBy(this.db, backend.name, this.membership.id)).map((r) => ({
+          workloadId: r.workloadId,
+          attempt: r.attempt,
+          state: r.state,
+          ref: r.ref,
+          claimedAt: r.claimedAt,
+        })),
+      cursor: {
+        get: (name) => readCursor(this.db, backend.name, name),
+        set: (name, value) => writeCursor(this.db, backend.name, name, value),
+      },
     };
   }
 
-  /** A push backend's watcher saw a change. Updates about other attempts, or finished ones, are dropped. */
-  private async applyBackendUpdate(backend: Backend, update: BackendUpdate): Promise<void> {
-    const current = await getWorkload(this.db, update.workloadId);
-    if (!current || current.attempt !== update.attempt || isTerminal(current.state) || current.state === update.state) {
-      this.logger.debug({ update, state: current?.state, attempt: current?.attempt }, 'dropped a stale backend update');
-      return;
-    }
-    const ref = { workloadId: current.id, attempt: current.attempt, ref: current.backendRef };
-    // Logs first: when the feed says "finished", the whole log is already readable.
-    if (update.state !== 'running') await backend.fetchLogs(ref);
-    const result = await this.life.apply(current, update, null);
-    if (result && result.state !== 'running') this.dispatcher.wake(backend.name); // capacity came back
+  private poolHost(): PoolHost {
+    return {
+      ...this.hostFor({ name: 'pool' } as Backend),
+      db: this.db,
+      settings: this.config,
+      queueWaiters: this.life.queueWaiters,
+      metrics: this.metrics,
+      life: this.life,
+      wakeWorker: (workerId) => this.signals.emit({ kind: 'worker', workerId }),
+      pokeFeed: () => this.feed.poke(),
+      logWritten: (workloadId) => this.signals.emit({ kind: 'log', workloadId }),
+      forgetWorkerToken: (workerId) => this.tokens.forgetWorker(workerId),
+      stopping: () => this.quiescing,
+      secretEnvOf: (workloads) => this.secretEnvOf(workloads),
+    };
   }
 
-  /** Start-up: settles every attempt the database has in flight on `backend` with what the backend found. */
-  private async reconcile(backend: Backend): Promise<void> {
-    const inFlight = await inFlightOf(this.db, backend.name);
-    const verdicts = await backend.reconcile(inFlight);
-    const counts = { attached: 0, absent: 0, lost: 0 };
-    for (const v of verdicts) {
-      counts[v.verdict]++;
-      if (v.verdict === 'attached') {
-        if (v.ref !== null) await markSubmitted(this.db, v.workloadId, v.attempt, v.ref);
-      } else if (v.verdict === 'absent') {
-        await releaseClaim(this.db, v.workloadId, v.attempt);
-      } else {
-        const w = await getWorkload(this.db, v.workloadId);
-        if (!w || w.attempt !== v.attempt || isTerminal(w.state)) continue;
-        const result = await this.db.tx((q) => this.life.failAttempt(q, w, 'lost', v.started, v.message));
-        if (result) this.life.afterChange(result);
+  /**
+   * A push backend's watcher saw changes. Updates about other attempts, finished ones, or that change
+   * nothing are dropped after one read for the whole batch.
+   */
+  private async applyBackendUpdates(backend: Backend, updates: readonly BackendUpdate[]): Promise<void> {
+    if (updates.length === 0) return;
+    const { rows } = await this.db.query<{
+      id: string;
+      attempt: number;
+      state: Workload['state'];
+      backend_ref: string | null;
+    }>('SELECT id, attempt, state, backend_ref FROM workloads WHERE id = ANY($1::uuid[])', [
+      [...new Set(updates.map((u) => u.workloadId))],
+    ]);
+    const current = new Map(rows.map((r) => [r.id, r]));
+    let capacity = false;
+    for (const update of updates) {
+      const row = current.get(update.workloadId);
+      if (!row || row.attempt !== update.attempt || isTerminal(row.state) || row.state === update.state) {
+        this.logger.debug({ update, state: row?.state, attempt: row?.attempt }, 'dropped a stale backend update');
+        continue;
+      }
+      // Logs first: when the feed says "finished", the whole log is already readable.
+      if (update.state !== 'running') {
+        await backend.fetchLogs({ workloadId: row.id, attempt: row.attempt, ref: row.backend_ref });
+      }
+      const result = await this.life.apply(update, null);
+      if (result) {
+        row.state = result.state;
+        if (result.state !== 'running') capacity = true;
       }
     }
-    if (verdicts.length > 0) this.logger.info({ backend: backend.name, ...counts }, 'reconciled in-flight attempts');
+    if (capacity) this.dispatcher.wake(backend.name);
+  }
+
+  // ---------------------------------------------------------------- stopping
+
+  /**
+   * The first step of a shutdown, before the HTTP server stops: no more leases are handed out and no more
+   * push work is claimed, and parked long-polls answer now (empty), so workers go to a peer or wait for the
+   * successor rather than for a lease from an instance that is about to go.
+   */
+  async quiesce(): Promise<void> {
+    if (this.quiescing) return;
+    this.quiescing = true;
+    this.life.queueWaiters.wakeAll();
+    this.life.logWaiters.wakeAll();
+    this.feed.wakeAll();
+    await this.dispatcher.close();
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    await this.quiesce();
     this.closed = true;
     if (this.reaperTimer) clearTimeout(this.reaperTimer);
-    await this.dispatcher.close();
+    await this.reaping;
+    await this.stopper.close();
     for (const backend of this.backends.values()) await backend.close();
-    this.life.queueWaiters.wakeAll();
-    this.life.logWaiters.wakeAll();
-    await this.db.close();
+    // Only now do peers take this instance for gone and adopt what it owned.
+    await this.membership.stop();
+    if (this.ownsDb) await this.db.close();
   }
 }
 
@@ -481,9 +512,4 @@ function defaultLocalRunDir(dataDir: string): string {
   return dataDir.startsWith('memory://')
     ? join(tmpdir(), `airfleet-local-runs-${randomUUID()}`)
     : join(dataDir, 'local-runs');
-}
-
-function uuidFromCompact(compact: string): string | null {
-  if (!/^[0-9a-f]{32}$/.test(compact)) return null;
-  return `${compact.slice(0, 8)}-${compact.slice(8, 12)}-${compact.slice(12, 16)}-${compact.slice(16, 20)}-${compact.slice(20)}`;
 }

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
+import { WaiterSet } from '../lib/waiters.ts';
 import type { Db } from '../store/db.ts';
 import { type FeedEvent, readEvents, sequenceEvents } from '../store/events.ts';
 import type { Signals } from './signals.ts';
-import { WaiterSet } from './waiters.ts';
 
 /**
  * The change feed (`GET /v1/events?after=N`): numbers new events (see store/events.ts for why numbering is
@@ -63,6 +63,11 @@ export class Feed {
       if (events.length > 0 || left <= 0) return events;
       await this.waiters.park(['feed'], left).promise;
     }
+  }
+
+  /** Answers every parked reader now (the instance is stopping). */
+  wakeAll(): void {
+    this.waiters.wakeAll();
   }
 
   parked(): number {

@@ -1,9 +1,16 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from '../store/db.ts';
 import { countWorkersByState, WORKER_STATES } from '../store/workers.ts';
-import { queueStats } from '../store/workloads.ts';
+import { type QueueStats, queueStats } from '../store/workloads.ts';
 
-/** Prometheus metrics of one service instance; gauges that need the database are read at scrape time. */
+/** Distinct queue names that get a label of their own; the rest share `other` (see queueLabel). */
+const MAX_QUEUE_LABELS = 200;
+
+/**
+ * Prometheus metrics of one service instance. Gauges that need the database are read at scrape time, from
+ * one query per scrape however many gauges use it. Queue names come from users, so the number of label
+ * values is bounded: past MAX_QUEUE_LABELS distinct queues, the rest are counted under `other`.
+ */
 export class ServiceMetrics {
   readonly registry = new Registry();
   readonly dispatchLatency: Histogram<'queue'>;
@@ -12,8 +19,34 @@ export class ServiceMetrics {
   readonly leaseLatency: Histogram;
   readonly pollPasses: Counter<'outcome'>;
 
+  private readonly queueLabels = new Set<string>();
+  private stats: { at: number; value: Promise<QueueStats[]> } | null = null;
+
+  queueLabel(queue: string): string {
+    if (this.queueLabels.has(queue)) return queue;
+    if (this.queueLabels.size >= MAX_QUEUE_LABELS) return 'other';
+    this.queueLabels.add(queue);
+    return queue;
+  }
+
+  observeDispatch(queue: string, seconds: number): void {
+    this.dispatchLatency.observe({ queue: this.queueLabel(queue) }, seconds);
+  }
+
+  /** Queue statistics shared by the gauges of one scrape (they collect within milliseconds of each other). */
+  private scrapeStats(db: Db): Promise<QueueStats[]> {
+    if (!this.stats || Date.now() - this.stats.at > 1_000) {
+      this.stats = { at: Date.now(), value: queueStats(db) };
+      this.stats.value.catch(() => {
+        this.stats = null;
+      });
+    }
+    return this.stats.value;
+  }
+
   constructor(db: Db) {
     const registry = this.registry;
+    const metrics = this;
     this.dispatchLatency = new Histogram({
       name: 'airfleet_dispatch_latency_seconds',
       help: 'Time from entering the queue to being leased to a worker or submitted to a backend',
@@ -52,10 +85,11 @@ export class ServiceMetrics {
       registers: [registry],
       async collect() {
         this.reset();
-        for (const s of await queueStats(db)) {
-          this.set({ queue: s.queue, backend: s.backend, state: 'queued' }, s.queued);
-          this.set({ queue: s.queue, backend: s.backend, state: 'pending' }, s.pending);
-          this.set({ queue: s.queue, backend: s.backend, state: 'running' }, s.running);
+        for (const s of await metrics.scrapeStats(db)) {
+          const queue = metrics.queueLabel(s.queue);
+          this.inc({ queue, backend: s.backend, state: 'queued' }, s.queued);
+          this.inc({ queue, backend: s.backend, state: 'pending' }, s.pending);
+          this.inc({ queue, backend: s.backend, state: 'running' }, s.running);
         }
       },
     });
@@ -66,9 +100,10 @@ export class ServiceMetrics {
       registers: [registry],
       async collect() {
         this.reset();
-        for (const s of await queueStats(db)) {
-          this.set({ queue: s.queue, backend: s.backend, kind: 'queued' }, s.queuedSlots);
-          this.set({ queue: s.queue, backend: s.backend, kind: 'running' }, s.runningSlots);
+        for (const s of await metrics.scrapeStats(db)) {
+          const queue = metrics.queueLabel(s.queue);
+          this.inc({ queue, backend: s.backend, kind: 'queued' }, s.queuedSlots);
+          this.inc({ queue, backend: s.backend, kind: 'running' }, s.runningSlots);
         }
       },
     });

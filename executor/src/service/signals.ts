@@ -17,6 +17,8 @@ export type Signal =
   | { kind: 'worker'; workerId: string }
   /** Slots of the worker came free (a task of it ended). */
   | { kind: 'slots'; workerId: string }
+  /** A stop (cancel, timeout) was asked for a push attempt: its owner instance should send it. */
+  | { kind: 'stop' }
   | { kind: 'feed' }
   | { kind: 'log'; workloadId: string };
 

@@ -13,9 +13,20 @@ export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `fn` in one transaction; rolls back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Tries to take a session-level advisory lock on a connection of its own (leader election): null when
+   * someone else holds it. The lock is held until released or until its connection dies.
+   */
+  tryLock(key: number): Promise<HeldLock | null>;
   /** Subscribes to NOTIFY on `channel`; survives reconnects. Returns an unsubscribe function. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+export interface HeldLock {
+  /** Checks that the lock's connection still answers; false means the lock is gone (and released). */
+  check(): Promise<boolean>;
+  release(): Promise<void>;
 }
 
 /** The database is unreachable (restarting, network): callers answer 503 and clients retry. */

@@ -61,13 +61,3 @@ export async function readEvents(q: Queryable, after: number, limit: number): Pr
     at: new Date(r.at).toISOString(),
   }));
 }
-
-/** Drops feed entries older than the retention; clients further behind than that re-list instead. */
-export async function pruneEvents(q: Queryable, retentionSeconds: number): Promise<number> {
-  const { rows } = await q.query<{ n: number }>(
-    `WITH gone AS (DELETE FROM events WHERE seq IS NOT NULL AND at < now() - make_interval(secs => $1) RETURNING 1)
-     SELECT count(*)::int AS n FROM gone`,
-    [retentionSeconds],
-  );
-  return rows[0]?.n ?? 0;
-}

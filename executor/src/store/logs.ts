@@ -1,22 +1,49 @@
+import { LogOffsetError } from '../errors.ts';
 import type { Queryable } from './db.ts';
 
 export const LOG_STREAMS = ['stdout', 'stderr'] as const;
 export type LogStream = (typeof LOG_STREAMS)[number];
 
 /**
- * Log chunks keyed by (workload, attempt, stream, offset). A worker that retries an upload after a timeout
- * sends the same offset again; the primary key makes that a no-op instead of a duplicated line.
+ * Log chunks keyed by (workload, attempt, stream, offset); a stream is the concatenation of its chunks in
+ * offset order, with no gaps and no overlaps. An append is accepted only at the stream's stored length, so
+ * the store can never hold a gap or two versions of the same bytes. A writer that retries an upload whose
+ * answer it lost sends the same chunk at the same offset again: that is acknowledged as a no-op. Anything
+ * else at an offset the store already has, or past its end, is refused with the stored length, where the
+ * writer resumes (worker/log-spool.ts does).
  */
 export async function appendLogChunk(
   q: Queryable,
   chunk: { workloadId: string; attempt: number; stream: LogStream; offset: number; data: Buffer },
-): Promise<void> {
-  await q.query(
-    `INSERT INTO log_chunks (workload_id, attempt, stream, "offset", data) VALUES ($1::uuid, $2, $3, $4, $5)
-     ON CONFLICT DO NOTHING`,
+): Promise<number> {
+  const { rows } = await q.query<{ inserted: number | null; current: number; same: boolean }>(
+    `WITH cur AS (
+       SELECT coalesce((SELECT "offset" + length(data) FROM log_chunks
+                        WHERE workload_id = $1::uuid AND attempt = $2 AND stream = $3
+                        ORDER BY "offset" DESC LIMIT 1), 0)::bigint AS len
+     ),
+     ins AS (
+       INSERT INTO log_chunks (workload_id, attempt, stream, "offset", data)
+       SELECT $1::uuid, $2, $3, $4, $5 FROM cur WHERE cur.len = $4
+       ON CONFLICT DO NOTHING
+       RETURNING "offset" + length(data) AS len
+     )
+     SELECT (SELECT len FROM ins)::float8 AS inserted, (SELECT len FROM cur)::float8 AS current,
+            EXISTS (SELECT 1 FROM log_chunks WHERE workload_id = $1::uuid AND attempt = $2 AND stream = $3
+                      AND "offset" = $4 AND length(data) = length($5::bytea)) AS same`,
     [chunk.workloadId, chunk.attempt, chunk.stream, chunk.offset, chunk.data],
   );
+  const row = rows[0]!;
+  if (row.inserted !== null) return Number(row.inserted);
+  if (row.same) return Number(row.current);
+  throw new LogOffsetError(
+    `the service holds ${row.current} bytes of ${chunk.stream} for attempt ${chunk.attempt}; a chunk of ` +
+      `${chunk.data.length} bytes at offset ${chunk.offset} does not continue it: resend from offset ${row.current}`,
+    Number(row.current),
+  );
 }
+
+const MAX_CHUNKS_PER_READ = 256;
 
 export interface LogSlice {
   data: Buffer;
@@ -39,8 +66,9 @@ export async function readLog(
   const { rows } = await q.query<{ offset: number; data: Uint8Array }>(
     `SELECT "offset"::float8 AS "offset", data FROM log_chunks
      WHERE workload_id = $1::uuid AND attempt = $2 AND stream = $3 AND "offset" + length(data) > $4
-     ORDER BY "offset"`,
-    [workloadId, attempt, stream, offset],
+     ORDER BY "offset" LIMIT $5`,
+    // Bounded per request: enough chunks for maxBytes when they are large, never the whole stream.
+    [workloadId, attempt, stream, offset, MAX_CHUNKS_PER_READ],
   );
   const parts: Buffer[] = [];
   let position = offset;
@@ -66,8 +94,8 @@ export async function storedLength(
   stream: LogStream,
 ): Promise<number> {
   const { rows } = await q.query<{ end: number | null }>(
-    `SELECT max("offset" + length(data))::float8 AS "end" FROM log_chunks
-     WHERE workload_id = $1::uuid AND attempt = $2 AND stream = $3`,
+    `SELECT ("offset" + length(data))::float8 AS "end" FROM log_chunks
+     WHERE workload_id = $1::uuid AND attempt = $2 AND stream = $3 ORDER BY "offset" DESC LIMIT 1`,
     [workloadId, attempt, stream],
   );
   return Number(rows[0]?.end ?? 0);

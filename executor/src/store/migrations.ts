@@ -125,6 +125,65 @@ CREATE INDEX workloads_push_dispatch ON workloads (backend, priority_weight DESC
   WHERE state = 'queued' AND backend <> 'pool';
 `,
   },
+  {
+    version: 3,
+    name: 'instances, claims, stop requests, backend cursors, sweep indexes',
+    sql: `
+-- Service instances on this database (docs/architecture.md, "Several instances"). An instance heartbeats its
+-- row; one whose heartbeat is older than the instance timeout is dead, and the leader reconciles the
+-- attempts it claimed.
+CREATE TABLE instances (
+  id            uuid PRIMARY KEY,
+  name          text NOT NULL,
+  host          text NOT NULL,
+  pid           int NOT NULL,
+  version       text NOT NULL,
+  started_at    timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at  timestamptz NOT NULL DEFAULT now(),
+  stopping      boolean NOT NULL DEFAULT false
+);
+CREATE INDEX instances_name ON instances (name);
+
+-- Who owns a push attempt (the instance that claimed it, or adopted it from a dead one), and since when.
+ALTER TABLE workloads ADD COLUMN claimed_by uuid;
+ALTER TABLE workloads ADD COLUMN claimed_at timestamptz;
+-- A stop the service asked for (cancel, pending timeout, run timeout): the reason it will record once the
+-- backend or worker confirms the attempt ended. Kept until then, and re-sent until confirmed.
+ALTER TABLE workloads ADD COLUMN stop_reason text;
+ALTER TABLE workloads ADD COLUMN stop_message text;
+ALTER TABLE workloads ADD COLUMN stop_requested_at timestamptz;
+ALTER TABLE workloads ADD COLUMN stop_sent_at timestamptz;
+
+CREATE INDEX workloads_push_in_flight ON workloads (backend, claimed_by)
+  WHERE state IN ('submitting', 'pending', 'running') AND backend <> 'pool';
+CREATE INDEX workloads_stops ON workloads (claimed_by, stop_sent_at)
+  WHERE stop_reason IS NOT NULL AND state IN ('submitting', 'pending', 'running');
+CREATE INDEX workloads_run_deadline ON workloads (run_deadline) WHERE state = 'running' AND run_deadline IS NOT NULL;
+CREATE INDEX workloads_retention ON workloads (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX events_at ON events (at);
+CREATE INDEX events_workload ON events (workload_id);
+
+-- Where a backend's watcher resumes (e.g. the Nomad event index), shared by the instances.
+CREATE TABLE backend_cursors (
+  backend     text NOT NULL,
+  name        text NOT NULL,
+  value       text NOT NULL,
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (backend, name)
+);
+`,
+  },
+  {
+    version: 4,
+    name: 'write-only secrets, enrollment tokens limited to queues',
+    sql: `
+-- secretEnv, encrypted (service/secrets.ts); the digest tells two submissions apart without revealing them.
+ALTER TABLE workloads ADD COLUMN secret_env bytea;
+ALTER TABLE workloads ADD COLUMN secret_digest text NOT NULL DEFAULT '';
+-- An enrollment token may be limited to queues: a worker it registers may serve only those. NULL: any.
+ALTER TABLE api_tokens ADD COLUMN queues text[];
+`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
-import type { Db, Queryable } from './db.ts';
+import type { Db, HeldLock, Queryable } from './db.ts';
 
 /**
  * The embedded default: PGlite (PostgreSQL compiled to WebAssembly) with its data directory on disk, so a
@@ -10,6 +10,8 @@ import type { Db, Queryable } from './db.ts';
 export class PgliteDb implements Db {
   readonly kind = 'pglite' as const;
   private readonly pg: PGlite;
+  /** One process, one connection: advisory locks are kept here (several services may share this object in tests). */
+  private readonly locks = new Set<number>();
 
   private constructor(pg: PGlite) {
     this.pg = pg;
@@ -22,8 +24,12 @@ export class PgliteDb implements Db {
   }
 
   async query<T>(sql: string, params?: readonly unknown[]): Promise<{ rows: T[] }> {
-    const result = await this.pg.query<T>(sql, params as unknown[]);
-    return { rows: result.rows };
+    try {
+      const result = await this.pg.query<T>(sql, params as unknown[]);
+      return { rows: result.rows };
+    } catch (error) {
+      throw withoutValues(error);
+    }
   }
 
   async exec(sql: string): Promise<void> {
@@ -34,14 +40,31 @@ export class PgliteDb implements Db {
     return this.pg.transaction(async (tx) =>
       fn({
         query: async <R>(sql: string, params?: readonly unknown[]) => {
-          const result = await tx.query<R>(sql, params as unknown[]);
-          return { rows: result.rows };
+          try {
+            const result = await tx.query<R>(sql, params as unknown[]);
+            return { rows: result.rows };
+          } catch (error) {
+            throw withoutValues(error);
+          }
         },
         exec: async (sql: string) => {
           await tx.exec(sql);
         },
       }),
     );
+  }
+
+  async tryLock(key: number): Promise<HeldLock | null> {
+    if (this.locks.has(key)) return null;
+    this.locks.add(key);
+    let held = true;
+    return {
+      check: async () => held,
+      release: async () => {
+        held = false;
+        this.locks.delete(key);
+      },
+    };
   }
 
   async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
@@ -52,4 +75,15 @@ export class PgliteDb implements Db {
   async close(): Promise<void> {
     await this.pg.close();
   }
+}
+
+/**
+ * PGlite's errors carry the statement's bound values (`params`): a failed INSERT would take a workload's
+ * env and secrets into whatever logs the error. They are dropped here, at the source.
+ */
+function withoutValues(error: unknown): unknown {
+  if (error && typeof error === 'object') {
+    for (const field of ['params', 'queryOptions', 'detail', 'where']) delete (error as Record<string, unknown>)[field];
+  }
+  return error;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { DatabaseUnavailableError, type Db, isConnectionError, type Queryable } from './db.ts';
+import { DatabaseUnavailableError, type Db, type HeldLock, isConnectionError, type Queryable } from './db.ts';
 
 // int8 (bigint, e.g. event seq and log offsets) as numbers: they stay far below 2^53 here.
 pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
@@ -109,6 +109,49 @@ export class PostgresDb implements Db {
       client.off('error', onError);
       client.release(broken);
     }
+  }
+
+  async tryLock(key: number): Promise<HeldLock | null> {
+    // A connection of its own: a session lock taken on a pooled connection would go back to the pool with it.
+    const client = new pg.Client({
+      connectionString: this.options.url,
+      connectionTimeoutMillis: 5_000,
+      keepAlive: true,
+    });
+    let alive = true;
+    client.on('error', (error) => {
+      alive = false;
+      this.options.logger.warn({ err: error.message }, 'leader lock connection lost');
+    });
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
+      if (!rows[0]?.ok) {
+        await client.end().catch(() => undefined);
+        return null;
+      }
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw wrap(error);
+    }
+    return {
+      check: async () => {
+        if (!alive) return false;
+        try {
+          await client.query('SELECT 1');
+          return true;
+        } catch {
+          alive = false;
+          await client.end().catch(() => undefined);
+          return false;
+        }
+      },
+      release: async () => {
+        alive = false;
+        // Ending the session releases the lock.
+        await client.end().catch(() => undefined);
+      },
+    };
   }
 
   async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {

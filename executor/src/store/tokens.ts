@@ -32,6 +32,8 @@ export interface ApiToken {
   id: string;
   name: string;
   scopes: Scope[];
+  /** Enrollment tokens may be limited to queues: the workers they register serve only those. Null: any. */
+  queues: string[] | null;
   createdAt: string;
   revokedAt: string | null;
 }
@@ -40,25 +42,33 @@ export async function createApiToken(
   q: Queryable,
   name: string,
   scopes: readonly Scope[],
+  queues: readonly string[] | null = null,
 ): Promise<{ token: string; record: ApiToken }> {
   const id = randomBytes(9).toString('hex');
   const secret = newSecret();
   const { rows } = await q.query<{ created_at: Date }>(
-    'INSERT INTO api_tokens (id, name, hash, scopes) VALUES ($1, $2, $3, $4::text[]) RETURNING created_at',
-    [id, name, hashSecret(secret), scopes],
+    'INSERT INTO api_tokens (id, name, hash, scopes, queues) VALUES ($1, $2, $3, $4::text[], $5::text[]) RETURNING created_at',
+    [id, name, hashSecret(secret), scopes, queues],
   );
   return {
     token: `aft_${id}_${secret}`,
-    record: { id, name, scopes: [...scopes], createdAt: new Date(rows[0]!.created_at).toISOString(), revokedAt: null },
+    record: {
+      id,
+      name,
+      scopes: [...scopes],
+      queues: queues ? [...queues] : null,
+      createdAt: new Date(rows[0]!.created_at).toISOString(),
+      revokedAt: null,
+    },
   };
 }
 
 export async function findApiToken(
   q: Queryable,
   id: string,
-): Promise<{ hash: string; scopes: Scope[]; name: string } | null> {
-  const { rows } = await q.query<{ hash: string; scopes: Scope[]; name: string }>(
-    'SELECT hash, scopes, name FROM api_tokens WHERE id = $1 AND revoked_at IS NULL',
+): Promise<{ hash: string; scopes: Scope[]; name: string; queues: string[] | null } | null> {
+  const { rows } = await q.query<{ hash: string; scopes: Scope[]; name: string; queues: string[] | null }>(
+    'SELECT hash, scopes, name, queues FROM api_tokens WHERE id = $1 AND revoked_at IS NULL',
     [id],
   );
   return rows[0] ?? null;
@@ -69,13 +79,15 @@ export async function listApiTokens(q: Queryable): Promise<ApiToken[]> {
     id: string;
     name: string;
     scopes: Scope[];
+    queues: string[] | null;
     created_at: Date;
     revoked_at: Date | null;
-  }>('SELECT id, name, scopes, created_at, revoked_at FROM api_tokens ORDER BY created_at');
+  }>('SELECT id, name, scopes, queues, created_at, revoked_at FROM api_tokens ORDER BY created_at');
   return rows.map((r) => ({
     id: r.id,
     name: r.name,
     scopes: r.scopes,
+    queues: r.queues,
     createdAt: new Date(r.created_at).toISOString(),
     revokedAt: r.revoked_at ? new Date(r.revoked_at).toISOString() : null,
   }));

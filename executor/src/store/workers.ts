@@ -102,25 +102,38 @@ const SELECT_WORKER = `SELECT k.*,
   (SELECT count(*)::int FROM workloads w WHERE w.worker_id = k.id AND w.state IN ('pending', 'running')) AS running_workloads
   FROM workers k`;
 
-export async function upsertWorker(
+export interface WorkerRegistration {
+  name: string;
+  queues: string[];
+  concurrency: number;
+  labels: Record<string, string>;
+  tokenHash: string;
+  runtime: string;
+  version: string;
+}
+
+/** The row of a worker name, locked for the registration's transaction, with what registration decides on. */
+export async function lockWorkerName(
   q: Queryable,
-  input: {
-    name: string;
-    queues: string[];
-    concurrency: number;
-    labels: Record<string, string>;
-    tokenHash: string;
-    runtime: string;
-    version: string;
-  },
-): Promise<{ worker: Worker; previousId: string | null }> {
-  const { rows: previous } = await q.query<{ id: string }>('SELECT id FROM workers WHERE name = $1 FOR UPDATE', [
-    input.name,
-  ]);
-  const previousId = previous[0]?.id ?? null;
-  // A worker that registers again under the same name is a new process: it gets a new id, so any report
-  // from the old incarnation is fenced off; the caller settles what the old one held.
-  const id = randomUUID();
+  name: string,
+  heartbeatTimeoutSeconds: number,
+): Promise<{ id: string; state: WorkerState; tokenHash: string; silent: boolean } | null> {
+  const { rows } = await q.query<{ id: string; state: WorkerState; token_hash: string; silent: boolean }>(
+    `SELECT id, state, token_hash, last_heartbeat < now() - make_interval(secs => $2) AS silent
+     FROM workers WHERE name = $1 FOR UPDATE`,
+    [name, heartbeatTimeoutSeconds],
+  );
+  const row = rows[0];
+  return row ? { id: row.id, state: row.state, tokenHash: row.token_hash, silent: row.silent } : null;
+}
+
+/**
+ * Writes a worker's registration. `keepId`: the same worker came back with its own token (a restart), so it
+ * keeps its id and what it holds stays addressed to it; otherwise the name gets a new id, which fences off
+ * every report of the previous incarnation (the caller settles what that one held).
+ */
+export async function writeWorker(q: Queryable, input: WorkerRegistration, keepId: string | null): Promise<Worker> {
+  const id = keepId ?? randomUUID();
   const { rows } = await q.query<WorkerRow>(
     `INSERT INTO workers (id, name, queues, concurrency, labels, token_hash, state, runtime, version)
      VALUES ($1::uuid, $2, $3::text[], $4, $5::jsonb, $6, 'idle', $7, $8)
@@ -140,29 +153,29 @@ export async function upsertWorker(
       input.version,
     ],
   );
-  return { worker: toWorker(rows[0]!), previousId };
+  return toWorker(rows[0]!);
 }
 
 /**
  * Locks a worker's row for one poll: serializes that worker's polls, so two of them can never fill the
  * same free slots, and reads everything the poll needs in one round trip.
  */
-export async function lockWorkerForPoll(q: Queryable, id: string): Promise<(Worker & { hasCancel: boolean }) | null> {
+export async function lockWorkerForPoll(q: Queryable, id: string): Promise<(Worker & { hasStop: boolean }) | null> {
   // Lock first, then count in a second statement: in READ COMMITTED that statement gets a fresh snapshot,
   // so it sees the leases another poll of this worker committed while we waited for the lock.
   const { rows: locked } = await q.query('SELECT 1 FROM workers WHERE id = $1::uuid FOR UPDATE', [id]);
   if (locked.length === 0) return null;
-  const { rows } = await q.query<WorkerRow & { has_cancel: boolean }>(
+  const { rows } = await q.query<WorkerRow & { has_stop: boolean }>(
     `SELECT k.*,
        coalesce(sum(w.pool_slots), 0)::int AS used_slots,
        count(w.id)::int AS running_workloads,
-       coalesce(bool_or(w.cancel_requested), false) AS has_cancel
+       coalesce(bool_or(w.stop_reason IS NOT NULL), false) AS has_stop
      FROM workers k LEFT JOIN workloads w ON w.worker_id = k.id AND w.state IN ('pending', 'running')
      WHERE k.id = $1::uuid GROUP BY k.id`,
     [id],
   );
   if (!rows[0]) return null;
-  return { ...toWorker(rows[0]), hasCancel: rows[0].has_cancel };
+  return { ...toWorker(rows[0]), hasStop: rows[0].has_stop };
 }
 
 export async function getWorker(q: Queryable, idOrName: string): Promise<Worker | null> {
@@ -189,7 +202,9 @@ export interface HeldWorkload {
   id: string;
   attempt: number;
   state: 'pending' | 'running';
-  cancelRequested: boolean;
+  /** A stop the service asked for: the worker must stop this attempt (cancel, pending timeout). */
+  stopReason: string | null;
+  stopMessage: string | null;
   /** When it was leased (pending) or started (running), ms since epoch. */
   sinceMs: number;
 }
@@ -205,7 +220,7 @@ export async function heartbeat(
 ): Promise<{ worker: Worker; held: HeldWorkload[] } | null> {
   const { rows } = await q.query<WorkerRow & { held: Array<Omit<HeldWorkload, 'sinceMs'> & { since: string }> }>(
     `WITH held AS (
-       SELECT id, attempt, state, cancel_requested AS "cancelRequested",
+       SELECT id, attempt, state, stop_reason AS "stopReason", stop_message AS "stopMessage",
               CASE WHEN state = 'pending' THEN coalesce(leased_at, updated_at) ELSE coalesce(started_at, updated_at) END AS since,
               pool_slots
        FROM workloads WHERE worker_id = $1::uuid AND state IN ('pending', 'running')
@@ -227,7 +242,7 @@ export async function heartbeat(
        (SELECT coalesce(sum(pool_slots), 0)::int FROM held) AS used_slots,
        (SELECT count(*)::int FROM held) AS running_workloads,
        (SELECT coalesce(json_agg(json_build_object('id', id, 'attempt', attempt, 'state', state,
-                 'cancelRequested', "cancelRequested", 'since', since)), '[]'::json) FROM held) AS held
+                 'stopReason', "stopReason", 'stopMessage', "stopMessage", 'since', since)), '[]'::json) FROM held) AS held
      FROM upd`,
     [id, input.metrics ? JSON.stringify(input.metrics) : null, input.draining ?? null],
   );
@@ -283,11 +298,16 @@ export async function silentWorkers(q: Queryable, timeoutSeconds: number): Promi
 }
 
 /**
- * After the service itself was down, no worker could heartbeat: restart their clocks so an outage of the
- * service is not mistaken for the loss of every worker.
+ * Writes a silent worker off, in one conditional statement: a heartbeat that arrived since the caller found
+ * it silent keeps it alive (the row no longer matches), so a late heartbeat is never overwritten.
  */
-export async function forgiveSilenceAfterRestart(q: Queryable): Promise<void> {
-  await q.query(`UPDATE workers SET last_heartbeat = now() WHERE state NOT IN ('lost', 'offline')`);
+export async function markWorkerLost(q: Queryable, id: string, timeoutSeconds: number): Promise<boolean> {
+  const { rows } = await q.query(
+    `UPDATE workers SET state = 'lost' WHERE id = $1::uuid AND state NOT IN ('lost', 'offline')
+       AND last_heartbeat < now() - make_interval(secs => $2) RETURNING id`,
+    [id, timeoutSeconds],
+  );
+  return rows.length > 0;
 }
 
 export async function countWorkersByState(q: Queryable): Promise<Array<{ state: WorkerState; n: number }>> {

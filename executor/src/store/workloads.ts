@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { FailureReason, WorkloadState } from '../domain/states.ts';
+import type { FailureReason, TransitionName, WorkloadState } from '../domain/states.ts';
 import type { BackendName, ValidWorkloadInput, Workload } from '../domain/workload.ts';
+import { ConflictError } from '../errors.ts';
 import type { Queryable } from './db.ts';
+import { fromStates, toState } from './transition-sql.ts';
 
 /**
  * SQL for workloads. Every state change is one statement that updates the row and appends its event to the
@@ -32,6 +34,10 @@ interface WorkloadRow {
   exit_code: number | null;
   message: string | null;
   cancel_requested: boolean;
+  claimed_by: string | null;
+  stop_reason: FailureReason | null;
+  stop_message: string | null;
+  secret_digest?: string;
   created_at: Date;
   queued_at: Date;
   leased_at: Date | null;
@@ -67,6 +73,9 @@ export function toWorkload(row: WorkloadRow): Workload {
     exitCode: row.exit_code,
     message: row.message,
     cancelRequested: row.cancel_requested,
+    stopReason: row.stop_reason ?? null,
+    stopMessage: row.stop_message ?? null,
+    claimedBy: row.claimed_by ?? null,
     createdAt: iso(row.created_at)!,
     queuedAt: iso(row.queued_at)!,
     leasedAt: iso(row.leased_at),
@@ -89,49 +98,69 @@ export interface InsertResult {
   created: boolean;
 }
 
+/** What insertWorkloads needs of the secrets (service/secrets.ts): sealing and a keyed digest. */
+export interface SecretSealer {
+  seal(workloadId: string, env: Record<string, string>): Buffer | null;
+  digest(env: Record<string, string>): string;
+}
+
 /**
- * Inserts a batch in one statement. Keys already present are left untouched and returned as they are:
- * submitting is idempotent by key, so a client that retries after a timeout gets the same workload back.
+ * Inserts a batch in one statement. Submitting is idempotent by key: a key already present with the same
+ * body returns the stored workload (`created: false`), so a client that retries after a timeout gets the
+ * same workload back. The same key with a different body is not the same workload: that item gets a
+ * ConflictError naming the fields that differ (an Error in its place of the result), and nothing is written
+ * for it. The same key twice in one batch is one workload: the first occurrence makes it.
  */
 export async function insertWorkloads(
   q: Queryable,
   inputs: readonly ValidWorkloadInput[],
   defaults: { maxInfraRetries: number },
-): Promise<InsertResult[]> {
+  secrets: SecretSealer,
+): Promise<Array<InsertResult | ConflictError>> {
   if (inputs.length === 0) return [];
-  // Deduplicate keys within the batch: the first occurrence wins, the rest resolve to it.
-  const firstByKey = new Map<string, ValidWorkloadInput>();
-  for (const input of inputs) if (!firstByKey.has(input.key)) firstByKey.set(input.key, input);
-  const records = [...firstByKey.values()].map((w, ord) => ({
-    ord,
-    id: randomUUID(),
-    key: w.key,
-    queue: w.queue,
-    backend: w.backend,
-    command: w.command,
-    image: w.image ?? null,
-    env: w.env,
-    pool_slots: w.poolSlots,
-    priority_weight: w.priorityWeight,
-    resources: w.resources,
-    exec_config: w.execConfig,
-    timeouts: w.timeouts,
-    max_infra_retries: w.maxInfraRetries ?? defaults.maxInfraRetries,
-    pending_seconds: w.timeouts.pendingSeconds ?? null,
-  }));
+  const digests = inputs.map((w) => secrets.digest(w.secretEnv));
+  const firstByKey = new Map<string, number>();
+  inputs.forEach((w, i) => {
+    if (!firstByKey.has(w.key)) firstByKey.set(w.key, i);
+  });
+  const records = [...firstByKey.values()].map((i, ord) => {
+    const w = inputs[i]!;
+    const id = randomUUID();
+    return {
+      ord,
+      id,
+      key: w.key,
+      queue: w.queue,
+      backend: w.backend,
+      command: w.command,
+      image: w.image ?? null,
+      env: w.env,
+      pool_slots: w.poolSlots,
+      priority_weight: w.priorityWeight,
+      resources: w.resources,
+      exec_config: w.execConfig,
+      timeouts: w.timeouts,
+      max_infra_retries: w.maxInfraRetries ?? defaults.maxInfraRetries,
+      pending_seconds: w.timeouts.pendingSeconds ?? null,
+      secret_env: secrets.seal(id, w.secretEnv)?.toString('base64') ?? null,
+      secret_digest: digests[i]!,
+    };
+  });
   const { rows: inserted } = await q.query<WorkloadRow>(
     `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          id uuid, key text, queue text, backend text, command jsonb, image text, env jsonb, pool_slots int,
          priority_weight int, resources jsonb, exec_config jsonb, timeouts jsonb, max_infra_retries int,
-         pending_seconds int, ord int)
+         pending_seconds int, ord int, secret_env text, secret_digest text)
      ),
      ins AS (
        INSERT INTO workloads (id, key, queue, backend, command, image, env, pool_slots, priority_weight,
-                              resources, exec_config, timeouts, max_infra_retries, state, queued_at, pending_deadline)
+                              resources, exec_config, timeouts, max_infra_retries, state, queued_at, pending_deadline,
+                              secret_env, secret_digest)
        SELECT id, key, queue, backend, command, image, env, pool_slots, priority_weight, resources, exec_config,
               timeouts, max_infra_retries, 'queued', clock_timestamp(),
-              CASE WHEN pending_seconds IS NULL THEN NULL ELSE now() + make_interval(secs => pending_seconds) END
+              CASE WHEN pending_seconds IS NULL THEN NULL ELSE now() + make_interval(secs => pending_seconds) END,
+              decode(secret_env, 'base64'), secret_digest
        FROM input
        ORDER BY ord
        ON CONFLICT (key) DO NOTHING
@@ -144,18 +173,72 @@ export async function insertWorkloads(
      SELECT * FROM ins`,
     [JSON.stringify(records)],
   );
-  const byKey = new Map<string, InsertResult>();
-  for (const row of inserted) byKey.set(row.key, { workload: toWorkload(row), created: true });
+  const byKey = new Map<string, { row: WorkloadRow; created: boolean }>();
+  for (const row of inserted) byKey.set(row.key, { row, created: true });
   const missing = [...firstByKey.keys()].filter((k) => !byKey.has(k));
   if (missing.length > 0) {
     const { rows } = await q.query<WorkloadRow>(`${SELECT_WITH_WORKER} WHERE w.key = ANY($1::text[])`, [missing]);
-    for (const row of rows) byKey.set(row.key, { workload: toWorkload(row), created: false });
+    for (const row of rows) byKey.set(row.key, { row, created: false });
   }
-  return inputs.map((input) => {
-    const result = byKey.get(input.key);
-    if (!result) throw new Error(`workload with key ${input.key} vanished during insert`);
-    return result;
+  return inputs.map((input, i) => {
+    const found = byKey.get(input.key);
+    if (!found) throw new Error(`workload with key ${input.key} vanished during insert`);
+    const first = firstByKey.get(input.key) === i;
+    const differs = differingFields(found.row, input, digests[i]!, defaults);
+    if (differs.length > 0) {
+      return new ConflictError(
+        `key '${input.key}' was submitted before with another ${differs.join(', ')}: the same key means the same ` +
+          'workload; submit a new workload under a new key',
+        { field: 'key', differs },
+      );
+    }
+    return { workload: toWorkload(found.row), created: found.created && first };
   });
+}
+
+/** The fields of a submission that differ from the workload stored under its key. */
+function differingFields(
+  row: WorkloadRow,
+  input: ValidWorkloadInput,
+  digest: string,
+  defaults: { maxInfraRetries: number },
+): string[] {
+  const pairs: Array<[string, unknown, unknown]> = [
+    ['command', row.command, input.command],
+    ['image', row.image, input.image ?? null],
+    ['env', row.env, input.env],
+    ['secretEnv', row.secret_digest ?? '', digest],
+    ['queue', row.queue, input.queue],
+    ['backend', row.backend, input.backend],
+    ['poolSlots', row.pool_slots, input.poolSlots],
+    ['priorityWeight', row.priority_weight, input.priorityWeight],
+    ['resources', row.resources, input.resources],
+    ['execConfig', row.exec_config, input.execConfig],
+    ['timeouts', row.timeouts, input.timeouts],
+    ['maxInfraRetries', row.max_infra_retries, input.maxInfraRetries ?? defaults.maxInfraRetries],
+  ];
+  return pairs.filter(([, a, b]) => canonical(a) !== canonical(b)).map(([name]) => name);
+}
+
+/** JSON with object keys sorted: jsonb does not keep key order, so equal values must print alike. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}
+
+/** The sealed secret environment of workloads, by id (for the worker or backend that runs them). */
+export async function sealedSecrets(q: Queryable, ids: readonly string[]): Promise<Map<string, Buffer>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<{ id: string; secret_env: Uint8Array }>(
+    'SELECT id, secret_env FROM workloads WHERE id = ANY($1::uuid[]) AND secret_env IS NOT NULL',
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, Buffer.from(r.secret_env)]));
 }
 
 const SELECT_WITH_WORKER =
@@ -265,14 +348,18 @@ export async function hasQueuedBiggerThan(
 export async function markLeased(q: Queryable, ids: readonly string[], workerId: string): Promise<Workload[]> {
   if (ids.length === 0) return [];
   const { rows } = await q.query<WorkloadRow>(
-    withEvents(`UPDATE workloads SET state = 'pending', worker_id = $2::uuid, leased_at = now(), updated_at = now()
-                WHERE id = ANY($1::uuid[]) AND state = 'queued'`),
+    withEvents(`UPDATE workloads SET state = ${toState('lease')}, worker_id = $2::uuid, leased_at = now(), updated_at = now()
+                WHERE id = ANY($1::uuid[]) AND ${fromStates('lease')}`),
     [ids, workerId],
   );
   return rows.map(toWorkload);
 }
 
-/** Fenced by attempt and owner: a report about an older attempt, or from another worker, changes nothing. */
+/**
+ * Fenced by attempt and owner: a report about an older attempt, or from another worker, changes nothing. A
+ * pending-timeout stop that was still on its way is dropped: the task started, so the timeout no longer
+ * applies (cancels and run timeouts stay).
+ */
 export async function markRunning(
   q: Queryable,
   id: string,
@@ -280,11 +367,13 @@ export async function markRunning(
   workerId: string | null,
 ): Promise<Workload | null> {
   const { rows } = await q.query<WorkloadRow>(
-    withEvents(`UPDATE workloads SET state = 'running', started_at = now(), updated_at = now(), pending_deadline = NULL,
+    withEvents(`UPDATE workloads SET state = ${toState('start')}, started_at = now(), updated_at = now(), pending_deadline = NULL,
                   run_deadline = CASE WHEN timeouts ? 'runSeconds'
-                                      THEN now() + make_interval(secs => (timeouts->>'runSeconds')::int) END
+                                      THEN now() + make_interval(secs => (timeouts->>'runSeconds')::int) END,
+                  stop_reason = CASE WHEN stop_reason = 'unschedulable' THEN NULL ELSE stop_reason END,
+                  stop_message = CASE WHEN stop_reason = 'unschedulable' THEN NULL ELSE stop_message END
                 WHERE id = $1::uuid AND attempt = $2 AND worker_id IS NOT DISTINCT FROM $3::uuid
-                  AND state IN ('pending', 'submitting')`),
+                  AND ${fromStates('start')}`),
     [id, attempt, workerId],
   );
   return rows[0] ? toWorkload(rows[0]) : null;
@@ -297,7 +386,13 @@ export interface Outcome {
   message?: string | null;
 }
 
-/** Ends an attempt, fenced like markRunning. */
+const END_TRANSITION: Record<Outcome['state'], TransitionName> = {
+  succeeded: 'succeed',
+  failed: 'fail',
+  cancelled: 'cancel',
+};
+
+/** Ends an attempt, fenced like markRunning (owner null: a push backend, or the service itself). */
 export async function finishAttempt(
   q: Queryable,
   id: string,
@@ -305,18 +400,86 @@ export async function finishAttempt(
   workerId: string | null,
   outcome: Outcome,
 ): Promise<Workload | null> {
+  const edge = END_TRANSITION[outcome.state];
   const { rows } = await q.query<WorkloadRow>(
-    withEvents(`UPDATE workloads SET state = $4, reason = $5, exit_code = $6, message = $7, finished_at = now(),
+    withEvents(`UPDATE workloads SET state = ${toState(edge)}, reason = $4, exit_code = $5, message = $6, finished_at = now(),
                   updated_at = now(), pending_deadline = NULL, run_deadline = NULL
                 WHERE id = $1::uuid AND attempt = $2 AND worker_id IS NOT DISTINCT FROM $3::uuid
-                  AND state IN ('queued', 'submitting', 'pending', 'running')`),
-    [id, attempt, workerId, outcome.state, outcome.reason ?? null, outcome.exitCode ?? null, outcome.message ?? null],
+                  AND ${fromStates(edge)}`),
+    [id, attempt, workerId, outcome.reason ?? null, outcome.exitCode ?? null, outcome.message ?? null],
   );
   return rows[0] ? toWorkload(rows[0]) : null;
 }
 
-/** Puts a failed-before-start attempt back in the queue as a new attempt (an infrastructure retry). */
+/**
+ * Puts an attempt that never started back in the queue as a new attempt. `countsAsRetry` is false when the
+ * attempt was handed back unstarted (a stopping worker), which costs the workload none of its infrastructure
+ * retries. Never for a workload a cancel was asked for.
+ */
 export async function requeueAsNewAttempt(
+  q: Queryable,
+  id: string,
+  attempt: number,
+  reason: FailureReason,
+  message: string,
+  countsAsRetry = true,
+): Promise<Workload | null> {
+  const { rows } = await q.query<WorkloadRow>(
+    withEvents(`UPDATE workloads SET state = ${toState('retry')}, attempt = attempt + 1,
+                  infra_retries = infra_retries + CASE WHEN $5 THEN 1 ELSE 0 END,
+                  worker_id = NULL, backend_ref = NULL, claimed_by = NULL, claimed_at = NULL, reason = $3, message = $4,
+                  leased_at = NULL, started_at = NULL, stop_reason = NULL, stop_message = NULL,
+                  stop_requested_at = NULL, stop_sent_at = NULL,
+                  queued_at = clock_timestamp(), enqueue_seq = nextval('workloads_enqueue_seq'), updated_at = now(),
+                  run_deadline = NULL,
+                  pending_deadline = CASE WHEN timeouts ? 'pendingSeconds'
+                                          THEN now() + make_interval(secs => (timeouts->>'pendingSeconds')::int) END
+                WHERE id = $1::uuid AND attempt = $2 AND ${fromStates('retry')} AND NOT cancel_requested`),
+    [id, attempt, reason, message, countsAsRetry],
+  );
+  return rows[0] ? toWorkload(rows[0]) : null;
+}
+
+/**
+ * The row of one attempt, locked for the rest of the transaction: decisions about an attempt's end (retry or
+ * fail, which reason) are made from this, never from a read taken before the transaction.
+ */
+export async function lockAttempt(q: Queryable, id: string, attempt: number): Promise<Workload | null> {
+  const { rows } = await q.query<WorkloadRow>(
+    'SELECT * FROM workloads WHERE id = $1::uuid AND attempt = $2 FOR UPDATE',
+    [id, attempt],
+  );
+  return rows[0] ? toWorkload(rows[0]) : null;
+}
+
+/**
+ * Cancels a queued workload at once (no attempt exists); for a live one records the cancel as a stop
+ * request, which the attempt's worker or backend is asked to carry out until it confirms the end. A cancel
+ * outranks a stop of another reason already on its way.
+ */
+export async function requestCancel(q: Queryable, id: string): Promise<Workload | null> {
+  const { rows: queued } = await q.query<WorkloadRow>(
+    withEvents(`UPDATE workloads SET state = ${toState('cancel')}, reason = 'cancelled', cancel_requested = true,
+                  finished_at = now(), updated_at = now(), pending_deadline = NULL
+                WHERE id = $1::uuid AND state = 'queued'`),
+    [id],
+  );
+  if (queued[0]) return toWorkload(queued[0]);
+  const { rows } = await q.query<WorkloadRow>(
+    `UPDATE workloads SET cancel_requested = true, stop_reason = 'cancelled', stop_message = 'cancelled by request',
+       stop_requested_at = now(), stop_sent_at = NULL, updated_at = now()
+     WHERE id = $1::uuid AND state IN ('submitting', 'pending', 'running') RETURNING *`,
+    [id],
+  );
+  return rows[0] ? toWorkload(rows[0]) : null;
+}
+
+/**
+ * Asks for an attempt to be stopped for `reason` (a timeout), unless a stop is already on its way. Nothing
+ * changes state here: the attempt ends when its worker or backend confirms, and only then is it failed (or,
+ * for a pending timeout of an attempt that never started, retried).
+ */
+export async function requestStop(
   q: Queryable,
   id: string,
   attempt: number,
@@ -324,31 +487,11 @@ export async function requeueAsNewAttempt(
   message: string,
 ): Promise<Workload | null> {
   const { rows } = await q.query<WorkloadRow>(
-    withEvents(`UPDATE workloads SET state = 'queued', attempt = attempt + 1, infra_retries = infra_retries + 1,
-                  worker_id = NULL, backend_ref = NULL, reason = $3, message = $4, leased_at = NULL, started_at = NULL,
-                  queued_at = clock_timestamp(), enqueue_seq = nextval('workloads_enqueue_seq'), updated_at = now(),
-                  run_deadline = NULL,
-                  pending_deadline = CASE WHEN timeouts ? 'pendingSeconds'
-                                          THEN now() + make_interval(secs => (timeouts->>'pendingSeconds')::int) END
-                WHERE id = $1::uuid AND attempt = $2 AND state IN ('queued', 'submitting', 'pending')`),
+    `UPDATE workloads SET stop_reason = $3, stop_message = $4, stop_requested_at = now(), stop_sent_at = NULL,
+       pending_deadline = NULL, run_deadline = NULL, updated_at = now()
+     WHERE id = $1::uuid AND attempt = $2 AND stop_reason IS NULL AND state IN ('submitting', 'pending', 'running')
+     RETURNING *`,
     [id, attempt, reason, message],
-  );
-  return rows[0] ? toWorkload(rows[0]) : null;
-}
-
-/** Cancels a queued workload at once; flags a live one so its backend or worker stops it. */
-export async function requestCancel(q: Queryable, id: string): Promise<Workload | null> {
-  const { rows: queued } = await q.query<WorkloadRow>(
-    withEvents(`UPDATE workloads SET state = 'cancelled', reason = 'cancelled', cancel_requested = true,
-                  finished_at = now(), updated_at = now(), pending_deadline = NULL
-                WHERE id = $1::uuid AND state = 'queued'`),
-    [id],
-  );
-  if (queued[0]) return toWorkload(queued[0]);
-  const { rows } = await q.query<WorkloadRow>(
-    `UPDATE workloads SET cancel_requested = true, updated_at = now()
-     WHERE id = $1::uuid AND state IN ('submitting', 'pending', 'running') RETURNING *`,
-    [id],
   );
   return rows[0] ? toWorkload(rows[0]) : null;
 }
@@ -362,11 +505,23 @@ export async function workloadsOfWorker(q: Queryable, workerId: string): Promise
   return rows.map(toWorkload);
 }
 
-/** Live workloads whose pending deadline passed: they become `unschedulable` failures. */
+/** Live workloads whose pending deadline passed and that no stop is on its way for. */
 export async function pastPendingDeadline(q: Queryable, limit: number): Promise<Workload[]> {
   const { rows } = await q.query<WorkloadRow>(
     `SELECT * FROM workloads WHERE state IN ('queued', 'submitting', 'pending') AND pending_deadline < now()
+       AND stop_reason IS NULL
      ORDER BY pending_deadline LIMIT $1`,
+    [limit],
+  );
+  return rows.map(toWorkload);
+}
+
+/** Running push-backend workloads past their run deadline (workers enforce their own). */
+export async function pastRunDeadline(q: Queryable, limit: number): Promise<Workload[]> {
+  const { rows } = await q.query<WorkloadRow>(
+    `SELECT * FROM workloads WHERE state = 'running' AND run_deadline < now() AND backend <> 'pool'
+       AND stop_reason IS NULL
+     ORDER BY run_deadline LIMIT $1`,
     [limit],
   );
   return rows.map(toWorkload);
@@ -380,6 +535,8 @@ export interface QueueStats {
   pending: number;
   running: number;
   runningSlots: number;
+  /** Seconds the oldest queued workload has waited. */
+  oldestQueuedSeconds: number;
 }
 
 export async function queueStats(q: Queryable): Promise<QueueStats[]> {
@@ -389,7 +546,9 @@ export async function queueStats(q: Queryable): Promise<QueueStats[]> {
             coalesce(sum(pool_slots) FILTER (WHERE state = 'queued'), 0)::int AS "queuedSlots",
             count(*) FILTER (WHERE state IN ('submitting', 'pending'))::int AS pending,
             count(*) FILTER (WHERE state = 'running')::int AS running,
-            coalesce(sum(pool_slots) FILTER (WHERE state IN ('pending', 'running')), 0)::int AS "runningSlots"
+            coalesce(sum(pool_slots) FILTER (WHERE state IN ('pending', 'running')), 0)::int AS "runningSlots",
+            coalesce(extract(epoch FROM now() - min(queued_at) FILTER (WHERE state = 'queued')), 0)::float8
+              AS "oldestQueuedSeconds"
      FROM workloads WHERE state IN ('queued', 'submitting', 'pending', 'running')
      GROUP BY queue, backend ORDER BY queue, backend`,
   );
@@ -399,18 +558,23 @@ export async function queueStats(q: Queryable): Promise<QueueStats[]> {
 // ---------------------------------------------------------------- push backends (the dispatcher)
 
 /**
- * Claims up to `limit` queued workloads of a push backend, in dispatch order, and moves them to
- * `submitting` in the same statement. SKIP LOCKED lets several service instances claim at once without
- * waiting on (or taking) each other's rows; the state change is committed before any backend call, so a
- * crash between claim and submit leaves a `submitting` row that reconcile resolves at start-up.
+ * Claims up to `limit` queued workloads of a push backend for `instanceId`, in dispatch order, and moves them
+ * to `submitting` in the same statement. SKIP LOCKED lets several service instances claim at once without
+ * waiting on (or taking) each other's rows; the claim is committed before any backend call, so a crash
+ * between claim and submit leaves a `submitting` row owned by a dead instance, which the leader reconciles.
  */
-export async function claimForSubmit(q: Queryable, backend: BackendName, limit: number): Promise<Workload[]> {
+export async function claimForSubmit(
+  q: Queryable,
+  backend: BackendName,
+  limit: number,
+  instanceId: string,
+): Promise<Workload[]> {
   const { rows } = await q.query<WorkloadRow & { enqueue_seq: string }>(
-    withEvents(`UPDATE workloads SET state = 'submitting', updated_at = now()
+    withEvents(`UPDATE workloads SET state = ${toState('claim')}, claimed_by = $3::uuid, claimed_at = now(), updated_at = now()
                 WHERE id IN (SELECT id FROM workloads WHERE state = 'queued' AND backend = $1
                              ORDER BY priority_weight DESC, enqueue_seq LIMIT $2 FOR UPDATE SKIP LOCKED)
-                  AND state = 'queued'`),
-    [backend, limit],
+                  AND ${fromStates('claim')}`),
+    [backend, limit, instanceId],
   );
   // UPDATE returns rows in no particular order; submit them in dispatch order.
   rows.sort((a, b) => b.priority_weight - a.priority_weight || Number(a.enqueue_seq) - Number(b.enqueue_seq));
@@ -419,7 +583,8 @@ export async function claimForSubmit(q: Queryable, backend: BackendName, limit: 
 
 /**
  * Records the backend's reference of a submitted attempt and moves it to `pending`. The backend's watcher
- * may have seen the job start (or even end) before this runs; then only the reference is recorded.
+ * may have seen the job start (or even end) before this runs; then only the reference is recorded, and only
+ * on the same attempt while it is still live.
  */
 export async function markSubmitted(
   q: Queryable,
@@ -428,25 +593,58 @@ export async function markSubmitted(
   ref: string | null,
 ): Promise<Workload | null> {
   const { rows } = await q.query<WorkloadRow>(
-    withEvents(`UPDATE workloads SET state = 'pending', backend_ref = $3, leased_at = now(), updated_at = now()
-                WHERE id = $1::uuid AND attempt = $2 AND state = 'submitting'`),
+    withEvents(`UPDATE workloads SET state = ${toState('submitted')}, backend_ref = $3, leased_at = now(), updated_at = now()
+                WHERE id = $1::uuid AND attempt = $2 AND ${fromStates('submitted')}`),
     [id, attempt, ref],
   );
   if (rows[0]) return toWorkload(rows[0]);
   const { rows: others } = await q.query<WorkloadRow>(
     `UPDATE workloads SET backend_ref = $3, leased_at = coalesce(leased_at, now())
-     WHERE id = $1::uuid AND attempt = $2 AND backend_ref IS NULL RETURNING *`,
+     WHERE id = $1::uuid AND attempt = $2 AND backend_ref IS NULL AND state IN ('pending', 'running') RETURNING *`,
     [id, attempt, ref],
   );
   return others[0] ? toWorkload(others[0]) : null;
 }
 
-/** A claimed attempt that was never submitted goes back to the queue, same attempt, same place. */
-export async function releaseClaim(q: Queryable, id: string, attempt: number): Promise<Workload | null> {
+/**
+ * A claimed attempt that was never submitted goes back to the queue, same attempt, same place. `owner`: only
+ * if the claim is still that instance's (a leader releasing a dead instance's claim races nobody else).
+ */
+export async function releaseClaim(
+  q: Queryable,
+  id: string,
+  attempt: number,
+  owner?: string | null,
+): Promise<Workload | null> {
   const { rows } = await q.query<WorkloadRow>(
-    withEvents(`UPDATE workloads SET state = 'queued', updated_at = now()
-                WHERE id = $1::uuid AND attempt = $2 AND state = 'submitting'`),
-    [id, attempt],
+    withEvents(`UPDATE workloads SET state = ${toState('release')}, claimed_by = NULL, claimed_at = NULL, updated_at = now()
+                WHERE id = $1::uuid AND attempt = $2 AND ${fromStates('release')}
+                  AND ($3::boolean IS FALSE OR claimed_by IS NOT DISTINCT FROM $4::uuid)`),
+    [id, attempt, owner !== undefined, owner ?? null],
+  );
+  return rows[0] ? toWorkload(rows[0]) : null;
+}
+
+/**
+ * Takes over an attempt of a dead instance (compare-and-set on the old owner, so two leaders overlapping for
+ * a moment cannot both take it). A `submitting` attempt whose job the backend found moves to `pending` with
+ * the job's reference; the state is otherwise unchanged.
+ */
+export async function adoptAttempt(
+  q: Queryable,
+  id: string,
+  attempt: number,
+  from: string | null,
+  to: string,
+  ref: string | null,
+): Promise<Workload | null> {
+  const { rows } = await q.query<WorkloadRow>(
+    withEvents(`UPDATE workloads SET claimed_by = $4::uuid,
+                  state = CASE WHEN state = 'submitting' THEN ${toState('submitted')} ELSE state END,
+                  backend_ref = coalesce($5, backend_ref), leased_at = coalesce(leased_at, now()), updated_at = now()
+                WHERE id = $1::uuid AND attempt = $2 AND claimed_by IS NOT DISTINCT FROM $3::uuid
+                  AND state IN ('submitting', 'pending', 'running')`),
+    [id, attempt, from, to, ref],
   );
   return rows[0] ? toWorkload(rows[0]) : null;
 }
@@ -456,24 +654,62 @@ export interface InFlightRow {
   attempt: number;
   state: 'submitting' | 'pending' | 'running';
   ref: string | null;
+  claimedBy: string | null;
+  claimedAt: number;
 }
 
-/** Attempts a backend was given and has not finished: what reconcile must account for at start-up. */
-export async function inFlightOf(q: Queryable, backend: BackendName): Promise<InFlightRow[]> {
+const IN_FLIGHT_COLUMNS = `id AS "workloadId", attempt, state, backend_ref AS ref, claimed_by AS "claimedBy",
+  (extract(epoch FROM coalesce(claimed_at, updated_at)) * 1000)::float8 AS "claimedAt"`;
+
+/** Attempts of a push backend that `instanceId` owns and that have not ended, oldest claim first. */
+export async function inFlightOwnedBy(q: Queryable, backend: BackendName, instanceId: string): Promise<InFlightRow[]> {
   const { rows } = await q.query<InFlightRow>(
-    `SELECT id AS "workloadId", attempt, state, backend_ref AS ref FROM workloads
-     WHERE backend = $1 AND state IN ('submitting', 'pending', 'running') ORDER BY enqueue_seq`,
-    [backend],
+    `SELECT ${IN_FLIGHT_COLUMNS} FROM workloads
+     WHERE backend = $1 AND claimed_by = $2::uuid AND state IN ('submitting', 'pending', 'running')
+     ORDER BY claimed_at, id`,
+    [backend, instanceId],
   );
-  return rows;
+  return rows.map((r) => ({ ...r, claimedAt: Number(r.claimedAt) }));
 }
 
-/** Live workloads of push backends whose run deadline passed: stopped and failed by the reaper. */
-export async function pastRunDeadline(q: Queryable, limit: number): Promise<Workload[]> {
+/**
+ * Attempts of a push backend nobody watches: owned by an instance that is not alive (or by none). What the
+ * leader reconciles.
+ */
+export async function inFlightOrphans(
+  q: Queryable,
+  backend: BackendName,
+  instanceTimeoutSeconds: number,
+  limit: number,
+): Promise<InFlightRow[]> {
+  const { rows } = await q.query<InFlightRow>(
+    `SELECT ${IN_FLIGHT_COLUMNS} FROM workloads w
+     WHERE backend = $1 AND state IN ('submitting', 'pending', 'running')
+       AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = w.claimed_by AND NOT i.stopping
+                         AND i.heartbeat_at > now() - make_interval(secs => $2))
+     ORDER BY claimed_at NULLS FIRST, id LIMIT $3`,
+    [backend, instanceTimeoutSeconds, limit],
+  );
+  return rows.map((r) => ({ ...r, claimedAt: Number(r.claimedAt) }));
+}
+
+/** Stop requests of `instanceId`'s push attempts that were never sent, or not for `resendSeconds`. */
+export async function stopsToSend(
+  q: Queryable,
+  instanceId: string,
+  resendSeconds: number,
+  limit: number,
+): Promise<Workload[]> {
   const { rows } = await q.query<WorkloadRow>(
-    `SELECT * FROM workloads WHERE state = 'running' AND backend <> 'pool' AND run_deadline < now()
-     ORDER BY run_deadline LIMIT $1`,
-    [limit],
+    `SELECT * FROM workloads
+     WHERE claimed_by = $1::uuid AND stop_reason IS NOT NULL AND state IN ('submitting', 'pending', 'running')
+       AND (stop_sent_at IS NULL OR stop_sent_at < now() - make_interval(secs => $2))
+     ORDER BY stop_requested_at LIMIT $3`,
+    [instanceId, resendSeconds, limit],
   );
   return rows.map(toWorkload);
+}
+
+export async function markStopSent(q: Queryable, id: string, attempt: number): Promise<void> {
+  await q.query('UPDATE workloads SET stop_sent_at = now() WHERE id = $1::uuid AND attempt = $2', [id, attempt]);
 }

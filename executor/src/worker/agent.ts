@@ -1,12 +1,16 @@
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { PollResult, Report, WorkerView } from '../backends/pool/pool-backend.ts';
+import type { PollResult, Report } from '../backends/pool/lease-protocol.ts';
+import type { HeartbeatResult, LeasedWorkload, StopOrder, WorkerView } from '../backends/pool/worker-registry.ts';
 import { ApiClient, ApiError, UnreachableError } from '../client/api-client.ts';
-import { freeSlots } from '../domain/slots.ts';
-import type { Workload } from '../domain/workload.ts';
+import { outcomeOfExit } from '../domain/outcome.ts';
+import { FAILURE_REASONS, type FailureReason } from '../domain/states.ts';
+import type { LogStream } from '../store/logs.ts';
 import type { Worker } from '../store/workers.ts';
-import { LogShipper } from './log-shipper.ts';
+import { type Leftover, LogSpool, leftoverSpools, ResumeFrom } from './log-spool.ts';
 import { type RunningTask, StartError, type TaskExit, type TaskRuntime } from './runtime.ts';
+import { StateDir } from './state-dir.ts';
 import { SystemMetrics } from './system-metrics.ts';
 
 export interface AgentOptions {
@@ -20,48 +24,75 @@ export interface AgentOptions {
   runtime: TaskRuntime;
   logger: Logger;
   version: string;
+  /**
+   * The worker's own directory: its identity (id and token, so a restart can take its name back), the
+   * output spool and the final reports of its tasks. Must survive a restart of the worker.
+   */
+  stateDir: string;
+  /** Most output of one stream of one task kept on disk while the service cannot take it. @default 256 MiB */
+  spoolMaxBytes?: number;
   /** SIGINT: how long running tasks may take to finish before they are stopped. @default 300000 */
   drainTimeoutMs?: number;
   /** Between SIGTERM and SIGKILL when stopping a task. @default 10000 */
   killGraceMs?: number;
   /** Longest long-poll for leases. @default 20000 */
   pollWaitMs?: number;
-  /** How often buffered output is uploaded. @default 300 */
+  /** How often spooled output is uploaded. @default 300 */
   logIntervalMs?: number;
   /** Where the free-disk figure of the heartbeat is read. @default '/' */
   diskPath?: string;
 }
 
 interface TaskEntry {
-  lease: Workload;
-  shipper: LogShipper;
+  lease: LeasedWorkload;
+  spool: LogSpool;
   task: RunningTask | null;
-  /** Set when the task must end with this outcome whatever its exit code (cancel, shutdown, timeout). */
+  /** Set when the task must end with this outcome whatever its exit code (a stop, a shutdown, a timeout). */
   override: Pick<Report, 'state' | 'reason' | 'message'> | null;
   /** Reports for this attempt go out one after another, in order. */
   reports: Promise<void>;
+  uploading: Promise<void> | null;
+  uploadTimer: NodeJS.Timeout | null;
+  /** The service no longer takes anything about this attempt (it moved on): stop sending. */
+  fenced: boolean;
 }
+
+/** Margin kept between our tasks being dead and the service writing us off: a tenth of the timeout, 2 s at most. */
+const fenceMargin = (timeoutMs: number) => Math.min(2_000, timeoutMs / 10);
 
 /**
  * The pull-worker agent (`airfleet worker`): registers, heartbeats with system metrics, long-polls for
  * leases that fit its free slots, runs them with its runtime, ships their logs and reports their ends.
- * Short API outages are ridden out: running tasks go on, reports and logs are retried with backoff, and
- * whatever finished meanwhile is reported when the service answers again.
+ *
+ * What it guarantees (docs/architecture.md, "Leases and fencing" and "Logs and reports"):
+ * - It fences itself: when it could not renew its lease on the service (a heartbeat answered) for the
+ *   heartbeat timeout less a margin, it stops its tasks, so the service may requeue a silent worker's work
+ *   knowing none of it still runs. Its tasks also die with it when it is killed (the runtime's lifeline).
+ * - Nothing it was told is lost: output is spooled to disk before upload and uploads resume from what the
+ *   service holds; a task's final report is on disk before it is sent, and is sent again after a restart.
+ * - Once draining or stopping, it starts nothing new: a lease that still arrives is handed back unstarted.
  */
 export class WorkerAgent {
   private readonly options: Required<Omit<AgentOptions, 'labels'>> & { labels: Record<string, string> };
   private readonly logger: Logger;
   private readonly metrics: SystemMetrics;
+  private readonly state: StateDir;
   private client: ApiClient;
   private workerId: string | null = null;
   private heartbeatIntervalMs = 10_000;
+  private heartbeatTimeoutMs = 45_000;
   private config: WorkerView;
   private readonly tasks = new Map<string, TaskEntry>();
   private pollAbort: AbortController | null = null;
   private draining = false;
   private stopping = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private fenceTimer: NodeJS.Timeout | null = null;
+  /** performance.now() when the last heartbeat the service answered was sent. */
+  private lastRenewed = performance.now();
+  private fenced = false;
   private loop: Promise<void> | null = null;
+  private recovering: Promise<void> = Promise.resolve();
   private readonly idleWaiters = new Set<() => void>();
 
   constructor(options: AgentOptions) {
@@ -72,10 +103,12 @@ export class WorkerAgent {
       logIntervalMs: 300,
       diskPath: '/',
       labels: {},
+      spoolMaxBytes: 256 * 1024 * 1024,
       ...options,
     };
     this.logger = options.logger;
     this.metrics = new SystemMetrics(this.options.diskPath);
+    this.state = new StateDir(options.stateDir);
     this.client = new ApiClient(options.apiUrl, options.enrollToken);
     this.config = {
       queues: options.queues,
@@ -90,67 +123,142 @@ export class WorkerAgent {
     return this.tasks.size;
   }
 
-  /** Registers (retrying while the service is unreachable) and starts the heartbeat and poll loops. */
+  /**
+   * Ends what a previous process of this worker left running, registers (retrying while the service is
+   * unreachable or the name is still held), and starts the heartbeat and poll loops.
+   */
   async start(): Promise<Worker> {
-    const worker = await this.register();
+    const orphans = await this.options.runtime.cleanupOrphans();
+    if (orphans > 0) this.logger.warn({ orphans }, 'removed tasks a previous process of this worker left running');
+    const leftovers = leftoverSpools(this.state.spoolDir);
+    const worker = await this.register(leftovers.map((l) => ({ workloadId: l.workloadId, attempt: l.attempt })));
+    this.recovering = this.recover(leftovers);
     void this.heartbeat();
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
+    this.fenceTimer = setInterval(() => this.checkFence(), 500);
     this.loop = this.pollLoop();
     return worker;
   }
 
-  private async register(): Promise<Worker> {
+  private async register(resume: Array<{ workloadId: string; attempt: number }> = []): Promise<Worker> {
     const enroll = new ApiClient(this.options.apiUrl, this.options.enrollToken);
-    const result = await enroll.request<{ worker: Worker; token: string; heartbeatIntervalMs: number }>(
-      'POST',
-      '/v1/worker/register',
-      {
-        body: {
-          name: this.options.name,
-          queues: this.options.queues,
-          concurrency: this.options.concurrency,
-          labels: this.options.labels,
-          runtime: this.options.runtime.name,
-          version: this.options.version,
-        },
-        retry: {
-          retryForMs: 120_000,
-          onRetry: (e) => this.logger.warn({ err: e.message }, 'registration failed; retrying'),
-        },
-      },
-    );
-    this.workerId = result.worker.id;
-    this.client = new ApiClient(this.options.apiUrl, result.token);
-    this.heartbeatIntervalMs = result.heartbeatIntervalMs;
-    this.config = {
-      queues: result.worker.queues,
-      concurrency: result.worker.concurrency,
-      maintenance: result.worker.maintenance,
-      maintenanceComment: result.worker.maintenanceComment,
-      state: result.worker.state,
-    };
-    this.logger.info(
-      {
-        worker: result.worker.name,
-        queues: this.config.queues,
-        concurrency: this.config.concurrency,
-        runtime: this.options.runtime.name,
-      },
-      'worker registered',
-    );
-    return result.worker;
+    const previous = this.state.readIdentity();
+    for (let delay = 1_000; ; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        const result = await enroll.request<{
+          worker: Worker;
+          token: string;
+          heartbeatIntervalMs: number;
+          heartbeatTimeoutMs: number;
+          leaseAckTimeoutMs?: number;
+        }>('POST', '/v1/worker/register', {
+          body: {
+            name: this.options.name,
+            queues: this.options.queues,
+            concurrency: this.options.concurrency,
+            labels: this.options.labels,
+            runtime: this.options.runtime.name,
+            version: this.options.version,
+            ...(previous ? { previousToken: previous.token } : {}),
+            ...(resume.length > 0 ? { resume } : {}),
+          },
+          retry: {
+            retryForMs: Number.POSITIVE_INFINITY,
+            maxDelayMs: 10_000,
+            onRetry: (e) => this.logger.warn({ err: e.message }, 'registration failed; retrying'),
+          },
+        });
+        this.workerId = result.worker.id;
+        this.client = new ApiClient(this.options.apiUrl, result.token);
+        this.state.writeIdentity({ workerId: result.worker.id, token: result.token });
+        this.heartbeatIntervalMs = result.heartbeatIntervalMs;
+        this.heartbeatTimeoutMs = result.heartbeatTimeoutMs;
+        this.lastRenewed = performance.now();
+        this.fenced = false;
+        this.config = {
+          queues: result.worker.queues,
+          concurrency: result.worker.concurrency,
+          maintenance: result.worker.maintenance,
+          maintenanceComment: result.worker.maintenanceComment,
+          state: result.worker.state,
+        };
+        this.logger.info(
+          {
+            worker: result.worker.name,
+            queues: this.config.queues,
+            concurrency: this.config.concurrency,
+            runtime: this.options.runtime.name,
+          },
+          'worker registered',
+        );
+        return result.worker;
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 409) {
+          // The name is still held by a process the service believes alive (this one's predecessor killed a
+          // moment ago, without its state directory; or another worker by mistake): wait for it to lapse.
+          this.logger.warn({ err: error.message, retryInMs: delay }, 'the worker name is taken; waiting');
+          await sleep(delay);
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Finishes what a previous process of this worker could not: uploads the rest of each task's output, then
+   * its final report — the recorded one, or, for a task that was still running when that process died (and
+   * died with it), a report saying so.
+   */
+  private async recover(leftovers: Leftover[]): Promise<void> {
+    for (const l of leftovers) {
+      const spool = LogSpool.recover(l.dir, this.options.spoolMaxBytes);
+      const entry = this.entryFor({ id: l.workloadId, attempt: l.attempt } as LeasedWorkload, spool);
+      const final: Report = isReport(l.final)
+        ? l.final
+        : l.started
+          ? {
+              workloadId: l.workloadId,
+              attempt: l.attempt,
+              state: 'failed',
+              reason: 'lost',
+              started: true,
+              message: 'the worker process died while the task ran; the task was stopped with it',
+            }
+          : {
+              workloadId: l.workloadId,
+              attempt: l.attempt,
+              state: 'released',
+              message: 'handed back unstarted: the worker process stopped before it started the task',
+            };
+      await this.finishDelivery(entry, final);
+    }
+    if (leftovers.length > 0)
+      this.logger.info({ attempts: leftovers.length }, "delivered a previous process's results");
   }
 
   private freeSlots(): number {
-    return freeSlots(
-      this.config.concurrency,
-      [...this.tasks.values()].map((t) => t.lease.poolSlots),
-    );
+    let used = 0;
+    for (const t of this.tasks.values()) used += t.lease.poolSlots;
+    return Math.max(0, this.config.concurrency - used);
+  }
+
+  private accepting(): boolean {
+    return !this.stopping && !this.draining && !this.fenced;
   }
 
   private async pollLoop(): Promise<void> {
+    this.polling = true;
+    try {
+      await this.pollWhileAccepting();
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async pollWhileAccepting(): Promise<void> {
     let backoff = 500;
-    while (!this.stopping && !this.draining) {
+    while (this.accepting()) {
       // The service does the slot accounting; freeSlots is what this worker believes, for the record.
       const free = this.config.maintenance ? 0 : this.freeSlots();
       const abort = new AbortController();
@@ -196,43 +304,85 @@ export class WorkerAgent {
       { err: error.message },
       'the service no longer knows this worker; stopping its tasks and registering again',
     );
-    for (const entry of this.tasks.values()) {
-      entry.override = { state: 'failed', reason: 'lost', message: 'worker was written off by the service' };
-      entry.task?.stop('SIGTERM', this.options.killGraceMs);
-    }
+    this.stopEverything({ state: 'failed', reason: 'lost', message: 'worker was written off by the service' });
     await this.waitIdle(this.options.killGraceMs + 5_000);
     await this.register();
     return true;
   }
 
   private apply(result: PollResult): void {
-    const before = this.config;
-    this.config = result.config;
-    if (before.maintenance !== result.config.maintenance) {
-      this.logger.info(
-        { maintenance: result.config.maintenance, comment: result.config.maintenanceComment },
-        'maintenance changed',
-      );
+    this.applyConfig(result.config);
+    this.applyStops(result.stop);
+    for (const lease of result.leases) {
+      if (this.accepting()) this.run(lease);
+      else this.handBack(lease, 'the worker is stopping');
     }
-    for (const c of result.cancel) {
-      const entry = this.tasks.get(c.workloadId);
-      if (!entry || entry.lease.attempt !== c.attempt || entry.override) continue;
-      this.logger.info({ workload: c.workloadId }, 'cancelling at the service request');
-      entry.override = { state: 'cancelled', reason: 'cancelled', message: 'cancelled by request' };
-      entry.task?.stop('SIGTERM', this.options.killGraceMs);
-    }
-    for (const lease of result.leases) this.run(lease);
   }
 
-  private run(lease: Workload): void {
-    const shipper = new LogShipper({
-      client: this.client,
-      workloadId: lease.id,
-      attempt: lease.attempt,
-      intervalMs: this.options.logIntervalMs,
-      onError: (e) => this.logger.warn({ err: e.message, workload: lease.id }, 'log upload failed; will retry'),
-    });
-    const entry: TaskEntry = { lease, shipper, task: null, override: null, reports: Promise.resolve() };
+  private applyConfig(config: WorkerView): void {
+    const before = this.config;
+    this.config = config;
+    if (before.maintenance !== config.maintenance) {
+      this.logger.info({ maintenance: config.maintenance, comment: config.maintenanceComment }, 'maintenance changed');
+    }
+  }
+
+  private applyStops(stops: StopOrder[]): void {
+    for (const s of stops) {
+      const entry = this.tasks.get(s.workloadId);
+      if (!entry || entry.lease.attempt !== s.attempt || entry.override) continue;
+      this.logger.info({ workload: s.workloadId, reason: s.reason }, 'stopping a task at the service request');
+      const reason = (FAILURE_REASONS as readonly string[]).includes(s.reason)
+        ? (s.reason as FailureReason)
+        : 'cancelled';
+      entry.override =
+        reason === 'cancelled'
+          ? { state: 'cancelled', reason: 'cancelled', message: s.message ?? 'cancelled by request' }
+          : { state: 'failed', reason, message: s.message ?? `stopped by the service (${reason})` };
+      entry.task?.stop('SIGTERM', this.options.killGraceMs);
+    }
+  }
+
+  /** Returns a lease unstarted: the service makes it a new attempt without spending a retry. */
+  private handBack(lease: LeasedWorkload, why: string): void {
+    this.logger.info({ workload: lease.id, attempt: lease.attempt, why }, 'handing a lease back unstarted');
+    void this.client
+      .request('POST', '/v1/worker/report', {
+        body: {
+          workloadId: lease.id,
+          attempt: lease.attempt,
+          state: 'released',
+          message: `handed back unstarted: ${why}`,
+        },
+        retry: { retryForMs: 30_000, maxDelayMs: 2_000 },
+      })
+      .catch((error: Error) =>
+        this.logger.warn(
+          { workload: lease.id, err: error.message },
+          'could not hand a lease back; the service will time it out',
+        ),
+      );
+  }
+
+  private entryFor(lease: LeasedWorkload, spool: LogSpool): TaskEntry {
+    return {
+      lease,
+      spool,
+      task: null,
+      override: null,
+      reports: Promise.resolve(),
+      uploading: null,
+      uploadTimer: null,
+      fenced: false,
+    };
+  }
+
+  private run(lease: LeasedWorkload): void {
+    const spool = LogSpool.create(
+      join(this.state.spoolDir, `${lease.id}.${lease.attempt}`),
+      this.options.spoolMaxBytes,
+    );
+    const entry = this.entryFor(lease, spool);
     this.tasks.set(lease.id, entry);
     this.logger.info(
       { workload: lease.id, key: lease.key, attempt: lease.attempt, slots: lease.poolSlots },
@@ -241,13 +391,71 @@ export class WorkerAgent {
     void this.execute(entry);
   }
 
+  private output(entry: TaskEntry, stream: LogStream, data: Buffer): void {
+    entry.spool.write(stream, data);
+    entry.uploadTimer ??= setTimeout(() => {
+      entry.uploadTimer = null;
+      void this.upload(entry).catch(() => undefined);
+    }, this.options.logIntervalMs);
+  }
+
+  /** One upload pass of an attempt's spool; passes never overlap, so offsets stay in order. */
+  private upload(entry: TaskEntry): Promise<void> {
+    entry.uploading ??= entry.spool
+      .upload((stream, offset, data) => this.sendChunk(entry, stream, offset, data))
+      .finally(() => {
+        entry.uploading = null;
+      });
+    return entry.uploading;
+  }
+
+  private async sendChunk(entry: TaskEntry, stream: LogStream, offset: number, data: Buffer): Promise<number> {
+    if (entry.fenced) return Number.MAX_SAFE_INTEGER; // nothing more is taken: treat all as sent
+    try {
+      const answer = await this.client.request<{ length: number }>('POST', '/v1/worker/logs', {
+        body: {
+          workloadId: entry.lease.id,
+          attempt: entry.lease.attempt,
+          stream,
+          offset,
+          data: data.toString('base64'),
+        },
+        timeoutMs: 30_000,
+      });
+      return answer.length;
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'log_offset') {
+        throw new ResumeFrom((error.details as { storedLength: number }).storedLength);
+      }
+      if (error instanceof ApiError && (error.status === 409 || error.status === 404)) {
+        entry.fenced = true;
+        return Number.MAX_SAFE_INTEGER;
+      }
+      if (error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
+        // Refused for good (a bug, not an outage): retrying would refuse again forever.
+        this.logger.error({ workload: entry.lease.id, err: error.message }, 'the service refused a log chunk');
+        return Number.MAX_SAFE_INTEGER;
+      }
+      throw error;
+    }
+  }
+
   private async execute(entry: TaskEntry): Promise<void> {
     const { lease } = entry;
     let exit: TaskExit | null = null;
     let startError: StartError | null = null;
     try {
-      entry.task = await this.options.runtime.start(lease, (stream, data) => entry.shipper.write(stream, data));
-      this.report(entry, { workloadId: lease.id, attempt: lease.attempt, state: 'running' });
+      // Everything that can fail before the task's own code runs (image pull, configuration) happens before
+      // the start is confirmed: such failures are the service's to retry.
+      await this.options.runtime.prepare?.(lease);
+      // The service records the start before the task starts: while an attempt is `pending`, its task has
+      // not run, which is what lets the service give a lost worker's leases to another one safely.
+      if (!(await this.confirmStart(entry))) {
+        await this.abandon(entry);
+        return;
+      }
+      this.state.markStarted(entry.spool.dir);
+      entry.task = await this.options.runtime.start(lease, (stream, data) => this.output(entry, stream, data));
       let timer: NodeJS.Timeout | null = null;
       if (lease.timeouts.runSeconds) {
         const seconds = lease.timeouts.runSeconds;
@@ -256,7 +464,7 @@ export class WorkerAgent {
           entry.task?.stop('SIGTERM', this.options.killGraceMs);
         }, seconds * 1000);
       }
-      if (entry.override) entry.task.stop('SIGTERM', this.options.killGraceMs); // cancelled while starting
+      if (entry.override) entry.task.stop('SIGTERM', this.options.killGraceMs); // stopped while starting
       exit = await entry.task.exited;
       if (timer) clearTimeout(timer);
     } catch (error) {
@@ -264,18 +472,84 @@ export class WorkerAgent {
         error instanceof StartError
           ? error
           : new StartError('driver', `the runtime failed: ${(error as Error).message}`);
-      entry.shipper.write('stderr', Buffer.from(`airfleet: ${startError.message}\n`));
+      entry.spool.write('stderr', Buffer.from(`airfleet: ${startError.message}\n`));
     }
-    await entry.shipper.close();
     const final = this.finalReport(entry, exit, startError);
     this.logger.info(
       { workload: lease.id, state: final.state, reason: final.reason, exitCode: final.exitCode },
       'task finished',
     );
-    this.report(entry, final);
-    await entry.reports;
+    await this.finishDelivery(entry, final);
     this.tasks.delete(lease.id);
     if (this.tasks.size === 0) for (const fn of this.idleWaiters) fn();
+  }
+
+  /**
+   * Reports the attempt running and waits for the service to record it, retrying through outages, but not
+   * past the point where this worker fences itself. False: do not start it (stopped meanwhile, no longer
+   * ours, or the service could not be reached in time).
+   */
+  private async confirmStart(entry: TaskEntry): Promise<boolean> {
+    const report: Report = { workloadId: entry.lease.id, attempt: entry.lease.attempt, state: 'running' };
+    for (let delay = 200; ; delay = Math.min(delay * 2, 2_000)) {
+      if (entry.override || this.fenced || this.stopping) return false;
+      try {
+        await this.client.request('POST', '/v1/worker/report', { body: report, timeoutMs: 10_000 });
+        return !entry.override;
+      } catch (error) {
+        if (error instanceof ApiError && error.status < 500 && error.status !== 429) {
+          this.logger.warn({ workload: entry.lease.id, err: error.message }, 'the service did not let the task start');
+          entry.fenced = error.status === 409 || error.status === 404;
+          return false;
+        }
+        this.logger.warn({ workload: entry.lease.id, err: (error as Error).message }, 'cannot confirm the start yet');
+        await sleep(delay);
+      }
+    }
+  }
+
+  /**
+   * A lease that will not start: handed back if the service still counts it as ours (a stop for it is on its
+   * way, or this worker is stopping), so that it becomes a new attempt now; dropped otherwise.
+   */
+  private async abandon(entry: TaskEntry): Promise<void> {
+    const { lease } = entry;
+    if (!entry.fenced) {
+      const report: Report = entry.override
+        ? { workloadId: lease.id, attempt: lease.attempt, ...entry.override, started: false }
+        : { workloadId: lease.id, attempt: lease.attempt, state: 'released', message: 'handed back unstarted' };
+      this.report(entry, report);
+      await entry.reports;
+    }
+    entry.spool.remove();
+    this.tasks.delete(lease.id);
+    if (this.tasks.size === 0) for (const fn of this.idleWaiters) fn();
+  }
+
+  /**
+   * The end of an attempt, delivered so that nothing is lost: the report is written to disk first (a restart
+   * sends it), then all output is uploaded (the log is whole when the service records the end), then the
+   * report goes out, retried for as long as it takes; only then is the spool removed.
+   */
+  private async finishDelivery(entry: TaskEntry, final: Report): Promise<void> {
+    this.state.writeFinal(entry.spool.dir, final);
+    entry.spool.seal();
+    if (entry.uploadTimer) clearTimeout(entry.uploadTimer);
+    for (let delay = 500; !entry.fenced; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        await this.upload(entry);
+        if (entry.spool.drained) break;
+      } catch (error) {
+        this.logger.warn(
+          { workload: entry.lease.id, err: (error as Error).message, unacked: entry.spool.unackedBytes },
+          'output not uploaded yet; retrying',
+        );
+        await sleep(delay);
+      }
+    }
+    this.report(entry, final);
+    await entry.reports;
+    entry.spool.remove();
   }
 
   private finalReport(entry: TaskEntry, exit: TaskExit | null, startError: StartError | null): Report {
@@ -292,35 +566,30 @@ export class WorkerAgent {
     }
     const exitCode = exit?.exitCode ?? null;
     if (entry.override) return { ...base, ...entry.override, exitCode, started: true };
-    if (exit?.reason)
-      return {
-        ...base,
-        state: 'failed',
-        reason: exit.reason,
-        exitCode,
-        message: exit.message ?? undefined,
-        started: true,
-      };
-    if (exitCode === 0) return { ...base, state: 'succeeded', exitCode: 0 };
-    return {
-      ...base,
-      state: 'failed',
-      reason: 'task_error',
-      exitCode,
-      message: exit?.signal ? `killed by ${exit.signal}` : `exited with code ${exitCode}`,
-      started: true,
-    };
+    if (exit?.reason) {
+      return { ...base, state: 'failed', reason: exit.reason, exitCode, message: exit.message, started: true };
+    }
+    const outcome = outcomeOfExit({ exitCode, signal: exit?.signal ?? null });
+    if (outcome.state === 'succeeded') return { ...base, state: 'succeeded', exitCode: 0 };
+    return { ...base, ...outcome };
   }
 
-  /** Queues a report for delivery after the ones before it; retried until acknowledged or fenced off. */
+  /**
+   * Queues a report for delivery after the ones before it; retried until acknowledged or refused for good
+   * (the attempt is no longer this worker's), however long the service is away.
+   */
   private report(entry: TaskEntry, report: Report): void {
     entry.reports = entry.reports.then(async () => {
+      if (entry.fenced && report.state !== 'running') {
+        // The service moved on from this attempt: nothing will take the report.
+        return;
+      }
       try {
         await this.client.request('POST', '/v1/worker/report', {
           body: report,
           retry: {
-            retryForMs: 24 * 3600_000,
-            maxDelayMs: 5_000,
+            retryForMs: Number.POSITIVE_INFINITY,
+            maxDelayMs: 10_000,
             onRetry: (e, ms) =>
               this.logger.warn({ err: e.message, retryInMs: Math.round(ms) }, 'report not delivered yet; retrying'),
           },
@@ -331,35 +600,95 @@ export class WorkerAgent {
             { workload: report.workloadId, err: error.message },
             'report refused: attempt no longer ours',
           );
+          entry.fenced = true;
           if (report.state === 'running') {
             entry.override = { state: 'failed', reason: 'lost', message: 'fenced off' };
             entry.task?.stop('SIGTERM', this.options.killGraceMs);
           }
           return;
         }
-        this.logger.error({ err: (error as Error).message, workload: report.workloadId }, 'giving up on a report');
+        this.logger.error({ err: (error as Error).message, workload: report.workloadId }, 'report refused');
       }
     });
   }
 
   private async heartbeat(): Promise<void> {
     if (!this.workerId) return;
+    const sent = performance.now();
     try {
-      const result = await this.client.request<PollResult>('POST', '/v1/worker/heartbeat', {
+      const result = await this.client.request<HeartbeatResult>('POST', '/v1/worker/heartbeat', {
         body: {
           metrics: await this.metrics.read(),
           running: [...this.tasks.values()].map((t) => ({ workloadId: t.lease.id, attempt: t.lease.attempt })),
-          draining: this.draining,
+          draining: this.draining || this.stopping,
         },
-        timeoutMs: 10_000,
+        timeoutMs: Math.min(10_000, this.heartbeatTimeoutMs / 4),
       });
-      this.apply({ ...result, leases: [] });
+      this.lastRenewed = Math.max(this.lastRenewed, sent);
+      this.applyConfig(result.config);
+      this.applyStops(result.stop);
+      // Fenced, but the service still knew us when it came back: once the stopped tasks are reported, work on.
+      if (this.fenced && this.tasks.size === 0) {
+        this.fenced = false;
+        this.logger.info('the service answers again; taking work again');
+        this.ensurePolling();
+      }
     } catch (error) {
       if (error instanceof UnreachableError || (error instanceof ApiError && error.status >= 500)) {
         this.logger.warn({ err: (error as Error).message }, 'heartbeat failed; tasks keep running');
-      } else if (!(error instanceof ApiError && error.status === 409)) {
+      } else if (error instanceof ApiError && (error.status === 409 || error.status === 401)) {
+        // Written off while away (a fenced worker is, by design): register again, then take work again.
+        if (!this.polling && !this.stopping && !this.draining) void this.rejoin(error);
+      } else {
         this.logger.warn({ err: (error as Error).message }, 'heartbeat refused');
       }
+    }
+  }
+
+  private rejoining = false;
+
+  private async rejoin(error: ApiError): Promise<void> {
+    if (this.rejoining) return;
+    this.rejoining = true;
+    try {
+      await this.handleLoss(error);
+      this.ensurePolling();
+    } finally {
+      this.rejoining = false;
+    }
+  }
+
+  private polling = false;
+
+  /** Starts the poll loop unless it runs (it ends when the worker fences itself). */
+  private ensurePolling(): void {
+    if (this.polling || !this.accepting()) return;
+    this.loop = this.pollLoop();
+  }
+
+  /**
+   * Self-fencing: the service writes a worker off once it has not heard from it for the heartbeat timeout,
+   * and then runs its work elsewhere. So before that moment (less the kill grace and a margin), a worker that
+   * could not renew stops its tasks itself.
+   */
+  private checkFence(): void {
+    if (this.fenced || this.tasks.size === 0) return;
+    const silent = performance.now() - this.lastRenewed;
+    const grace = Math.min(this.options.killGraceMs, Math.max(0, this.heartbeatTimeoutMs / 4));
+    if (silent < this.heartbeatTimeoutMs - fenceMargin(this.heartbeatTimeoutMs) - grace) return;
+    this.fenced = true;
+    this.pollAbort?.abort();
+    this.logger.error(
+      { silentMs: Math.round(silent), timeoutMs: this.heartbeatTimeoutMs, tasks: this.tasks.size },
+      'cannot reach the service: stopping every task before the service gives them to another worker',
+    );
+    for (const entry of this.tasks.values()) {
+      entry.override ??= {
+        state: 'failed',
+        reason: 'lost',
+        message: `the worker could not reach the service for ${Math.round(silent / 1000)} s and stopped its tasks`,
+      };
+      entry.task?.stop('SIGTERM', grace);
     }
   }
 
@@ -389,35 +718,52 @@ export class WorkerAgent {
     const finished = await this.waitIdle(this.options.drainTimeoutMs);
     if (!finished) {
       this.logger.warn({ running: this.tasks.size }, 'drain timeout: stopping the remaining tasks');
-      await this.stopAll({ state: 'failed', reason: 'preempted', message: 'worker drain timed out' });
+      this.stopEverything({ state: 'failed', reason: 'preempted', message: 'worker drain timed out' });
+      await this.waitIdle(this.options.killGraceMs + 30_000);
     }
     await this.leave();
   }
 
-  /** SIGTERM: stop running tasks now (SIGTERM, then SIGKILL after the grace), report them and leave. */
+  /** SIGTERM: start nothing more, stop running tasks now (SIGTERM, SIGKILL after the grace), report, leave. */
   async shutdown(): Promise<void> {
-    this.draining = true;
+    this.stopping = true;
     this.pollAbort?.abort();
-    await this.stopAll({ state: 'failed', reason: 'preempted', message: 'worker was shut down' });
+    this.stopEverything({ state: 'failed', reason: 'preempted', message: 'worker was shut down' });
+    await this.waitIdle(this.options.killGraceMs + 30_000);
     await this.leave();
   }
 
-  private async stopAll(outcome: NonNullable<TaskEntry['override']>): Promise<void> {
+  private stopEverything(outcome: NonNullable<TaskEntry['override']>): void {
     for (const entry of this.tasks.values()) {
       entry.override ??= outcome;
       entry.task?.stop('SIGTERM', this.options.killGraceMs);
     }
-    await this.waitIdle(this.options.killGraceMs + 30_000);
   }
 
   private async leave(): Promise<void> {
     this.stopping = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
     this.pollAbort?.abort();
     await this.loop;
-    await this.client.request('POST', '/v1/worker/deregister', { timeoutMs: 5_000 }).catch((error: Error) => {
-      this.logger.warn({ err: error.message }, 'could not deregister; the service will mark this worker lost');
-    });
+    // A previous process's results still on their way (the service is away): the next start sends them.
+    await Promise.race([this.recovering, sleep(5_000)]);
+    const unsent = this.tasks.size;
+    if (unsent === 0) {
+      await this.client.request('POST', '/v1/worker/deregister', { timeoutMs: 5_000 }).catch((error: Error) => {
+        this.logger.warn({ err: error.message }, 'could not deregister; the service will mark this worker lost');
+      });
+    }
     this.logger.info('worker stopped');
   }
+}
+
+function isReport(value: unknown): value is Report {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Report).workloadId === 'string' &&
+    typeof (value as Report).attempt === 'number' &&
+    typeof (value as Report).state === 'string'
+  );
 }

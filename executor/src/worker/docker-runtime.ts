@@ -1,9 +1,14 @@
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
-import type { Workload } from '../domain/workload.ts';
 import type { LogStream } from '../store/logs.ts';
-import { DockerOptionsError, dockerTaskOptions, resolveSecretsDirs, type SecretsDirs } from './docker-task-options.ts';
-import { type RunningTask, StartError, type TaskExit, type TaskRuntime } from './runtime.ts';
+import {
+  DockerOptionsError,
+  type DockerTaskOptions,
+  dockerTaskOptions,
+  resolveSecretsDirs,
+  type SecretsDirs,
+} from './docker-task-options.ts';
+import { type RunningTask, StartError, type TaskExit, type TaskLease, type TaskRuntime } from './runtime.ts';
 import { prepareTaskNetwork } from './task-network.ts';
 
 export interface DockerRuntimeOptions {
@@ -28,8 +33,8 @@ export interface DockerRuntimeOptions {
 
 /**
  * Runs each task in its own container on the worker's Docker engine: on the task network (or the host's,
- * with `hostNetwork`), with secrets mounted read-only from the worker's secrets directories, GPUs on request.
- * Call `prepare()` once before the first task.
+ * with `hostNetwork`), with secrets mounted read-only from the worker's secrets directories
+ * (worker/docker-task-options.ts), GPUs on request. Call `setUpNetwork()` once before the first task.
  */
 export class DockerRuntime implements TaskRuntime {
   readonly name = 'docker' as const;
@@ -48,35 +53,64 @@ export class DockerRuntime implements TaskRuntime {
     this.taskNetwork = options.taskNetwork ?? 'airfleet-tasks';
   }
 
-  /** Sets up the task network and its metadata block (or notes host networking); fails closed. */
-  async prepare(): Promise<{ networkMode: string }> {
+  /** Sets up the task network and its metadata block (or notes host networking), before any task; fails closed. */
+  async setUpNetwork(): Promise<{ networkMode: string }> {
     this.networkMode = this.hostNetwork
       ? 'host'
       : (await prepareTaskNetwork(this.docker, this.taskNetwork)).networkMode;
     return { networkMode: this.networkMode };
   }
 
-  async start(lease: Workload, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask> {
+  /**
+   * Containers are not children of the worker: when a worker dies they run on. A worker coming back under the
+   * same name finds its predecessor's task containers by label and removes them (their attempts are settled
+   * by the service when it registers again), so nothing of a dead worker runs beside the service's retry.
+   */
+  async cleanupOrphans(): Promise<number> {
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`airfleet.worker=${this.workerName}`] },
+    });
+    for (const c of containers)
+      await this.docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    return containers.length;
+  }
+
+  /** The image is there (pulled if missing) and the task's docker options are valid, before the start. */
+  async prepare(lease: TaskLease): Promise<void> {
+    this.options(lease);
+    await this.ensureImage(lease.image!);
+  }
+
+  private options(lease: TaskLease): DockerTaskOptions {
     if (!lease.image) throw new StartError('driver', 'the docker runtime needs an image: set `image` on the workload');
-    if (!this.networkMode) throw new StartError('driver', 'the docker runtime was not prepared (call prepare() first)');
-    let options: ReturnType<typeof dockerTaskOptions>;
+    if (!this.networkMode)
+      throw new StartError('driver', 'the docker runtime has no network yet (call setUpNetwork())');
     try {
-      options = dockerTaskOptions(lease.execConfig.docker, this.secretsDirs);
+      return dockerTaskOptions(lease.execConfig.docker, this.secretsDirs);
     } catch (error) {
       if (error instanceof DockerOptionsError) throw new StartError('driver', error.message);
       throw error;
     }
-    await this.ensureImage(lease.image);
+  }
+
+  async start(lease: TaskLease, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask> {
+    const options = this.options(lease);
+    const image = lease.image!;
     const gpus = lease.resources.gpus ?? 0;
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer({
-        Image: lease.image,
+        Image: image,
         Cmd: lease.command,
         Env: Object.entries({
           AIRFLEET_WORKLOAD_ID: lease.id,
           AIRFLEET_ATTEMPT: String(lease.attempt),
           ...lease.env,
+          ...lease.secretEnv,
         }).map(([k, v]) => `${k}=${v}`),
         Labels: {
           ...options.labels,
@@ -87,7 +121,7 @@ export class DockerRuntime implements TaskRuntime {
         ...(options.user ? { User: options.user } : {}),
         ...(options.workingDir ? { WorkingDir: options.workingDir } : {}),
         HostConfig: {
-          NetworkMode: this.networkMode,
+          NetworkMode: this.networkMode!,
           // Structured mounts, not `source:target:ro` strings: a ':' or ',' in a path cannot add options.
           Mounts: options.mounts.map((m) => ({
             Type: 'bind' as const,
@@ -109,6 +143,13 @@ export class DockerRuntime implements TaskRuntime {
     out.on('data', (d: Buffer) => onOutput('stdout', d));
     err.on('data', (d: Buffer) => onOutput('stderr', d));
     this.docker.modem.demuxStream(stream, out, err);
+    // The container's end and the end of its output stream are separate events: the exit must not be
+    // reported before the last bytes were handed on, or the log would be cut short.
+    const streamEnded = new Promise<void>((resolve) => {
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.once('error', () => resolve());
+    });
     try {
       await container.start();
     } catch (error) {
@@ -117,6 +158,7 @@ export class DockerRuntime implements TaskRuntime {
     }
     const exited = (async (): Promise<TaskExit> => {
       const result = (await container.wait()) as { StatusCode: number };
+      await Promise.race([streamEnded, new Promise((resolve) => setTimeout(resolve, 10_000))]);
       const info = await container.inspect().catch(() => null);
       await container.remove({ force: true }).catch(() => undefined);
       if (info?.State.OOMKilled) {

@@ -30,10 +30,24 @@ export class StartError extends Error {
   }
 }
 
+/** A lease as a runtime gets it: the workload and its secret environment (for the task's eyes only). */
+export type TaskLease = Workload & { secretEnv: Record<string, string> };
+
 /** Where and how a worker runs a task: a subprocess, or a container per task. */
 export interface TaskRuntime {
   readonly name: 'process' | 'docker';
-  start(lease: Workload, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask>;
+  /**
+   * At start-up, before the worker registers: ends whatever a previous process of this worker left running
+   * (its attempts are settled by the service when the worker registers again). Returns how many it ended.
+   */
+  cleanupOrphans(): Promise<number>;
+  /**
+   * What can fail before the task's own code runs (pulling the image, checking its configuration), done
+   * before the worker confirms the start: a StartError here is a failure before start, which the service may
+   * retry as a new attempt.
+   */
+  prepare?(lease: TaskLease): Promise<void>;
+  start(lease: TaskLease, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask>;
 }
 
 export function exitCodeOf(

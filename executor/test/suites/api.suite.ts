@@ -161,7 +161,8 @@ export function apiSuite(openService: OpenService): void {
           data: Buffer.from('out\n').toString('base64'),
         },
       });
-      expect(log.statusCode).toBe(204);
+      expect(log.statusCode).toBe(200);
+      expect(log.json()).toEqual({ length: 4 });
       expect((await report('succeeded', { exitCode: 0 })).json().state).toBe('succeeded');
       const stale = await app.inject({
         method: 'POST',

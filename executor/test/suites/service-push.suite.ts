@@ -88,7 +88,10 @@ export function servicePushSuite(openService: OpenService): void {
       }
       expect(peak).toBe(2);
       const starts = lines.filter((l) => l.startsWith('start')).map((l) => l.slice(6));
-      expect(starts.slice(2)).toEqual(['high', 'mid', 'low', 'low2']);
+      // Two start together once two slots free up, so order is asserted between priority levels: both higher
+      // ones before both lower ones (which of two started together writes first is the scheduler's call).
+      expect(new Set(starts.slice(2, 4))).toEqual(new Set(['high', 'mid']));
+      expect(new Set(starts.slice(4))).toEqual(new Set(['low', 'low2']));
     });
 
     it('cancels a running task: its process group is stopped and the workload ends cancelled', async () => {

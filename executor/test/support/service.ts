@@ -28,6 +28,17 @@ export async function waitUntil(check: () => Promise<boolean>, timeoutMs = 15_00
   }
 }
 
+/** Polls `read` until it returns something truthy, and returns that. */
+export async function waitFor<T>(read: () => Promise<T | null | false | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 export type OpenService = (overrides?: ServiceConfigInput) => Promise<ExecutorService>;
 
 export const TEST_ADMIN_TOKEN = 'aft_testadmin0001_testsecret-testsecret-testsecret';

@@ -1,4 +1,4 @@
-import { WaiterSet } from '../../src/service/waiters.ts';
+import { WaiterSet } from '../../src/lib/waiters.ts';
 
 describe('parked long-polls (WaiterSet)', () => {
   it('wakes the oldest waiters first, as many as asked', async () => {

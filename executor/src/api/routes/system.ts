@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { LIMITS } from '../../domain/limits.ts';
+import { queueName } from '../../domain/workload.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
 import { SCOPES } from '../../store/tokens.ts';
 import { noContent, replies, tokenView } from '../schemas.ts';
@@ -86,8 +87,18 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
                 .array(z.enum(SCOPES))
                 .min(1, 'give at least one scope: submit, read, admin or enroll')
                 .max(SCOPES.length * 4),
+              queues: z
+                .array(queueName)
+                .min(1)
+                .max(100)
+                .optional()
+                .describe('Only with the enroll scope: workers this token registers may serve only these queues'),
             })
-            .strict(),
+            .strict()
+            .refine((b) => !b.queues || (b.scopes.length === 1 && b.scopes[0] === 'enroll'), {
+              message: 'queues limit enrollment tokens only: give them with scopes ["enroll"] alone',
+              path: ['queues'],
+            }),
           response: replies({
             201: tokenView
               .extend({ token: z.string().describe('the secret: shown once, only its hash is stored') })
@@ -96,7 +107,11 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
         },
       },
       async (request, reply) => {
-        const { token, record } = await service.createToken(request.body.name, request.body.scopes);
+        const { token, record } = await service.tokens.create(
+          request.body.name,
+          request.body.scopes,
+          request.body.queues ?? null,
+        );
         reply.status(201);
         return { token, ...record };
       },
@@ -112,7 +127,7 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
           response: replies({ 200: z.object({ tokens: z.array(tokenView) }) }),
         },
       },
-      async () => ({ tokens: await service.listTokens() }),
+      async () => ({ tokens: await service.tokens.list() }),
     );
 
     app.delete(
@@ -127,7 +142,7 @@ export function systemRoutes(service: ExecutorService, openapi: () => unknown): 
         },
       },
       async (request, reply) => {
-        await service.revokeToken(request.params.id);
+        await service.tokens.revoke(request.params.id);
         reply.status(204);
       },
     );

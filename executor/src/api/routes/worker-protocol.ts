@@ -4,10 +4,11 @@ import { attemptNumber, MAX_OFFSET, wholeNumber } from '../../domain/fields.ts';
 import { LIMITS } from '../../domain/limits.ts';
 import { FAILURE_REASONS } from '../../domain/states.ts';
 import { queueName } from '../../domain/workload.ts';
+import { ForbiddenError } from '../../errors.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
 import { LOG_STREAMS } from '../../store/logs.ts';
 import { workerIdOf } from '../auth.ts';
-import { noContent, pollView, replies, workerView, workloadView } from '../schemas.ts';
+import { heartbeatView, noContent, pollView, replies, workerView, workloadView } from '../schemas.ts';
 
 const running = z.array(z.object({ workloadId: z.uuid(), attempt: attemptNumber }).strict()).max(LIMITS.maxConcurrency);
 const measure = z.number().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -52,6 +53,14 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
                 .default({}),
               runtime: z.enum(['process', 'docker']),
               version: z.string().max(64),
+              previousToken: z
+                .string()
+                .max(200)
+                .optional()
+                .describe("The worker's own token from before a restart: takes its name back and keeps its id"),
+              resume: running
+                .optional()
+                .describe('Attempts of the previous process whose end this worker recorded and will report now'),
             })
             .strict(),
           response: replies(
@@ -60,8 +69,10 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
                 .object({
                   worker: workerView,
                   token: z.string().describe("the worker's own token: shown once, only its hash is stored"),
+                  resumed: z.boolean().describe('the worker took its previous id back (previousToken)'),
                   heartbeatIntervalMs: z.number().int(),
                   heartbeatTimeoutMs: z.number().int(),
+                  leaseAckTimeoutMs: z.number().int(),
                 })
                 .describe('Registered'),
             },
@@ -70,13 +81,24 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
         },
       },
       async (request, reply) => {
-        const { worker, token } = await service.pool.registerWorker(request.body);
+        const principal = request.principal;
+        const allowed = principal?.kind === 'api' ? principal.queues : null;
+        const outside = allowed ? request.body.queues.filter((q) => !allowed.includes(q)) : [];
+        if (outside.length > 0) {
+          throw new ForbiddenError(
+            `queues: this enrollment token may register workers for ${allowed!.join(', ')} only, not ${outside.join(', ')}`,
+            { field: 'queues' },
+          );
+        }
+        const { worker, token, resumed } = await service.pool.workers.register(request.body);
         reply.status(201);
         return {
           worker,
           token,
+          resumed,
           heartbeatIntervalMs: service.config.heartbeatIntervalMs,
           heartbeatTimeoutMs: service.config.heartbeatTimeoutMs,
+          leaseAckTimeoutMs: service.config.leaseAckTimeoutMs,
         };
       },
     );
@@ -89,10 +111,10 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
           summary: 'Heartbeat with system metrics and the tasks the worker runs',
           tags: ['worker protocol'],
           body: z.object({ metrics: metrics.optional(), running, draining: z.boolean().optional() }).strict(),
-          response: replies({ 200: pollView }, [404, 409]),
+          response: replies({ 200: heartbeatView }, [404, 409]),
         },
       },
-      async (request) => service.pool.heartbeat(workerIdOf(request), request.body),
+      async (request) => service.pool.workers.heartbeat(workerIdOf(request), request.body),
     );
 
     app.post(
@@ -123,7 +145,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
         reply.raw.on('close', () => {
           if (!reply.raw.writableEnded) hangup.abort();
         });
-        return service.pool.poll(workerIdOf(request), request.body, hangup.signal);
+        return service.pool.leases.poll(workerIdOf(request), request.body, hangup.signal);
       },
     );
 
@@ -138,7 +160,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
             .object({
               workloadId: z.uuid(),
               attempt: attemptNumber,
-              state: z.enum(['running', 'succeeded', 'failed', 'cancelled']),
+              state: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'released']),
               exitCode: z.number().int().min(-1_000).max(1_000).nullable().optional(),
               reason: z.enum(FAILURE_REASONS).optional(),
               message: z.string().max(4_096).optional(),
@@ -148,7 +170,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
           response: replies({ 200: workloadView }, [404, 409]),
         },
       },
-      async (request) => service.pool.report(workerIdOf(request), request.body),
+      async (request) => service.pool.leases.report(workerIdOf(request), request.body),
     );
 
     app.post(
@@ -156,7 +178,8 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
       {
         config: { auth: 'worker' },
         schema: {
-          summary: 'Upload one log chunk (base64) at an offset; re-sending the same offset is a no-op',
+          summary:
+            'Upload one log chunk (base64) at the stream length the service holds; answers the new length. The same chunk again is a no-op; anything else at a held offset is a 409 log_offset with the stored length to resume from',
           tags: ['worker protocol'],
           body: z
             .object({
@@ -167,13 +190,19 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
               data: z.base64().max(Math.ceil((LIMITS.logChunkBytes * 4) / 3) + 4, 'a chunk may be at most 1 MiB'),
             })
             .strict(),
-          response: replies({ 204: noContent }, [404, 409]),
+          response: replies(
+            { 200: z.object({ length: z.number().int().describe('bytes the service now holds of this stream') }) },
+            [404, 409],
+          ),
         },
       },
-      async (request, reply) => {
+      async (request) => {
         const b = request.body;
-        await service.pool.appendLog(workerIdOf(request), { ...b, data: Buffer.from(b.data, 'base64') });
-        reply.status(204);
+        const length = await service.pool.leases.appendLog(workerIdOf(request), {
+          ...b,
+          data: Buffer.from(b.data, 'base64'),
+        });
+        return { length };
       },
     );
 
@@ -188,7 +217,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
         },
       },
       async (request, reply) => {
-        await service.pool.deregister(workerIdOf(request));
+        await service.pool.workers.deregister(workerIdOf(request));
         reply.status(204);
       },
     );

@@ -20,7 +20,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
           response: replies({ 200: z.object({ workers: z.array(workerView) }) }),
         },
       },
-      async () => ({ workers: await service.pool.listWorkers() }),
+      async () => ({ workers: await service.pool.workers.list() }),
     );
 
     app.get(
@@ -34,7 +34,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
           response: replies({ 200: workerView }, [404, 414]),
         },
       },
-      async (request) => service.pool.getWorker(request.params.name),
+      async (request) => service.pool.workers.get(request.params.name),
     );
 
     app.post(
@@ -50,7 +50,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
         },
       },
       async (request) =>
-        service.pool.setMaintenance(request.params.name, request.body.on, request.body.comment ?? null),
+        service.pool.workers.setMaintenance(request.params.name, request.body.on, request.body.comment ?? null),
     );
 
     app.patch(
@@ -73,7 +73,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
       },
       async (request) => {
         const b = request.body;
-        return service.pool.updateWorker(request.params.name, {
+        return service.pool.workers.update(request.params.name, {
           ...(b.addQueues ? { addQueues: b.addQueues } : {}),
           ...(b.removeQueues ? { removeQueues: b.removeQueues } : {}),
           ...(b.concurrency ? { concurrency: b.concurrency } : {}),

@@ -6,7 +6,15 @@ import { WORKLOAD_STATES } from '../../domain/states.ts';
 import { queueName, workloadInput } from '../../domain/workload.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
 import { LOG_STREAMS } from '../../store/logs.ts';
-import { feedEventView, logSliceView, queueView, replies, workloadView } from '../schemas.ts';
+import { presentWorkload } from '../present.ts';
+import {
+  feedEventView,
+  logSliceView,
+  presentedWorkloadView,
+  queueView,
+  replies,
+  workloadDetailView,
+} from '../schemas.ts';
 
 const idParams = z.object({ id: z.string().min(1).max(LIMITS.keyLength) });
 
@@ -55,7 +63,10 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           tags: ['workloads'],
           body: workloadInput,
           response: replies(
-            { 200: workloadView.describe('Already submitted'), 201: workloadView.describe('Created') },
+            {
+              200: presentedWorkloadView.describe('Already submitted'),
+              201: presentedWorkloadView.describe('Created'),
+            },
             [409],
           ),
         },
@@ -63,7 +74,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
       async (request, reply) => {
         const { workload, created } = await service.submit(request.body);
         reply.status(created ? 201 : 200);
-        return workload;
+        return presentWorkload(workload, request.principal);
       },
     );
 
@@ -76,12 +87,21 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           tags: ['workloads'],
           body: batchBody,
           response: replies(
-            { 200: z.object({ results: z.array(z.object({ workload: workloadView, created: z.boolean() })) }) },
+            {
+              200: z.object({
+                results: z.array(z.object({ workload: presentedWorkloadView, created: z.boolean() })),
+              }),
+            },
             [409],
           ),
         },
       },
-      async (request) => ({ results: await service.submitBatch(request.body.workloads) }),
+      async (request) => ({
+        results: (await service.submitBatch(request.body.workloads)).map((r) => ({
+          workload: presentWorkload(r.workload, request.principal),
+          created: r.created,
+        })),
+      }),
     );
 
     app.get(
@@ -100,7 +120,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           }),
           response: replies({
             200: z.object({
-              workloads: z.array(workloadView),
+              workloads: z.array(presentedWorkloadView),
               next: z.string().nullable().describe('pass as `before` for the next page; null on the last'),
             }),
           }),
@@ -117,7 +137,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
         });
         const last = workloads.at(-1);
         return {
-          workloads,
+          workloads: workloads.map((w) => presentWorkload(w, request.principal)),
           next: workloads.length === q.limit && last ? `${last.createdAt}|${last.id}` : null,
         };
       },
@@ -131,10 +151,10 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           summary: 'One workload by id or key',
           tags: ['workloads'],
           params: idParams,
-          response: replies({ 200: workloadView }, [404, 414]),
+          response: replies({ 200: workloadDetailView }, [404, 414]),
         },
       },
-      async (request) => service.getWorkload(request.params.id),
+      async (request) => presentWorkload(await service.describeWorkload(request.params.id), request.principal),
     );
 
     app.post(
@@ -145,10 +165,10 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           summary: 'Cancel: at once when queued, through its worker when leased or running',
           tags: ['workloads'],
           params: idParams,
-          response: replies({ 200: workloadView }, [404, 409, 414]),
+          response: replies({ 200: presentedWorkloadView }, [404, 409, 414]),
         },
       },
-      async (request) => service.cancel(request.params.id),
+      async (request) => presentWorkload(await service.cancel(request.params.id), request.principal),
     );
 
     app.get(
@@ -229,7 +249,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
         },
       },
       async () => {
-        const [queues, workers] = await Promise.all([service.queues(), service.pool.listWorkers()]);
+        const [queues, workers] = await Promise.all([service.queues(), service.pool.workers.list()]);
         return {
           queues: queues.map((q) => ({
             ...q,

@@ -7,13 +7,13 @@ export class Batcher<I, O> {
   private pending: Array<{ input: I; resolve: (o: O) => void; reject: (e: unknown) => void }> = [];
   private timer: NodeJS.Timeout | null = null;
   private running = 0;
-  private readonly run: (inputs: I[]) => Promise<O[]>;
+  private readonly run: (inputs: I[]) => Promise<Array<O | Error>>;
   private readonly windowMs: number;
   private readonly maxBatch: number;
   private readonly maxParallel: number;
 
   constructor(options: {
-    run: (inputs: I[]) => Promise<O[]>;
+    run: (inputs: I[]) => Promise<Array<O | Error>>;
     windowMs: number;
     maxBatch: number;
     maxParallel: number;
@@ -44,7 +44,12 @@ export class Batcher<I, O> {
     this.running++;
     this.run(batch.map((b) => b.input))
       .then((outputs) => {
-        for (const [i, b] of batch.entries()) b.resolve(outputs[i] as O);
+        // An item may fail on its own (an Error in its place) without failing the rest of the batch.
+        for (const [i, b] of batch.entries()) {
+          const output = outputs[i];
+          if (output instanceof Error) b.reject(output);
+          else b.resolve(output as O);
+        }
       })
       .catch((error) => {
         for (const b of batch) b.reject(error);

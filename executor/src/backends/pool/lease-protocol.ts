@@ -1,0 +1,361 @@
+import { pickLeases } from '../../domain/slots.ts';
+import { type FailureReason, isTerminal } from '../../domain/states.ts';
+import type { Workload } from '../../domain/workload.ts';
+import { ConflictError, NotFoundError } from '../../errors.ts';
+import type { Queryable } from '../../store/db.ts';
+import { appendLogChunk, type LogStream } from '../../store/logs.ts';
+import { lockWorkerForPoll, type Worker } from '../../store/workers.ts';
+import { getWorkload, hasQueuedBiggerThan, lockLeaseCandidates, markLeased } from '../../store/workloads.ts';
+import type { BackendUpdate } from '../backend.ts';
+import type { PoolHost } from './pool-host.ts';
+import { goneError, type LeasedWorkload, type StopOrder, viewOf, type WorkerView } from './worker-registry.ts';
+
+export interface PollResult {
+  leases: LeasedWorkload[];
+  /** Attempts this worker runs that it must stop (cancelled, pending timeout...), with the reason. */
+  stop: StopOrder[];
+  config: WorkerView;
+}
+
+/** A worker's report, as it arrives over HTTP (optional fields filled in with defaults here). */
+export interface Report {
+  workloadId: string;
+  attempt: number;
+  /** `released`: a lease the worker hands back without having started it (it is stopping). */
+  state: 'running' | 'succeeded' | 'failed' | 'cancelled' | 'released';
+  exitCode?: number | null | undefined;
+  reason?: FailureReason | undefined;
+  message?: string | undefined;
+  /** Whether the task's own process started (false: it failed before, e.g. image pull). */
+  started?: boolean | undefined;
+}
+
+/**
+ * The lease protocol of the pull-worker pool: long-polls that lease queued work fitting a worker's free
+ * slots (SKIP LOCKED, in the poll's own transaction), reports of how attempts went, and log uploads.
+ */
+export class LeaseProtocol {
+  private readonly host: PoolHost;
+  /** Per worker, its last lease pass on this instance that left nothing it could take (see `poll`). */
+  private readonly exhaustedPasses = new Map<string, ExhaustedPass>();
+
+  constructor(host: PoolHost) {
+    this.host = host;
+  }
+
+  /** Drops what this instance remembers of a worker (it was written off or registered again). */
+  forget(workerId: string): void {
+    this.exhaustedPasses.delete(workerId);
+  }
+
+  /**
+   * The worker's long-poll: returns as soon as there are leases for its free slots, stop orders, or a
+   * change of its configuration; otherwise after `waitMs` with nothing. Each pass is one transaction.
+   */
+  async poll(
+    workerId: string,
+    input: { freeSlots: number; waitMs: number; known?: Partial<WorkerView> | undefined },
+    signal?: AbortSignal,
+  ): Promise<PollResult> {
+    const deadline = Date.now() + input.waitMs;
+    const waiters = this.host.queueWaiters;
+    const skipped = this.skipPass(workerId, input.known);
+    if (skipped) {
+      this.host.metrics.pollPasses.inc({ outcome: 'skipped' });
+      const parked = await this.park(skipped.keys, deadline - Date.now(), signal);
+      if (parked === 'timeout' || signal?.aborted || this.host.stopping()) return skipped.result;
+    }
+    for (;;) {
+      const started = process.hrtime.bigint();
+      const mark = waiters.mark();
+      const { result, keys, exhausted } = await this.host.db.tx((q) => this.leasePass(q, workerId, signal));
+      this.rememberPass(workerId, exhausted ? { mark, at: Date.now(), keys, config: result.config } : null);
+      this.host.metrics.pollPasses.inc({ outcome: result.leases.length > 0 ? 'leased' : 'empty' });
+      if (result.leases.length > 0) {
+        // The worker hung up while the pass ran: the reply has nowhere to go, so hand the leases straight
+        // back rather than let them wait out the acknowledgement timeout.
+        if (signal?.aborted) {
+          await this.handBack(workerId, result.leases, 'the worker hung up before the lease reached it');
+          return { ...result, leases: [] };
+        }
+        this.afterLease(result.leases, started);
+        result.leases = await this.withSecrets(result.leases);
+      }
+      const configChanged = viewBehind(input.known, result.config);
+      const left = deadline - Date.now();
+      if (
+        result.leases.length > 0 ||
+        result.stop.length > 0 ||
+        configChanged ||
+        left <= 0 ||
+        signal?.aborted ||
+        this.host.stopping()
+      ) {
+        return result;
+      }
+      // Signalled while the pass ran (after its snapshot, before this park) and nobody parked took it: look
+      // again rather than park past it.
+      if (waiters.signalledSince(keys, mark)) continue;
+      // Nothing woke it: nothing changed for this worker, so answer without another round trip (2,000
+      // idle workers time out 100 times a second).
+      if ((await this.park(keys, left, signal)) === 'timeout' || this.host.stopping()) return result;
+    }
+  }
+
+  /** The lease transaction: the worker's row locked, so two polls of one worker never fill the same slots. */
+  private async leasePass(q: Queryable, workerId: string, signal: AbortSignal | undefined): Promise<PassOutcome> {
+    const worker = await lockWorkerForPoll(q, workerId);
+    if (!worker) throw new NotFoundError('worker', workerId);
+    if (worker.state === 'lost' || worker.state === 'offline') throw goneError(worker);
+    const config = viewOf(worker);
+    // A stopping instance hands out nothing more: its peers, or its successor, will.
+    const accepting = !worker.maintenance && !worker.draining && !this.host.stopping();
+    const keys = [`w:${workerId}`, ...(accepting ? worker.queues.map((name) => `q:${name}`) : [])];
+    const stop = worker.hasStop ? await stopsFor(q, workerId) : [];
+    // The worker hung up (it is stopping): leasing now would hand work to nobody.
+    if (signal?.aborted) return { result: { leases: [], stop, config }, keys, exhausted: false };
+    // Slots are accounted here, not by the worker: a slot is free the moment the service records the end of
+    // the task that held it, and that wakes this poll (see Lifecycle.afterChange), so the worker never hangs
+    // up to re-poll (which could strand a lease granted while its reply had nowhere to go).
+    const free = Math.max(0, worker.concurrency - worker.usedSlots);
+    const { leases, wantsSlots, more } =
+      accepting && free > 0
+        ? await this.leaseWithin(q, worker, free)
+        : { leases: [], wantsSlots: accepting, more: false };
+    // Woken by freed slots only when slots are what held work back: otherwise every task end would cost a
+    // lease pass that finds nothing (new work wakes the poll through its queue anyway).
+    if (wantsSlots) keys.push(`s:${workerId}`);
+    return {
+      result: { leases: leases as LeasedWorkload[], stop, config },
+      keys,
+      exhausted: !wantsSlots && !more,
+    };
+  }
+
+  /**
+   * A worker polls again the moment a poll hands it leases. When its previous pass on this instance, just
+   * now, found nothing more it could take, and no wake-up for its queues or for itself went unanswered since
+   * that pass began, another pass would find nothing either: park at once and skip a transaction of five
+   * statements, a third of the database work of a task at steady load. A wake-up that parked polls did
+   * answer is theirs to serve. Bounded to a second, so what no signal announces (a worker written off
+   * on another instance) is still seen soon.
+   */
+  private skipPass(
+    workerId: string,
+    known: Partial<WorkerView> | undefined,
+  ): { keys: string[]; result: PollResult } | null {
+    const last = this.exhaustedPasses.get(workerId);
+    if (!last) return null;
+    this.exhaustedPasses.delete(workerId);
+    if (Date.now() - last.at > SKIP_PASS_WITHIN_MS) return null;
+    // The worker's view of its configuration is behind: the pass would answer at once, so make it.
+    if (viewBehind(known, last.config)) return null;
+    const keys = last.keys.includes(`s:${workerId}`) ? last.keys : [...last.keys, `s:${workerId}`];
+    if (this.host.queueWaiters.signalledSince(keys, last.mark)) return null;
+    return { keys, result: { leases: [], stop: [], config: last.config } };
+  }
+
+  /** Parks the poll on `keys` for up to `ms`; the worker hanging up wakes it. */
+  private park(keys: readonly string[], ms: number, signal: AbortSignal | undefined): Promise<'woken' | 'timeout'> {
+    const waiter = this.host.queueWaiters.park(keys, Math.max(0, ms));
+    signal?.addEventListener('abort', () => waiter.notify(), { once: true });
+    return waiter.promise;
+  }
+
+  private rememberPass(workerId: string, pass: ExhaustedPass | null): void {
+    if (!pass) {
+      this.exhaustedPasses.delete(workerId);
+      return;
+    }
+    if (this.exhaustedPasses.size >= MAX_REMEMBERED_PASSES) this.exhaustedPasses.clear();
+    this.exhaustedPasses.set(workerId, pass);
+  }
+
+  /**
+   * Inside the poll's transaction: lock candidates (SKIP LOCKED), choose what fits, mark them pending.
+   * `wantsSlots`: queued work was left because of the worker's free slots, so freed slots should wake it.
+   * `more`: as many candidates as it asked for came back, so there may be more queued than it saw.
+   */
+  private async leaseWithin(
+    q: Queryable,
+    worker: Worker,
+    free: number,
+  ): Promise<{ leases: Workload[]; wantsSlots: boolean; more: boolean }> {
+    const candidates = await lockLeaseCandidates(q, worker.queues, free, free);
+    const more = candidates.length >= free;
+    const wantsSlots = async (taken: number) =>
+      candidates.length > taken ||
+      (free < worker.concurrency && (await hasQueuedBiggerThan(q, worker.queues, free, worker.concurrency)));
+    if (candidates.length === 0) return { leases: [], wantsSlots: await wantsSlots(0), more };
+    const chosen = pickLeases(
+      candidates.map((c) => ({
+        id: c.id,
+        poolSlots: c.pool_slots,
+        priorityWeight: c.priority_weight,
+        queuedAt: new Date(c.queued_at).getTime(),
+      })),
+      free,
+    );
+    const marked = await markLeased(
+      q,
+      chosen.map((c) => c.id),
+      worker.id,
+    );
+    // UPDATE returns rows in no particular order; hand them out in lease order.
+    const rank = new Map(chosen.map((c, i) => [c.id, i]));
+    const leases = marked.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
+    const usedNow = chosen.reduce((sum, c) => sum + c.poolSlots, 0);
+    return { leases, wantsSlots: usedNow >= free || (await wantsSlots(chosen.length)), more };
+  }
+
+  private afterLease(leased: Workload[], started: bigint): void {
+    this.host.metrics.leaseLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    const now = Date.now();
+    for (const w of leased) this.host.metrics.observeDispatch(w.queue, (now - Date.parse(w.queuedAt)) / 1000);
+    this.host.pokeFeed();
+  }
+
+  private async withSecrets(leases: Workload[]): Promise<LeasedWorkload[]> {
+    const secrets = await this.host.secretEnvOf(leases);
+    return leases.map((w) => ({ ...w, secretEnv: secrets.get(w.id) ?? {} }));
+  }
+
+  /** Leases that never reached the worker, or that it returns unstarted: new attempts, no retry spent. */
+  private async handBack(workerId: string, leases: readonly Workload[], why: string): Promise<void> {
+    for (const w of leases) {
+      await this.host.life.failAttemptNow(w.id, w.attempt, 'lost', false, why, {
+        owner: workerId,
+        countsAsRetry: false,
+      });
+    }
+  }
+
+  /** A worker reports progress or the end of an attempt. Reports are fenced and idempotent. */
+  async report(workerId: string, report: Report): Promise<Workload> {
+    const current = await getWorkload(this.host.db, report.workloadId);
+    if (!current) throw new NotFoundError('workload', report.workloadId);
+    if (current.attempt !== report.attempt || current.workerId !== workerId) {
+      throw new ConflictError(
+        `report for attempt ${report.attempt} of ${report.workloadId} is stale: the workload is on attempt ${current.attempt}${
+          current.workerId === workerId ? '' : ' of another worker'
+        }; drop it`,
+        { attempt: current.attempt },
+      );
+    }
+    if (current.state === report.state) return current; // a retried report whose first reply was lost
+    if (report.state === 'released') {
+      const result = await this.host.life.failAttemptNow(
+        report.workloadId,
+        report.attempt,
+        'lost',
+        false,
+        report.message ?? 'handed back unstarted by a stopping worker',
+        { owner: workerId, countsAsRetry: false },
+      );
+      return result ?? this.currentOrConflict(report);
+    }
+    const result = await this.host.life.apply(updateOf(report), workerId);
+    return result ?? this.currentOrConflict(report);
+  }
+
+  private async currentOrConflict(report: Report): Promise<Workload> {
+    const now = await getWorkload(this.host.db, report.workloadId);
+    if (now && (isTerminal(now.state) || now.attempt !== report.attempt)) return now;
+    throw new ConflictError(`cannot move workload ${report.workloadId} from ${now?.state} to ${report.state}`, {
+      state: now?.state,
+    });
+  }
+
+  /**
+   * Stores a log chunk of an attempt this worker holds, and answers how many bytes of the stream the
+   * service now has: the shipper resumes from there.
+   */
+  async appendLog(
+    workerId: string,
+    chunk: { workloadId: string; attempt: number; stream: LogStream; offset: number; data: Buffer },
+  ): Promise<number> {
+    const { rows } = await this.host.db.query<{ worker_id: string | null; attempt: number }>(
+      'SELECT worker_id, attempt FROM workloads WHERE id = $1::uuid',
+      [chunk.workloadId],
+    );
+    const row = rows[0];
+    if (!row) throw new NotFoundError('workload', chunk.workloadId);
+    if (row.worker_id !== workerId || row.attempt !== chunk.attempt) {
+      throw new ConflictError(
+        `logs for attempt ${chunk.attempt} of ${chunk.workloadId} do not belong to this worker; drop them`,
+      );
+    }
+    const length = await appendLogChunk(this.host.db, chunk);
+    this.host.logWritten(chunk.workloadId);
+    return length;
+  }
+}
+
+/** Stop orders for what a worker holds. */
+async function stopsFor(q: Queryable, workerId: string): Promise<StopOrder[]> {
+  const { rows } = await q.query<{ id: string; attempt: number; stop_reason: string; stop_message: string | null }>(
+    `SELECT id, attempt, stop_reason, stop_message FROM workloads
+     WHERE worker_id = $1::uuid AND stop_reason IS NOT NULL AND state IN ('pending', 'running')`,
+    [workerId],
+  );
+  return rows.map((r) => ({ workloadId: r.id, attempt: r.attempt, reason: r.stop_reason, message: r.stop_message }));
+}
+
+/** How recent a pass must be for the next poll to skip its own (see LeaseProtocol.skipPass). */
+const SKIP_PASS_WITHIN_MS = 1_000;
+/** Where the record of passes is wiped rather than grown (wiping only costs passes). */
+const MAX_REMEMBERED_PASSES = 100_000;
+
+interface PassOutcome {
+  result: PollResult;
+  /** What should wake the poll if it parks. */
+  keys: string[];
+  /** Nothing more it could take was queued (see LeaseProtocol.skipPass). */
+  exhausted: boolean;
+}
+
+interface ExhaustedPass {
+  /** The wake-up generation when the pass began. */
+  mark: number;
+  at: number;
+  keys: string[];
+  config: WorkerView;
+}
+
+/** Whether the configuration the worker says it knows differs from its current one (a poll answers at once). */
+function viewBehind(known: Partial<WorkerView> | undefined, config: WorkerView): boolean {
+  return (
+    known !== undefined &&
+    (known.maintenance !== config.maintenance ||
+      known.concurrency !== config.concurrency ||
+      (known.queues ?? []).join(',') !== config.queues.join(','))
+  );
+}
+
+/** A worker's report in the shape every backend's watcher uses. */
+function updateOf(report: Report): BackendUpdate {
+  const base = { workloadId: report.workloadId, attempt: report.attempt };
+  switch (report.state) {
+    case 'running':
+      return { ...base, state: 'running' };
+    case 'succeeded':
+      return { ...base, state: 'succeeded', exitCode: report.exitCode ?? 0 };
+    case 'cancelled':
+      return {
+        ...base,
+        state: 'cancelled',
+        exitCode: report.exitCode ?? null,
+        ...(report.message ? { message: report.message } : {}),
+      };
+    case 'failed':
+    case 'released':
+      return {
+        ...base,
+        state: 'failed',
+        reason: report.reason ?? 'task_error',
+        started: report.state === 'failed' ? (report.started ?? true) : false,
+        exitCode: report.exitCode ?? null,
+        ...(report.message ? { message: report.message } : {}),
+      };
+  }
+}

@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { buildApi } from '../../api/server.ts';
+import { configFromEnv, parseServiceConfig } from '../../config.ts';
+import type { BackendName } from '../../domain/workload.ts';
+import { createLogger } from '../../lib/logging.ts';
+import { ExecutorService } from '../../service/executor-service.ts';
+import type { GlobalOptions } from '../context.ts';
+import { int, list } from '../parse.ts';
+
+/** `airfleet serve`: the executor service, on embedded PGlite or PostgreSQL. */
+export function serveCommand(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('serve')
+    .description('run the executor service (embedded PGlite database unless --database-url is given)')
+    .option('--database-url <url>', 'PostgreSQL URL (env AIRFLEET_DATABASE_URL)')
+    .option('--host <host>', 'address to listen on (env AIRFLEET_HOST)', undefined)
+    .option('--port <port>', 'port to listen on (env AIRFLEET_PORT; default 8470)', int('--port'))
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
+    .option(
+      '--backends <a,b>',
+      'backends to run (env AIRFLEET_BACKENDS; default pool,local embedded, pool with PostgreSQL)',
+      list,
+    )
+    .option('--local-concurrency <n>', 'most tasks the local backend runs at once', int('--local-concurrency'))
+    .action(
+      async (opts: {
+        databaseUrl?: string;
+        host?: string;
+        port?: number;
+        logLevel?: string;
+        backends?: string[];
+        localConcurrency?: number;
+      }) => {
+        const g = globals();
+        const config = parseServiceConfig({
+          ...configFromEnv(),
+          ...(g.dataDir ? { dataDir: g.dataDir } : {}),
+          ...(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : {}),
+          ...(opts.host ? { host: opts.host } : {}),
+          ...(opts.port !== undefined ? { port: opts.port } : {}),
+          ...(opts.logLevel ? { logLevel: opts.logLevel as 'info' } : {}),
+          ...(opts.backends ? { backends: opts.backends as BackendName[] } : {}),
+          ...(opts.localConcurrency !== undefined ? { localConcurrency: opts.localConcurrency } : {}),
+        });
+        const logger = createLogger(config.logLevel);
+        const service = await ExecutorService.open(config, logger);
+        const app = await buildApi(service, logger);
+        await app.listen({ host: config.host, port: config.port });
+        let closing = false;
+        const close = async (signal: string) => {
+          if (closing) return;
+          closing = true;
+          logger.info({ signal }, 'shutting down: no new leases or claims; peers or the successor take the work');
+          // Stop handing out work first (parked polls answer now), then stop the HTTP server (it waits for the
+          // requests under way), then the rest.
+          await service.quiesce();
+          await app.close();
+          await service.close();
+          process.exit(0);
+        };
+        process.on('SIGINT', () => void close('SIGINT'));
+        process.on('SIGTERM', () => void close('SIGTERM'));
+      },
+    );
+}

@@ -1,0 +1,146 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import { ConfigError } from '../../errors.ts';
+import { createLogger } from '../../lib/logging.ts';
+import { VERSION } from '../../service/executor-service.ts';
+import { WorkerAgent } from '../../worker/agent.ts';
+import { ProcessRuntime } from '../../worker/process-runtime.ts';
+import { clientFrom, type GlobalOptions, resolveToken } from '../context.ts';
+import { int, list } from '../parse.ts';
+
+/** The docker runtime, prepared (task network, metadata block) before the worker registers; fails closed. */
+async function dockerRuntime(
+  name: string,
+  options: import('../../worker/docker-runtime.ts').DockerRuntimeOptions,
+): Promise<import('../../worker/docker-runtime.ts').DockerRuntime> {
+  const [{ DockerRuntime }, { DockerOptionsError }, { TaskNetworkError }] = await Promise.all([
+    import('../../worker/docker-runtime.ts'),
+    import('../../worker/docker-task-options.ts'),
+    import('../../worker/task-network.ts'),
+  ]);
+  try {
+    const runtime = new DockerRuntime(name, options);
+    await runtime.setUpNetwork();
+    return runtime;
+  } catch (error) {
+    if (error instanceof DockerOptionsError || error instanceof TaskNetworkError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
+/** `airfleet worker`: a pull worker (worker/agent.ts). */
+export function workerCommand(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('worker')
+    .description('run a pull worker: long-polls the service for tasks on its queues and runs them')
+    .requiredOption('--queues <a,b>', 'queues to serve', list)
+    .option(
+      '--concurrency <n>',
+      'slots: the pool slots of running tasks add up to at most this',
+      int('--concurrency'),
+      4,
+    )
+    .addOption(new Option('--runtime <runtime>', 'how tasks run').choices(['process', 'docker']).default('process'))
+    .option('--name <name>', 'worker name (default: host name)', hostname())
+    .option('--label <k=v...>', 'labels shown with the worker', [])
+    .option(
+      '--drain-timeout <seconds>',
+      'on SIGINT, how long tasks may finish before they are stopped',
+      int('--drain-timeout'),
+      300,
+    )
+    .option('--kill-grace <seconds>', 'between SIGTERM and SIGKILL when stopping a task', int('--kill-grace'), 10)
+    .option('--work-dir <dir>', 'working directory of process-runtime tasks', process.cwd())
+    .option(
+      '--state-dir <dir>',
+      "the worker's own directory: identity, output spool, final reports (env AIRFLEET_WORKER_STATE_DIR; default <data-dir>/worker-<name>)",
+    )
+    .option(
+      '--spool-max <MiB>',
+      'most output of one stream of one task kept on disk while the service is unreachable',
+      int('--spool-max'),
+      256,
+    )
+    .option(
+      '--secrets-dir <dir>',
+      'docker runtime: a host directory secret mounts (execConfig.docker.secrets) may come from; repeatable (default: none, no secret mounts)',
+      (dir: string, dirs: string[]) => [...dirs, dir],
+      [] as string[],
+    )
+    .option(
+      '--host-network',
+      'docker runtime: run task containers on the host network, where they can reach the instance metadata service (default: the task network)',
+    )
+    .option(
+      '--task-network <name>',
+      'docker runtime: the bridge network task containers join, created with link-local (metadata) addresses blocked',
+      'airfleet-tasks',
+    )
+    .action(
+      async (opts: {
+        secretsDir: string[];
+        hostNetwork?: boolean;
+        taskNetwork: string;
+        queues: string[];
+        concurrency: number;
+        runtime: 'process' | 'docker';
+        name: string;
+        label: string[];
+        drainTimeout: number;
+        killGrace: number;
+        workDir: string;
+        stateDir?: string;
+        spoolMax: number;
+      }) => {
+        const g = globals();
+        const token = resolveToken(g);
+        if (!token)
+          throw new ConfigError('the worker needs an enrollment token: --token or AIRFLEET_TOKEN (scope enroll)');
+        const logger = createLogger(process.env.AIRFLEET_LOG_LEVEL ?? 'info');
+        const dataDir = g.dataDir ?? process.env.AIRFLEET_DATA_DIR ?? join(process.cwd(), '.airfleet');
+        const runtime =
+          opts.runtime === 'docker'
+            ? await dockerRuntime(opts.name, {
+                secretsDirs: opts.secretsDir,
+                hostNetwork: opts.hostNetwork === true,
+                taskNetwork: opts.taskNetwork,
+              })
+            : new ProcessRuntime(opts.workDir);
+        if (runtime.name === 'docker') {
+          logger.info(
+            { network: opts.hostNetwork ? 'host' : opts.taskNetwork, secretsDirs: opts.secretsDir },
+            opts.hostNetwork
+              ? 'docker runtime: tasks run on the host network (--host-network): they can reach the instance metadata service'
+              : 'docker runtime: tasks run on the task network; link-local (instance metadata) addresses are blocked',
+          );
+        }
+        const agent = new WorkerAgent({
+          apiUrl: clientFrom(g).baseUrl,
+          enrollToken: token,
+          name: opts.name,
+          queues: opts.queues,
+          concurrency: opts.concurrency,
+          labels: Object.fromEntries(opts.label.map((l) => l.split('=', 2) as [string, string])),
+          runtime,
+          logger,
+          version: VERSION,
+          drainTimeoutMs: opts.drainTimeout * 1000,
+          killGraceMs: opts.killGrace * 1000,
+          stateDir: opts.stateDir ?? process.env.AIRFLEET_WORKER_STATE_DIR ?? join(dataDir, `worker-${opts.name}`),
+          spoolMaxBytes: opts.spoolMax * 1024 * 1024,
+        });
+        // Handlers first: a signal that arrives while the worker registers must already stop it taking work.
+        let interrupts = 0;
+        process.on('SIGINT', () => {
+          interrupts++;
+          if (interrupts === 1) {
+            logger.info('SIGINT: draining (send SIGINT again or SIGTERM to stop tasks now)');
+            void agent.drain().then(() => process.exit(0));
+          } else void agent.shutdown().then(() => process.exit(0));
+        });
+        process.on('SIGTERM', () => void agent.shutdown().then(() => process.exit(0)));
+        await agent.start();
+      },
+    );
+}
