@@ -167,7 +167,7 @@ function fuzzService(store: string, open: () => Promise<ServiceProcess>, seconds
       dir = mkdtempSync(join(tmpdir(), 'airfleet-fuzz-'));
       service = await open();
       ({ schema, workerToken } = await prepare(service, dir));
-    });
+    }, 240_000);
     afterAll(async () => {
       await service?.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -191,8 +191,8 @@ function fuzzService(store: string, open: () => Promise<ServiceProcess>, seconds
         );
         expectClean(result, 100);
         // The token worked: the worker's own operations answered 2xx, not only 401/403.
-        expect(result.succeededBy['POST /v1/worker/heartbeat']).toBeGreaterThan(0);
-        expect(result.succeededBy['POST /v1/worker/poll']).toBeGreaterThan(0);
+        expect(result.succeededBy['POST /v1/worker/heartbeat'] ?? 0).toBeGreaterThan(0);
+        expect(result.succeededBy['POST /v1/worker/poll'] ?? 0).toBeGreaterThan(0);
       },
       (seconds.worker + 120) * 1000,
     );
@@ -210,8 +210,11 @@ function fuzzService(store: string, open: () => Promise<ServiceProcess>, seconds
           { AIRFLEET_FUZZ_TOKEN: ADMIN_TOKEN, AIRFLEET_FUZZ_PROTECTED_TOKEN: ADMIN_TOKEN_ID },
         );
         expectClean(result, 300);
-        expect(result.succeededBy['POST /v1/workloads/batch']).toBeGreaterThan(0);
-        expect(result.succeededBy['GET /v1/workloads']).toBeGreaterThan(0);
+        // It reached the logic behind the checks: submissions were stored and listed.
+        const submitted =
+          (result.succeededBy['POST /v1/workloads'] ?? 0) + (result.succeededBy['POST /v1/workloads/batch'] ?? 0);
+        expect(submitted).toBeGreaterThan(0);
+        expect(result.succeededBy['GET /v1/workloads'] ?? 0).toBeGreaterThan(0);
       },
       (seconds.admin + 120) * 1000,
     );
