@@ -6,7 +6,11 @@
 //   npm run bench                          # PostgreSQL in a container from images/postgres (Docker needed)
 //   npm run bench -- --database-url URL    # an existing PostgreSQL (an empty database)
 //   npm run bench -- --quick               # smaller counts, for a quick look
-//   npm run bench -- --only dispatch       # some sections: submit, dispatch, leases, live (comma-separated)
+//   npm run bench -- --only dispatch       # some sections: submit, dispatch, leases, live, batch (comma-separated)
+//
+// The batch section runs the batch backend against moto (integration/.venv) behind the throttling proxy,
+// which enforces AWS's SubmitJob quota (50/s); the jobs are held in SUBMITTED by moto's state manager, so
+// moto starts no containers and the figures are those of the API traffic alone.
 //   npm run bench -- --cpu-prof DIR        # the service writes a V8 CPU profile into DIR when it stops
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,7 +27,7 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
   },
 });
-const SECTIONS = ['submit', 'dispatch', 'leases', 'live'];
+const SECTIONS = ['submit', 'dispatch', 'leases', 'live', 'batch'];
 const only = new Set(args.only ? args.only.split(',').map((x) => x.trim()) : SECTIONS);
 for (const name of only) {
   if (!SECTIONS.includes(name)) {
@@ -66,6 +70,47 @@ if (!databaseUrl) {
   postgres = await startPostgres({ settings: { max_connections: '200', shared_buffers: '256MB' } });
   databaseUrl = postgres.url;
 }
+// ---------------------------------------------------------------- moto for the batch section
+const BATCH_TPS = 40;
+let moto = null;
+let proxy = null;
+let batchEnv = {};
+const batchTraffic = { describeCalls: 0, idsDescribed: 0, submitTimes: [], counting: false };
+if (only.has('batch')) {
+  const { startMoto, motoAvailability } = await import('../integration/src/moto.ts');
+  const { ThrottleProxy } = await import('../integration/src/throttle-proxy.ts');
+  const { createMotoBatch } = await import('../integration/src/moto-batch.ts');
+  const available = motoAvailability();
+  if (!available.ok) {
+    console.error(`bench: the batch section needs moto: ${available.reason}`);
+    process.exit(2);
+  }
+  log('starting moto (Batch) and the throttling proxy (SubmitJob quota 50/s, as AWS)');
+  moto = await startMoto();
+  proxy = await ThrottleProxy.start(moto.endpoint);
+  proxy.limit('SubmitJob', 50, 50);
+  proxy.onPass = (operation, body) => {
+    if (operation === 'SubmitJob') batchTraffic.submitTimes.push(performance.now());
+    if (operation === 'DescribeJobs' && batchTraffic.counting) {
+      batchTraffic.describeCalls++;
+      batchTraffic.idsDescribed += JSON.parse(body.toString()).jobs.length;
+    }
+  };
+  const env = await createMotoBatch(moto, { prefix: 'airfleet-bench-' });
+  await moto.setTransition('batch::job', { progression: 'manual', times: 1_000_000_000 });
+  // Its own service instance on the same database, so the other sections' figures (memory above all: the
+  // AWS SDK is loaded only by an instance that runs the batch backend) are those of a service without it.
+  batchEnv = {
+    ...env.serviceEnv(proxy.endpoint),
+    AIRFLEET_INSTANCE_NAME: 'bench-batch',
+    AIRFLEET_BACKENDS: 'pool,batch',
+    AIRFLEET_BATCH_MAX_TPS: String(BATCH_TPS),
+    AIRFLEET_BATCH_BURST: String(BATCH_TPS),
+    AIRFLEET_BATCH_POLL_INTERVAL_MS: '2000',
+    AIRFLEET_BATCH_RUNNABLE_TIMEOUT_SECONDS: '3600',
+  };
+}
+
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const profileFlags = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
@@ -85,13 +130,17 @@ const rssMb = () => {
   const status = readFileSync(`/proc/${service.pid}/status`, 'utf8');
   return round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024);
 };
+let stopBatchService = async () => {};
 async function cleanup() {
+  await stopBatchService();
   if (service.exitCode === null) {
     const exited = new Promise((r) => service.once('exit', r));
     service.kill('SIGTERM');
     await exited;
   }
   await http.destroy();
+  await proxy?.stop();
+  await moto?.stop();
   await postgres?.stop();
 }
 process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
@@ -353,6 +402,97 @@ try {
   results.rssLoadedMb = rssMb();
   stopWorkers = true;
 
+  if (only.has('batch')) {
+    const n = quick ? 200 : 1000;
+    log(`batch: ${n} workloads through the batch backend, limiter at ${BATCH_TPS}/s`);
+    const batchPort = await freePort();
+    const batchBase = `http://127.0.0.1:${batchPort}`;
+    const batchArgs = [join(root, 'executor/bin/airfleet.mjs'), 'serve', '--port', String(batchPort)];
+    const batchService = spawn(process.execPath, batchArgs, {
+      env: {
+        ...process.env,
+        AIRFLEET_DATABASE_URL: databaseUrl,
+        AIRFLEET_ADMIN_TOKEN: ADMIN,
+        AIRFLEET_LOG_LEVEL: 'warn',
+        ...batchEnv,
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    stopBatchService = async () => {
+      if (batchService.exitCode !== null) return;
+      const exited = new Promise((r) => batchService.once('exit', r));
+      batchService.kill('SIGTERM');
+      await exited;
+    };
+    const batchCall = async (method, path, body) => {
+      const res = await fetch(batchBase + path, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
+      return res.json();
+    };
+    for (let i = 0; i < 300; i++) {
+      if (
+        await fetch(`${batchBase}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
+      if (batchService.exitCode !== null) throw new Error('the batch service instance exited at start');
+      await sleep(100);
+    }
+    const before = proxy.count('SubmitJob');
+    batchTraffic.submitTimes = [];
+    await batchCall('POST', '/v1/workloads/batch', {
+      workloads: Array.from({ length: n }, () => ({
+        key: key('batch'),
+        command: ['true'],
+        backend: 'batch',
+        queue: 'bench-batch',
+      })),
+    });
+    const t0 = performance.now();
+    const states = async () => {
+      const { workloads: items } = await batchCall('GET', `/v1/workloads?queue=bench-batch&limit=${n}`);
+      const count = {};
+      for (const w of items) count[w.state] = (count[w.state] ?? 0) + 1;
+      return { count, items };
+    };
+    let seen = await states();
+    while ((seen.count.queued ?? 0) + (seen.count.submitting ?? 0) > 0 && performance.now() - t0 < 300_000) {
+      await sleep(1000);
+      seen = await states();
+    }
+    const times = batchTraffic.submitTimes;
+    const after = proxy.count('SubmitJob');
+    // Steady state: every job live; count DescribeJobs traffic over a few status passes.
+    batchTraffic.counting = true;
+    await sleep(7_000);
+    batchTraffic.counting = false;
+    const failed = seen.items.filter((w) => w.state === 'failed');
+    results.batch = {
+      workloads: n,
+      limiterPerSecond: BATCH_TPS,
+      submitPerSecond: times.length > 1 ? round((times.length - 1) / ((times.at(-1) - times[0]) / 1000)) : 0,
+      submitsPassed: after.passed - before.passed,
+      throttledByQuota: after.throttled - before.throttled,
+      throttlingFailures: failed.length,
+      states: seen.count,
+      describeCallsPerJobPerPoll:
+        batchTraffic.idsDescribed > 0 ? round(batchTraffic.describeCalls / batchTraffic.idsDescribed, 4) : null,
+      describeCalls: batchTraffic.describeCalls,
+      jobsDescribed: batchTraffic.idsDescribed,
+    };
+    await stopBatchService();
+    log(
+      `  ${results.batch.submitPerSecond} SubmitJob/s, ${results.batch.throttledByQuota} throttled by the quota, ${failed.length} failed; ` +
+        `${results.batch.describeCalls} DescribeJobs for ${results.batch.jobsDescribed} job descriptions`,
+    );
+  }
+
   // ---------------------------------------------------------------- report
   const t = DESIGN_TARGETS(results);
   const rows = t.map(([name, value, target, ok]) => [
@@ -406,6 +546,17 @@ function DESIGN_TARGETS(r) {
   }
   if (r.dispatchWithLive) {
     within2x('submit→lease p99 with live load (ms)', r.dispatchWithLive.leaseP99Ms, r.dispatch?.leaseP99Ms);
+  }
+  if (r.batch) {
+    row(
+      `Batch SubmitJob/s, limiter at ${r.batch.limiterPerSecond}/s`,
+      r.batch.submitPerSecond,
+      `${r.batch.limiterPerSecond * 0.8}-${r.batch.limiterPerSecond * 1.05}`,
+      r.batch.submitPerSecond >= r.batch.limiterPerSecond * 0.8 &&
+        r.batch.submitPerSecond <= r.batch.limiterPerSecond * 1.05,
+    );
+    atMost('Batch workloads failed by throttling', r.batch.throttlingFailures, 0);
+    atMost('Batch DescribeJobs calls per job per poll', r.batch.describeCallsPerJobPerPoll, 0.01);
   }
   atMost('service RSS idle (MB)', r.rssIdleMb, 100);
   atMost('service RSS loaded (MB)', r.rssLoadedMb, 300);

@@ -16,15 +16,16 @@ if [ "${1:-}" = "--relock" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   { echo '# Frozen from requirements.txt by `bash scripts/setup-python.sh --relock` (pip freeze); do not edit by hand.'
     "$venv/bin/pip" freeze --disable-pip-version-check; } > "$lock"
-  sha256sum "$req" "$lock" | sha256sum | cut -d' ' -f1 > "$venv/.requirements.sha256"
+  cat "$req" "$lock" | sha256sum | cut -d' ' -f1 > "$venv/.requirements.sha256"
   echo "python: resolved $req and froze $(grep -vc '^#' "$lock") packages into $lock"
   exit 0
 fi
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$req" "$lock" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$req" "$lock" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then echo "python: $venv is up to date"; exit 0; fi
 start=$(date +%s)
+# The lock pins every transitive dependency, so a later release of one of them never changes the venv.
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" -c "$lock"
 echo "$want" > "$stamp"
 echo "python: installed $req (constrained by $lock) into $venv in $(( $(date +%s) - start ))s"

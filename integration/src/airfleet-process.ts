@@ -51,7 +51,7 @@ export interface ServiceOptions {
   heartbeatTimeoutMs?: number;
   /** AIRFLEET_BACKENDS, e.g. `pool,local`. */
   backends?: string;
-  /** More environment for the service (instance name and timeouts, secret key...). */
+  /** More environment for the service (instance name and timeouts, secret key, a backend's settings...). */
   env?: Record<string, string>;
 }
 

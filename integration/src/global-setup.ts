@@ -17,7 +17,7 @@ export default function globalSetup(): void {
         'Start dockerd (as root: `dockerd &`), or run `bash .ci/run`, which installs and starts it.',
     );
   }
-  const required = (process.env.AIRFLEET_REQUIRED_IMAGES ?? 'postgres,executor').split(',').filter(Boolean);
+  const required = (process.env.AIRFLEET_REQUIRED_IMAGES ?? 'postgres,executor,batch-task').split(',').filter(Boolean);
   const missing = required.map(projectImage).filter((image) => {
     try {
       execFileSync('docker', ['image', 'inspect', image], { stdio: 'pipe' });

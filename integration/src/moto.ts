@@ -1,20 +1,39 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { testLabels } from './docker-env.ts';
 import { freePort } from './ports.ts';
 
-/** moto's server from integration/.venv (scripts/setup-python.sh installs the pinned moto[server]). */
-export const MOTO_SERVER =
-  process.env.AIRFLEET_MOTO_SERVER ?? fileURLToPath(new URL('../.venv/bin/moto_server', import.meta.url));
+/** The Python of integration/.venv (scripts/setup-python.sh installs the pinned moto[server,batch]). */
+export const MOTO_PYTHON =
+  process.env.AIRFLEET_MOTO_PYTHON ?? fileURLToPath(new URL('../.venv/bin/python', import.meta.url));
+/** moto's own server, started through a launcher that labels the containers moto's Batch backend runs. */
+const LAUNCHER = fileURLToPath(new URL('../python/moto_server_labelled.py', import.meta.url));
 
 export function motoAvailability(): { ok: true; binary: string } | { ok: false; reason: string } {
-  return existsSync(MOTO_SERVER)
-    ? { ok: true, binary: MOTO_SERVER }
-    : { ok: false, reason: `no moto server at ${MOTO_SERVER}; run \`bash scripts/setup-python.sh\`` };
+  return existsSync(MOTO_PYTHON)
+    ? { ok: true, binary: MOTO_PYTHON }
+    : { ok: false, reason: `no Python venv with moto at ${MOTO_PYTHON}; run \`bash scripts/setup-python.sh\`` };
 }
 
+/**
+ * How moto moves Batch jobs through their states (its state manager, `batch::job`). moto's default advances
+ * a job one state per step of its runner; `time` holds each state for `seconds`; `manual` with a huge
+ * `times` freezes every job where it is (see docs/batch-on-moto.md).
+ */
+export type MotoTransition =
+  | { progression: 'immediate' }
+  | { progression: 'time'; seconds: number }
+  | {
+      progression: 'manual';
+      times: number;
+    };
+
 export interface MotoOptions {
-  /** Extra environment for the server. @default AWS managed IAM policies loaded (Batch and ECS roles attach them) */
+  /**
+   * Extra environment for the server. @default AWS managed IAM policies loaded (Batch and ECS roles attach
+   * them), Batch job containers on the host network and labelled with this test run's labels
+   */
   env?: Record<string, string>;
   /** @default 30 s */
   startupTimeoutMs?: number;
@@ -32,6 +51,24 @@ export class StartedMoto {
     this.port = port;
     this.endpoint = `http://127.0.0.1:${port}`;
     this.log = log;
+  }
+
+  /** Sets how moto's state manager advances `model` (e.g. `batch::job`) for every resource of the server. */
+  async setTransition(model: string, transition: MotoTransition): Promise<void> {
+    await this.stateManager('set-transition', { model_name: model, transition });
+  }
+
+  /** Back to moto's default transition for `model`. */
+  async unsetTransition(model: string): Promise<void> {
+    await this.stateManager('unset-transition', { model_name: model });
+  }
+
+  private async stateManager(action: string, body: unknown): Promise<void> {
+    const response = await fetch(`${this.endpoint}/moto-api/state-manager/${action}`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`moto ${action} answered ${response.status}: ${await response.text()}`);
   }
 
   /** The server's last log lines, for failure messages. */
@@ -53,8 +90,16 @@ export class StartedMoto {
 export async function startMoto(options: MotoOptions = {}): Promise<StartedMoto> {
   const port = await freePort();
   const log: string[] = [];
-  const child = spawn(MOTO_SERVER, ['-H', '127.0.0.1', '-p', String(port)], {
-    env: { ...process.env, MOTO_IAM_LOAD_MANAGED_POLICIES: 'true', ...options.env },
+  const child = spawn(MOTO_PYTHON, [LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], {
+    env: {
+      ...process.env,
+      MOTO_IAM_LOAD_MANAGED_POLICIES: 'true',
+      // Batch job containers share the host's network, like every test container, so a job reaches moto
+      // (Secrets Manager, for its secret environment) on 127.0.0.1.
+      MOTO_DOCKER_NETWORK_MODE: 'host',
+      AIRFLEET_MOTO_CONTAINER_LABELS: JSON.stringify(testLabels()),
+      ...options.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const keep = (chunk: Buffer) => {

@@ -67,6 +67,9 @@ describe('SIGTERM to the service and its workers at once', () => {
         60_000,
         () => workers.map((w) => w.tail(10)).join('\n'),
       );
+      for (const w of done.filter((x) => x.state === 'failed')) {
+        console.info(`failed: ${w.key} attempt ${w.attempt} ${w.reason}: ${w.message}`);
+      }
       const during: string[] = [];
       const twice: string[] = [];
       for (const [i, w] of done.entries()) {

@@ -60,6 +60,27 @@ variable "aws_region" {
   type = string
 }
 
+variable "batch_job_queue" {
+  type        = string
+  description = "The batch backend's default job queue (AIRFLEET_BATCH_JOB_QUEUE)"
+}
+
+variable "batch_job_definition" {
+  type        = string
+  description = "The batch backend's default job definition (AIRFLEET_BATCH_JOB_DEFINITION)"
+}
+
+variable "batch_queues" {
+  type        = string
+  default     = "{}"
+  description = "JSON: per workload queue, its Batch job queue and job definition (AIRFLEET_BATCH_QUEUES)"
+}
+
+variable "batch_runnable_timeout_seconds" {
+  type    = string
+  default = "2100"
+}
+
 variable "database_host" {
   type = string
 }
@@ -159,6 +180,11 @@ job "airfleet-executor" {
         NOMAD_ADDR                     = "unix://${NOMAD_SECRETS_DIR}/api.sock"
         NOMAD_NAMESPACE                = var.task_namespace
         AWS_REGION                     = var.aws_region
+        # The batch backend's queues and job definitions (stacks/src/lib/batch-targets.ts).
+        AIRFLEET_BATCH_JOB_QUEUE                = var.batch_job_queue
+        AIRFLEET_BATCH_JOB_DEFINITION           = var.batch_job_definition
+        AIRFLEET_BATCH_QUEUES                   = var.batch_queues
+        AIRFLEET_BATCH_RUNNABLE_TIMEOUT_SECONDS = var.batch_runnable_timeout_seconds
       }
 
       template {

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Backend, BackendHost, BackendUpdate } from '../backends/backend.ts';
+import { BatchBackend } from '../backends/batch/batch-backend.ts';
+import { batchConfigFromEnv } from '../backends/batch/batch-config.ts';
 import { LocalBackend } from '../backends/local/local-backend.ts';
 import { PoolBackend } from '../backends/pool/pool-backend.ts';
 import type { PoolHost } from '../backends/pool/pool-host.ts';
@@ -105,6 +107,8 @@ export class ExecutorService {
         }),
       );
     }
+    // AWS Batch reads its own settings (the names the stacks set) from the environment, validated here.
+    if (enabledBackends(config).includes('batch')) enabled.set('batch', new BatchBackend(batchConfigFromEnv()));
     for (const backend of extra) enabled.set(backend.name, backend);
     this.backends = enabled;
     this.stopper = new Stopper(this.life, this.backends, this.membership.id, config.stopResendSeconds);

@@ -55,7 +55,12 @@ interface TaskEntry {
   uploadTimer: NodeJS.Timeout | null;
   /** The service no longer takes anything about this attempt (it moved on): stop sending. */
   fenced: boolean;
+  /** The task's process is over (or never started): only its delivery may still be under way. */
+  ended: boolean;
 }
+
+/** On the way out, how long deliveries (output, final reports) may take before they are left on disk. */
+const DELIVERY_WAIT_MS = 10_000;
 
 /** Margin kept between our tasks being dead and the service writing us off: a tenth of the timeout, 2 s at most. */
 const fenceMargin = (timeoutMs: number) => Math.min(2_000, timeoutMs / 10);
@@ -94,6 +99,8 @@ export class WorkerAgent {
   private loop: Promise<void> | null = null;
   private recovering: Promise<void> = Promise.resolve();
   private readonly idleWaiters = new Set<() => void>();
+  /** Attempts of a previous process whose results are being delivered: still held, so heartbeats list them. */
+  private readonly recovered = new Map<string, number>();
 
   constructor(options: AgentOptions) {
     this.options = {
@@ -211,6 +218,7 @@ export class WorkerAgent {
    * died with it), a report saying so.
    */
   private async recover(leftovers: Leftover[]): Promise<void> {
+    for (const l of leftovers) this.recovered.set(l.workloadId, l.attempt);
     for (const l of leftovers) {
       const spool = LogSpool.recover(l.dir, this.options.spoolMaxBytes);
       const entry = this.entryFor({ id: l.workloadId, attempt: l.attempt } as LeasedWorkload, spool);
@@ -232,6 +240,7 @@ export class WorkerAgent {
               message: 'handed back unstarted: the worker process stopped before it started the task',
             };
       await this.finishDelivery(entry, final);
+      this.recovered.delete(l.workloadId);
     }
     if (leftovers.length > 0)
       this.logger.info({ attempts: leftovers.length }, "delivered a previous process's results");
@@ -374,6 +383,7 @@ export class WorkerAgent {
       uploading: null,
       uploadTimer: null,
       fenced: false,
+      ended: false,
     };
   }
 
@@ -474,6 +484,7 @@ export class WorkerAgent {
           : new StartError('driver', `the runtime failed: ${(error as Error).message}`);
       entry.spool.write('stderr', Buffer.from(`airfleet: ${startError.message}\n`));
     }
+    entry.ended = true;
     const final = this.finalReport(entry, exit, startError);
     this.logger.info(
       { workload: lease.id, state: final.state, reason: final.reason, exitCode: final.exitCode },
@@ -514,6 +525,7 @@ export class WorkerAgent {
    */
   private async abandon(entry: TaskEntry): Promise<void> {
     const { lease } = entry;
+    entry.ended = true;
     if (!entry.fenced) {
       const report: Report = entry.override
         ? { workloadId: lease.id, attempt: lease.attempt, ...entry.override, started: false }
@@ -619,7 +631,10 @@ export class WorkerAgent {
       const result = await this.client.request<HeartbeatResult>('POST', '/v1/worker/heartbeat', {
         body: {
           metrics: await this.metrics.read(),
-          running: [...this.tasks.values()].map((t) => ({ workloadId: t.lease.id, attempt: t.lease.attempt })),
+          running: [
+            ...[...this.tasks.values()].map((t) => ({ workloadId: t.lease.id, attempt: t.lease.attempt })),
+            ...[...this.recovered].map(([workloadId, attempt]) => ({ workloadId, attempt })),
+          ],
           draining: this.draining || this.stopping,
         },
         timeoutMs: Math.min(10_000, this.heartbeatTimeoutMs / 4),
@@ -708,19 +723,32 @@ export class WorkerAgent {
     });
   }
 
-  /** SIGINT: take no new work, let running tasks finish (bounded), then stop what is left and leave. */
+  /** Resolves once every task's process is over (their deliveries may go on), or after `timeoutMs`. */
+  private async waitTasksEnded(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while ([...this.tasks.values()].some((t) => !t.ended)) {
+      if (Date.now() > deadline) return false;
+      await sleep(100);
+    }
+    return true;
+  }
+
+  /**
+   * SIGINT: take no new work, let running tasks finish (bounded), then stop what is left and leave. Results
+   * the service cannot take yet stay on disk and go out at the next start.
+   */
   async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     this.logger.info({ running: this.tasks.size, timeoutMs: this.options.drainTimeoutMs }, 'draining: no new tasks');
     this.pollAbort?.abort();
     await this.heartbeat();
-    const finished = await this.waitIdle(this.options.drainTimeoutMs);
-    if (!finished) {
+    if (!(await this.waitTasksEnded(this.options.drainTimeoutMs))) {
       this.logger.warn({ running: this.tasks.size }, 'drain timeout: stopping the remaining tasks');
       this.stopEverything({ state: 'failed', reason: 'preempted', message: 'worker drain timed out' });
-      await this.waitIdle(this.options.killGraceMs + 30_000);
+      await this.waitTasksEnded(this.options.killGraceMs + 5_000);
     }
+    await this.waitIdle(DELIVERY_WAIT_MS);
     await this.leave();
   }
 
@@ -729,7 +757,8 @@ export class WorkerAgent {
     this.stopping = true;
     this.pollAbort?.abort();
     this.stopEverything({ state: 'failed', reason: 'preempted', message: 'worker was shut down' });
-    await this.waitIdle(this.options.killGraceMs + 30_000);
+    await this.waitTasksEnded(this.options.killGraceMs + 5_000);
+    await this.waitIdle(DELIVERY_WAIT_MS);
     await this.leave();
   }
 

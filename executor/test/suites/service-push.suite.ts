@@ -51,6 +51,21 @@ export function servicePushSuite(openService: OpenService): void {
       if (states.length === 5) expect(states[2]).toBe('pending');
     });
 
+    it('gives the task its secretEnv in its environment, not on its command line', async () => {
+      const { workload } = await service.submit(
+        input({
+          key: 'secret',
+          command: ['sh', '-c', 'test "${#TOKEN}" = 6 && echo has-it; tr "\\0" " " < /proc/$$/cmdline'],
+          secretEnv: { TOKEN: 's3cr3t' },
+        }),
+      );
+      const done = await settle(service, workload.id);
+      expect(done).toMatchObject({ state: 'succeeded' });
+      const out = await logText(service, workload.id, 'stdout');
+      expect(out.startsWith('has-it\n')).toBe(true);
+      expect(out).not.toContain('s3cr3t');
+    });
+
     it('fails with the exit code and keeps the output written before the exit', async () => {
       const { workload } = await service.submit(input({ key: 'exit7', command: ['sh', '-c', 'echo before; exit 7'] }));
       const done = await settle(service, workload.id);

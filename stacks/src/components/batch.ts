@@ -6,6 +6,7 @@ import { type ITerraformDependable, TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { ComputeEnvironmentConfig, ComputeKind, EnvironmentConfig, SecretReference } from '../config/schema.ts';
+import { attemptSecretPrefix } from '../lib/executor-permissions.ts';
 import { fargateSizeProblem } from '../lib/fargate.ts';
 import { type PolicyStatement, ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
@@ -95,11 +96,19 @@ export class BatchStack extends AirfleetStack {
       ],
       partition: this.partition,
     });
-    // What the task itself may do in AWS: nothing until a deployment grants it something specific.
+    // What the task itself may do in AWS: read its attempt's secret environment (airfleet-batch-entry, the
+    // job's first process, does; see docs/batch-secrets.md), nothing else until a deployment grants more.
     const job = new ServiceRole(this, 'job-role', {
       name: this.resourceName('batch-job'),
-      description: 'Role of the Airflow task inside the container; no permissions by default',
+      description: 'Role of the Airflow task inside the container: its attempt secret only, by default',
       assumedBy: 'ecs-tasks.amazonaws.com',
+      statements: [
+        {
+          Sid: 'ReadAttemptSecrets',
+          Action: 'secretsmanager:GetSecretValue',
+          Resource: this.arn('secretsmanager', `secret:${attemptSecretPrefix(this.env.name)}*`),
+        },
+      ],
       partition: this.partition,
     });
 
@@ -180,16 +189,11 @@ export class BatchStack extends AirfleetStack {
             region: aws.region,
           }),
         ),
-        retryStrategy: {
-          attempts: batch.jobDefinition.hostFailureRetries + 1,
-          // Retry only when the host went away (Spot reclaim, instance retired, agent lost); a task that
-          // failed on its own exits, and Airflow's retries decide what happens next.
-          evaluateOnExit: [
-            { onStatusReason: 'Host EC2*', action: 'RETRY' },
-            { onReason: 'CannotInspectContainerError:*', action: 'RETRY' },
-            { onReason: '*', action: 'EXIT' },
-          ],
-        },
+        // One attempt per job, never a Batch-side retry: retrying a host failure inside the job re-runs a
+        // task that had started. The executor decides instead: a job that never reached RUNNING is
+        // submitted again as a new attempt, one that started fails as `lost` (and it also sends
+        // attempts 1 with every SubmitJob; executor/src/backends/batch/job-spec.ts).
+        retryStrategy: { attempts: 1 },
         timeout: { attemptDurationSeconds: batch.jobDefinition.timeoutSeconds },
       });
     }

@@ -10,6 +10,7 @@ import { TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
+import { batchTargetEnv } from '../lib/batch-targets.ts';
 import { executorStatements } from '../lib/executor-permissions.ts';
 import { fargateSizeProblem } from '../lib/fargate.ts';
 import { ServiceRole } from '../lib/iam.ts';
@@ -173,6 +174,7 @@ export class ExecutorStack extends AirfleetStack {
         { name: 'PGDATABASE', value: data.connection.name },
         { name: 'PGSSLMODE', value: 'verify-full' },
         { name: 'AIRFLEET_BATCH_RESOURCE_PREFIX', value: `airfleet-${env.name}-` },
+        ...Object.entries(batchTargetEnv(env)).map(([name, value]) => ({ name, value })),
         { name: 'NOMAD_ADDR', value: env.nomad.address },
         { name: 'NOMAD_REGION', value: env.nomad.region },
         { name: 'NOMAD_NAMESPACE', value: env.nomad.namespace },

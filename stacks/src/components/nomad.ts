@@ -8,6 +8,7 @@ import { NomadProvider } from '@cdktf/provider-nomad/lib/provider/index.js';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
+import { batchTargetEnv } from '../lib/batch-targets.ts';
 import { hclString } from '../lib/nomad-client-config.ts';
 import type { DataStack } from './data.ts';
 import type { RegistryStack } from './registry.ts';
@@ -125,6 +126,7 @@ export class NomadStack extends AirfleetStack {
             cpu: String(executor.cpu),
             memory: String(executor.memoryMb),
             aws_region: env.aws.region,
+            ...batchVars(env),
             database_host: props.data.connection.host,
             database_port: String(props.data.connection.port),
             database_name: props.data.connection.name,
@@ -137,4 +139,15 @@ export class NomadStack extends AirfleetStack {
       });
     }
   }
+}
+
+/** The batch backend's settings as the job's HCL variables (stacks/jobs/executor.nomad.hcl). */
+function batchVars(env: EnvironmentConfig): Record<string, string> {
+  const targets = batchTargetEnv(env);
+  return {
+    batch_job_queue: targets.AIRFLEET_BATCH_JOB_QUEUE!,
+    batch_job_definition: targets.AIRFLEET_BATCH_JOB_DEFINITION!,
+    batch_queues: targets.AIRFLEET_BATCH_QUEUES!,
+    batch_runnable_timeout_seconds: targets.AIRFLEET_BATCH_RUNNABLE_TIMEOUT_SECONDS!,
+  };
 }

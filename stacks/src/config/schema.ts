@@ -270,8 +270,6 @@ const batchSchema = z
       memoryMiB: z.number().int().min(512).max(1_048_576),
       /** Whole-attempt limit; Batch kills the attempt after it. */
       timeoutSeconds: z.number().int().min(60).max(1_209_600),
-      /** Extra attempts when the host, not the task, failed (Spot reclaim, instance retired). @default 2 */
-      hostFailureRetries: z.number().int().min(0).max(9).default(2),
       /**
        * Environment variables the task gets from Secrets Manager (Airflow connections, API keys), injected by
        * the container agent at start, never stored in the job definition. @default none

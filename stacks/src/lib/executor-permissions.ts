@@ -1,6 +1,14 @@
 import type { AirfleetStack } from '../airfleet-stack.ts';
 import type { PolicyStatement } from './iam.ts';
 
+/**
+ * Name prefix of the per-attempt secrets the batch backend makes for a job's secret environment
+ * (executor/src/backends/batch/attempt-secrets.ts): `<AIRFLEET_BATCH_RESOURCE_PREFIX>attempts/`.
+ */
+export function attemptSecretPrefix(environment: string): string {
+  return `airfleet-${environment}-attempts/`;
+}
+
 /** CloudWatch namespace and metric of the queue backlog the executor publishes for pool autoscaling. */
 export const BACKLOG_METRIC = { namespace: 'Airfleet', name: 'BacklogPerInstance' } as const;
 
@@ -19,9 +27,10 @@ export function executorStatements(stack: AirfleetStack): PolicyStatement[] {
       Resource: [stack.arn('batch', `job-queue/${prefix}*`), stack.arn('batch', `job-definition/${prefix}*`)],
     },
     {
-      // SubmitJob with tags (workload id, attempt) needs TagResource on the job; cancel needs TerminateJob.
+      // SubmitJob with tags (workload id, attempt) needs TagResource on the job; stopping a job needs
+      // CancelJob (before it starts) and TerminateJob.
       Sid: 'ManageBatchJobs',
-      Action: ['batch:TagResource', 'batch:TerminateJob'],
+      Action: ['batch:TagResource', 'batch:CancelJob', 'batch:TerminateJob'],
       Resource: stack.arn('batch', 'job/*'),
     },
     {
@@ -29,6 +38,17 @@ export function executorStatements(stack: AirfleetStack): PolicyStatement[] {
       Sid: 'WatchBatchJobs',
       Action: ['batch:DescribeJobs', 'batch:ListJobs', 'batch:DescribeJobQueues', 'batch:DescribeJobDefinitions'],
       Resource: '*',
+    },
+    {
+      // One secret per attempt holds its secret environment, out of the job spec; deleted when it ends.
+      Sid: 'ManageAttemptSecrets',
+      Action: [
+        'secretsmanager:CreateSecret',
+        'secretsmanager:PutSecretValue',
+        'secretsmanager:DeleteSecret',
+        'secretsmanager:TagResource',
+      ],
+      Resource: stack.arn('secretsmanager', `secret:${attemptSecretPrefix(stack.env.name)}*`),
     },
     {
       Sid: 'ReadBatchLogs',

@@ -78,21 +78,17 @@ describe('batch stack', () => {
     });
   });
 
-  it('defines the task runner per platform with resources, logs, secrets, host-failure retries and a timeout', () => {
+  it('defines the task runner per platform with resources, logs, secrets, one attempt and a timeout', () => {
     const { def, container } = jobDefinition('ec2');
     expect(def).toMatchObject({
       type: 'container',
       platform_capabilities: ['EC2'],
-      retry_strategy: {
-        attempts: 3,
-        evaluate_on_exit: [
-          { on_status_reason: 'Host EC2*', action: 'RETRY' },
-          { on_reason: 'CannotInspectContainerError:*', action: 'RETRY' },
-          { on_reason: '*', action: 'EXIT' },
-        ],
-      },
+      // No Batch-side retry, not even of host failures: a retried job re-runs a task that had started.
+      retry_strategy: { attempts: 1 },
       timeout: { attempt_duration_seconds: 21_600 },
     });
+    expect(def['retry_strategy']).not.toHaveProperty('evaluate_on_exit');
+    expect(jobDefinition('fargate').def['retry_strategy']).toEqual({ attempts: 1 });
     expect(container['image']).toMatch(/repository_url.*:0\.1\.0$/);
     expect(container['resourceRequirements']).toEqual([
       { type: 'VCPU', value: '2' },
@@ -134,8 +130,14 @@ describe('batch stack', () => {
     // Only GetAuthorizationToken is account-wide (it has no resource scoping).
     const wildcard = execution.Statement.filter((s) => s['Resource'] === '*').map((s) => s['Action']);
     expect(wildcard).toEqual(['ecr:GetAuthorizationToken']);
-    // The job role has no permissions until a deployment grants some.
-    expect(policyOf(staging.tf, 'job-role')).toBeUndefined();
+    // The job role reads its attempts' secrets (airfleet-batch-entry) and nothing else.
+    expect(policyOf(staging.tf, 'job-role')!.Statement).toEqual([
+      expect.objectContaining({
+        Sid: 'ReadAttemptSecrets',
+        Action: 'secretsmanager:GetSecretValue',
+        Resource: expect.stringMatching(/:secretsmanager:eu-west-1:.*:secret:airfleet-staging-attempts\/\*$/),
+      }),
+    ]);
   });
 
   it('keeps task logs for the configured retention', () => {

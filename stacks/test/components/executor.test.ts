@@ -65,6 +65,40 @@ describe('executor stack (ECS Fargate)', () => {
     ]);
   });
 
+  it("hands the batch backend its queues and the job definition of each queue's platform", () => {
+    const task = onlyResource(executor.tf, 'aws_ecs_task_definition');
+    const [container] = JSON.parse(String(task['container_definitions'])) as Record<string, unknown>[];
+    const env = Object.fromEntries(
+      (container!['environment'] as { name: string; value: string }[]).map((e) => [e.name, e.value]),
+    );
+    expect(env).toMatchObject({
+      AWS_REGION: expect.any(String),
+      AIRFLEET_ENVIRONMENT: 'dev',
+      AIRFLEET_BATCH_RESOURCE_PREFIX: 'airfleet-dev-',
+      AIRFLEET_BATCH_JOB_QUEUE: 'airfleet-dev-default',
+      AIRFLEET_BATCH_JOB_DEFINITION: 'airfleet-dev-task-runner-ec2',
+    });
+    // dev's light queue runs on Fargate Spot: it takes the Fargate job definition.
+    expect(JSON.parse(env['AIRFLEET_BATCH_QUEUES']!)).toMatchObject({
+      default: { jobQueue: 'airfleet-dev-default', jobDefinition: 'airfleet-dev-task-runner-ec2' },
+      light: { jobQueue: 'airfleet-dev-light', jobDefinition: 'airfleet-dev-task-runner-fargate' },
+    });
+  });
+
+  it('lets the task role stop Batch jobs and manage only its per-attempt secrets', () => {
+    const statements = Object.values(resources(executor.tf, 'aws_iam_role_policy')).flatMap(
+      (p) =>
+        (JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Action: unknown; Resource: unknown }[] })
+          .Statement,
+    );
+    expect(statements.find((s) => s.Sid === 'ManageBatchJobs')!.Action).toContain('batch:CancelJob');
+    const secrets = statements.find((s) => s.Sid === 'ManageAttemptSecrets')!;
+    expect(secrets.Action).toEqual(
+      expect.arrayContaining(['secretsmanager:CreateSecret', 'secretsmanager:DeleteSecret']),
+    );
+    expect(secrets.Resource).toMatch(/:secret:airfleet-dev-attempts\/\*$/);
+  });
+
   it('passes every guard', () => {
     expect(executor.errors).toEqual([]);
   });

@@ -11,6 +11,7 @@ import {
   type BackendUpdate,
   type InFlightAttempt,
   type ReconcileVerdict,
+  type SubmitContext,
   SubmitError,
   type SubmitResult,
 } from '../backend.ts';
@@ -75,7 +76,7 @@ export class LocalBackend implements Backend {
     this.ticker = setInterval(() => this.tick(), this.options.tickMs);
   }
 
-  async submit(workload: Workload, attempt: number): Promise<SubmitResult> {
+  async submit(workload: Workload, attempt: number, context: SubmitContext): Promise<SubmitResult> {
     const dir = new RunDir(this.options.dir, workload.id, attempt);
     const [program] = workload.command;
     if (!program) throw new SubmitError('the command is empty');
@@ -94,6 +95,8 @@ export class LocalBackend implements Backend {
           AIRFLEET_WORKLOAD_ID: workload.id,
           AIRFLEET_ATTEMPT: String(attempt),
           ...workload.env,
+          // In the environment, never the command line: a process listing shows arguments to every user.
+          ...context.secretEnv,
         },
         stdio: ['ignore', out, err],
         // Its own process group: cancelling stops the task's children too, and the run survives a crash

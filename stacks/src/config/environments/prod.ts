@@ -60,7 +60,6 @@ export const prod = {
       vcpus: 2,
       memoryMiB: 8192,
       timeoutSeconds: 12 * 3600,
-      hostFailureRetries: 3,
       secrets: [
         { name: 'AIRFLOW_CONN_WAREHOUSE', secretName: 'airfleet/prod/connections/warehouse' },
         { name: 'SLACK_WEBHOOK_URL', secretName: 'airfleet/prod/alerting', jsonKey: 'slack_webhook_url' },
