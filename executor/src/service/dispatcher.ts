@@ -3,7 +3,7 @@ import type { Backend } from '../backends/backend.ts';
 import { SubmitError } from '../backends/backend.ts';
 import type { BackendName, Workload } from '../domain/workload.ts';
 import { Waiter } from '../lib/waiters.ts';
-import { claimForSubmit, markSubmitted, releaseClaim } from '../store/workloads.ts';
+import { claimForSubmit, markSubmitted, releaseClaim, withoutSealed } from '../store/workloads.ts';
 import type { Lifecycle } from './lifecycle.ts';
 
 export interface DispatcherOptions {
@@ -18,8 +18,8 @@ export interface DispatcherOptions {
 export interface DispatcherDeps {
   /** This instance: its id goes on every claim; it claims and submits only while its row is fresh. */
   instance: { readonly id: string; healthy(): boolean };
-  /** The decrypted secret environment of a claimed workload, for the backend to deliver. */
-  secretEnvOf(w: Workload): Promise<Record<string, string>>;
+  /** Opens a claimed workload's sealed secret environment, for the backend to deliver. */
+  openSecrets(workloadId: string, sealed: Buffer | null): Record<string, string>;
   /** A stop was asked for an attempt this instance just submitted: send it now. */
   stopsDue(): void;
 }
@@ -100,13 +100,16 @@ export class Dispatcher {
     this.life.feed.poke();
     let next = 0;
     const lanes = Array.from({ length: Math.min(this.options.submitConcurrency, claimed.length) }, async () => {
-      while (next < claimed.length) await this.submitOne(backend, claimed[next++]!);
+      while (next < claimed.length) {
+        const w = claimed[next++]!;
+        await this.submitOne(backend, withoutSealed(w), w.sealedSecretEnv);
+      }
     });
     await Promise.all(lanes);
     return claimed.length;
   }
 
-  private async submitOne(backend: Backend, w: Workload): Promise<void> {
+  private async submitOne(backend: Backend, w: Workload, sealed: Buffer | null): Promise<void> {
     if (this.closed || !this.deps.instance.healthy()) {
       // Not submitted: hand the claim back now rather than leave it for the leader to find.
       await releaseClaim(this.life.db, w.id, w.attempt, this.deps.instance.id).catch(() => undefined);
@@ -114,7 +117,7 @@ export class Dispatcher {
     }
     let ref: string | null;
     try {
-      const secretEnv = await this.deps.secretEnvOf(w);
+      const secretEnv = this.deps.openSecrets(w.id, sealed);
       ({ ref } = await backend.submit(w, w.attempt, { secretEnv, signal: this.stopping.signal }));
     } catch (error) {
       if (error instanceof SubmitError) {

@@ -29,7 +29,6 @@ import {
   type QueueStats,
   queueStats,
   requestCancel,
-  sealedSecrets,
 } from '../store/workloads.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { Feed } from './feed.ts';
@@ -122,7 +121,7 @@ export class ExecutorService {
       },
       {
         instance: this.membership,
-        secretEnvOf: async (w) => (await this.secretEnvOf([w])).get(w.id) ?? {},
+        openSecrets: (id, sealed) => this.secrets.open(id, sealed),
         stopsDue: () => this.stopper.wake(),
       },
     );
@@ -249,15 +248,6 @@ export class ExecutorService {
     this.assertAcceptable(inputs);
     const results = await this.insertBatch(inputs, true);
     return results as InsertResult[];
-  }
-
-  /** Decrypted secret environments, for the worker or backend about to run these workloads. */
-  private async secretEnvOf(workloads: readonly Workload[]): Promise<Map<string, Record<string, string>>> {
-    const sealed = await sealedSecrets(
-      this.db,
-      workloads.map((w) => w.id),
-    );
-    return new Map([...sealed].map(([id, data]) => [id, this.secrets.open(id, data)]));
   }
 
   /**
@@ -434,7 +424,7 @@ export class ExecutorService {
       logWritten: (workloadId) => this.signals.emit({ kind: 'log', workloadId }),
       forgetWorkerToken: (workerId) => this.tokens.forgetWorker(workerId),
       stopping: () => this.quiescing,
-      secretEnvOf: (workloads) => this.secretEnvOf(workloads),
+      openSecrets: (id, sealed) => this.secrets.open(id, sealed),
     };
   }
 

@@ -38,6 +38,7 @@ interface WorkloadRow {
   stop_reason: FailureReason | null;
   stop_message: string | null;
   secret_digest?: string;
+  secret_env?: Uint8Array | null;
   created_at: Date;
   queued_at: Date;
   leased_at: Date | null;
@@ -83,6 +84,22 @@ export function toWorkload(row: WorkloadRow): Workload {
     finishedAt: iso(row.finished_at),
     updatedAt: iso(row.updated_at)!,
   };
+}
+
+/**
+ * A workload with its secret environment still sealed, as the statements that hand work out return it (so the
+ * hot path needs no second query for secrets). Never serialised: the consumer opens it for the worker or
+ * backend and drops the field (see withoutSealed).
+ */
+export type WithSealed<T> = T & { sealedSecretEnv: Buffer | null };
+
+function withSealed(row: WorkloadRow): WithSealed<Workload> {
+  return { ...toWorkload(row), sealedSecretEnv: row.secret_env ? Buffer.from(row.secret_env) : null };
+}
+
+export function withoutSealed<T extends object>(w: WithSealed<T>): T {
+  const { sealedSecretEnv: _dropped, ...rest } = w;
+  return rest as unknown as T;
 }
 
 /** Wraps an UPDATE ... RETURNING * so that each changed row also lands in the change feed. */
@@ -231,16 +248,6 @@ function canonical(value: unknown): string {
   );
 }
 
-/** The sealed secret environment of workloads, by id (for the worker or backend that runs them). */
-export async function sealedSecrets(q: Queryable, ids: readonly string[]): Promise<Map<string, Buffer>> {
-  if (ids.length === 0) return new Map();
-  const { rows } = await q.query<{ id: string; secret_env: Uint8Array }>(
-    'SELECT id, secret_env FROM workloads WHERE id = ANY($1::uuid[]) AND secret_env IS NOT NULL',
-    [ids],
-  );
-  return new Map(rows.map((r) => [r.id, Buffer.from(r.secret_env)]));
-}
-
 const SELECT_WITH_WORKER =
   'SELECT w.*, k.name AS worker_name FROM workloads w LEFT JOIN workers k ON k.id = w.worker_id';
 
@@ -345,14 +352,18 @@ export async function hasQueuedBiggerThan(
   return rows.length > 0;
 }
 
-export async function markLeased(q: Queryable, ids: readonly string[], workerId: string): Promise<Workload[]> {
+export async function markLeased(
+  q: Queryable,
+  ids: readonly string[],
+  workerId: string,
+): Promise<Array<WithSealed<Workload>>> {
   if (ids.length === 0) return [];
   const { rows } = await q.query<WorkloadRow>(
     withEvents(`UPDATE workloads SET state = ${toState('lease')}, worker_id = $2::uuid, leased_at = now(), updated_at = now()
                 WHERE id = ANY($1::uuid[]) AND ${fromStates('lease')}`),
     [ids, workerId],
   );
-  return rows.map(toWorkload);
+  return rows.map(withSealed);
 }
 
 /**
@@ -568,7 +579,7 @@ export async function claimForSubmit(
   backend: BackendName,
   limit: number,
   instanceId: string,
-): Promise<Workload[]> {
+): Promise<Array<WithSealed<Workload>>> {
   const { rows } = await q.query<WorkloadRow & { enqueue_seq: string }>(
     withEvents(`UPDATE workloads SET state = ${toState('claim')}, claimed_by = $3::uuid, claimed_at = now(), updated_at = now()
                 WHERE id IN (SELECT id FROM workloads WHERE state = 'queued' AND backend = $1
@@ -578,7 +589,7 @@ export async function claimForSubmit(
   );
   // UPDATE returns rows in no particular order; submit them in dispatch order.
   rows.sort((a, b) => b.priority_weight - a.priority_weight || Number(a.enqueue_seq) - Number(b.enqueue_seq));
-  return rows.map(toWorkload);
+  return rows.map(withSealed);
 }
 
 /**

@@ -5,7 +5,14 @@ import { ConflictError, NotFoundError } from '../../errors.ts';
 import type { Queryable } from '../../store/db.ts';
 import { appendLogChunk, type LogStream } from '../../store/logs.ts';
 import { lockWorkerForPoll, type Worker } from '../../store/workers.ts';
-import { getWorkload, hasQueuedBiggerThan, lockLeaseCandidates, markLeased } from '../../store/workloads.ts';
+import {
+  getWorkload,
+  hasQueuedBiggerThan,
+  lockLeaseCandidates,
+  markLeased,
+  type WithSealed,
+  withoutSealed,
+} from '../../store/workloads.ts';
 import type { BackendUpdate } from '../backend.ts';
 import type { PoolHost } from './pool-host.ts';
 import { goneError, type LeasedWorkload, type StopOrder, viewOf, type WorkerView } from './worker-registry.ts';
@@ -79,7 +86,7 @@ export class LeaseProtocol {
           return { ...result, leases: [] };
         }
         this.afterLease(result.leases, started);
-        result.leases = await this.withSecrets(result.leases);
+        result.leases = this.withSecrets(result.leases as unknown as Array<WithSealed<Workload>>);
       }
       const configChanged = viewBehind(input.known, result.config);
       const left = deadline - Date.now();
@@ -215,9 +222,8 @@ export class LeaseProtocol {
     this.host.pokeFeed();
   }
 
-  private async withSecrets(leases: Workload[]): Promise<LeasedWorkload[]> {
-    const secrets = await this.host.secretEnvOf(leases);
-    return leases.map((w) => ({ ...w, secretEnv: secrets.get(w.id) ?? {} }));
+  private withSecrets(leases: Array<WithSealed<Workload>>): LeasedWorkload[] {
+    return leases.map((w) => ({ ...withoutSealed(w), secretEnv: this.host.openSecrets(w.id, w.sealedSecretEnv) }));
   }
 
   /** Leases that never reached the worker, or that it returns unstarted: new attempts, no retry spent. */

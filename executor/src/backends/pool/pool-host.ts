@@ -55,6 +55,6 @@ export interface PoolHost extends BackendHost {
   forgetWorkerToken(workerId: string): void;
   /** The instance is stopping: hand out no more leases (its peers, or its successor, will). */
   stopping(): boolean;
-  /** Secret environment of an attempt, decrypted, for the worker that leased it. */
-  secretEnvOf(workloads: readonly Workload[]): Promise<Map<string, Record<string, string>>>;
+  /** Opens a workload's sealed secret environment, for the worker that leased it (no database round trip). */
+  openSecrets(workloadId: string, sealed: Buffer | null): Record<string, string>;
 }
