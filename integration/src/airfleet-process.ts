@@ -105,7 +105,9 @@ export class ServiceProcess {
     await waitFor(
       `the service on ${this.url}`,
       async () => (await fetch(`${this.url}/readyz`)).ok,
-      30_000,
+      // A fresh embedded database (PGlite initdb, migrations, key file) took over 30 s on a 2-core machine
+      // under a load of 5; the deadline is for a service that never comes up, not a slow one.
+      90_000,
       () => this.process!.tail(),
     );
   }

@@ -120,7 +120,9 @@ beforeAll(async () => {
   const workDir = join(scratch, 'work');
   mkdirSync(workDir);
   startWorker('e2e-process', ['--queues', 'default,light', '--concurrency', '12', '--work-dir', workDir]);
-  startWorker('e2e-docker', ['--queues', 'heavy', '--concurrency', '2', '--runtime', 'docker']);
+  // Host networking: this test's Airflow api-server listens on loopback only, which a task container on the
+  // default task bridge cannot reach (a deployment's api-server has a routable address).
+  startWorker('e2e-docker', ['--queues', 'heavy', '--concurrency', '2', '--runtime', 'docker', '--host-network']);
   startWorker('e2e-fragile-1', ['--queues', 'fragile', '--concurrency', '1', '--work-dir', workDir]);
 
   airflow = await AirflowDeployment.start({

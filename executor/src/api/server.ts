@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyServerOptions, LogController } from 'fastify';
 import {
   jsonSchemaTransform,
+  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -10,11 +11,13 @@ import type { Logger } from 'pino';
 import { LIMITS } from '../domain/limits.ts';
 import { type ExecutorService, VERSION } from '../service/executor-service.ts';
 import { authHook } from './auth.ts';
-import { errorHandler } from './errors.ts';
+import { errorHandler, frameworkErrorHandler } from './errors.ts';
+import { registerJsonBodyParser } from './json-body.ts';
 import { systemRoutes } from './routes/system.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 import { workerAdminRoutes } from './routes/workers.ts';
 import { workloadRoutes } from './routes/workloads.ts';
+import { rejectUnsafeText } from './safe-text.ts';
 
 /**
  * Fastify builds its default compilers (Ajv for validation, fast-json-stringify for serialization) unless it
@@ -39,12 +42,21 @@ export async function buildApi(service: ExecutorService, logger: Logger) {
     // the requests. Authorization headers are never logged.
     logController: new LogController({ disableRequestLogging: true }),
     schemaController: { compilersFactory },
+    frameworkErrors: frameworkErrorHandler,
+    // Path parameters carry workload keys (up to LIMITS.keyLength characters) and worker names; the router's
+    // default (100 characters, before decoding) answered 414 for keys the API itself accepts. Percent-encoded,
+    // a character takes up to 6 bytes of the path per UTF-16 unit; past that the router still answers 414.
+    routerOptions: { maxParamLength: 6 * LIMITS.keyLength },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler);
   app.decorateRequest('principal', null);
+  // Input checks every route shares, before any route's schema: bodies are UTF-8 JSON of bounded depth,
+  // and no string anywhere in a request holds NUL or a lone surrogate.
+  registerJsonBodyParser(app);
   app.addHook('onRequest', authHook(service));
+  app.addHook('preValidation', rejectUnsafeText);
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode }, 'request');
   });
@@ -56,12 +68,17 @@ export async function buildApi(service: ExecutorService, logger: Logger) {
         title: 'airfleet executor API',
         version: VERSION,
         description:
-          'Submit and watch workloads; the pull-worker protocol; operations. Bearer tokens on every endpoint but health.',
+          'Submit and watch workloads; the pull-worker protocol; operations. Bearer tokens on every endpoint but ' +
+          'health. Bodies are application/json in UTF-8, nested at most ' +
+          `${LIMITS.jsonDepth} levels, at most ${LIMITS.bodyBytes} bytes; no string (body, path or query) may ` +
+          'contain NUL or a lone surrogate. Every rejection is a 4xx naming the field and the rule.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
+    // Shared schemas (Workload, Worker, Error...) as components, referenced from each route.
+    transformObject: jsonSchemaTransformObject,
   });
   await app.register(systemRoutes(service, () => app.swagger()));
   await app.register(workloadRoutes(service));

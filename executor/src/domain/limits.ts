@@ -20,4 +20,12 @@ export const LIMITS = {
   labels: 64,
   /** Longest long-poll a client may ask for, ms. */
   maxWaitMs: 60_000,
+  /**
+   * Deepest nesting of arrays and objects a JSON body may have. Checked on the raw bytes before parsing:
+   * JSON.parse, zod and the jsonb encoder all recurse, and a body of 10,000 brackets would overflow the
+   * stack. The deepest legitimate body (an execConfig carrying a Nomad job template) is about 12 levels.
+   */
+  jsonDepth: 32,
+  /** Largest value of a PostgreSQL `int` column (attempts, slots, exit codes). */
+  int32: 2_147_483_647,
 } as const;

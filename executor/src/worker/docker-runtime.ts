@@ -1,35 +1,64 @@
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
-import { z } from 'zod';
 import type { LogStream } from '../store/logs.ts';
+import {
+  DockerOptionsError,
+  type DockerTaskOptions,
+  dockerTaskOptions,
+  resolveSecretsDirs,
+  type SecretsDirs,
+} from './docker-task-options.ts';
 import { type RunningTask, StartError, type TaskExit, type TaskLease, type TaskRuntime } from './runtime.ts';
+import { prepareTaskNetwork } from './task-network.ts';
+
+export interface DockerRuntimeOptions {
+  /**
+   * Host directories secret mounts (`execConfig.docker.secrets[].source`) may come from.
+   * @default none: no secret mounts
+   */
+  secretsDirs?: string[];
+  /**
+   * Run task containers on the host's network (they can reach everything the host can, the instance
+   * metadata service included) instead of the task network.
+   * @default false
+   */
+  hostNetwork?: boolean;
+  /**
+   * The user-defined bridge network task containers join; created when missing, with link-local
+   * (instance metadata) addresses rejected (worker/task-network.ts).
+   * @default 'airfleet-tasks'
+   */
+  taskNetwork?: string;
+}
 
 /**
- * The per-task options a workload's `execConfig.docker` may set for this runtime. Secrets are mounted as
- * read-only files from the worker host (e.g. written there by the deploy tooling), never passed in env.
+ * Runs each task in its own container on the worker's Docker engine: on the task network (or the host's,
+ * with `hostNetwork`), with secrets mounted read-only from the worker's secrets directories
+ * (worker/docker-task-options.ts), GPUs on request. Call `setUpNetwork()` once before the first task.
  */
-const dockerExecConfig = z
-  .object({
-    secrets: z
-      .array(z.object({ source: z.string().startsWith('/'), target: z.string().startsWith('/') }).strict())
-      .max(32)
-      .default([]),
-    labels: z.record(z.string(), z.string()).default({}),
-    user: z.string().optional(),
-    workingDir: z.string().startsWith('/').optional(),
-  })
-  .strict()
-  .default({ secrets: [], labels: {} });
-
-/** Runs each task in its own container on the worker's Docker engine (host networking, GPUs on request). */
 export class DockerRuntime implements TaskRuntime {
   readonly name = 'docker' as const;
   private readonly docker: Docker;
   private readonly workerName: string;
+  private readonly secretsDirs: SecretsDirs;
+  private readonly hostNetwork: boolean;
+  private readonly taskNetwork: string;
+  private networkMode: string | null = null;
 
-  constructor(workerName: string, docker = new Docker()) {
+  constructor(workerName: string, options: DockerRuntimeOptions = {}, docker = new Docker()) {
     this.docker = docker;
     this.workerName = workerName;
+    this.secretsDirs = resolveSecretsDirs(options.secretsDirs ?? []);
+    this.hostNetwork = options.hostNetwork ?? false;
+    this.taskNetwork = options.taskNetwork ?? 'airfleet-tasks';
+  }
+
+  /** Sets up the task network and its metadata block (or notes host networking), before any task; fails closed. */
+  async setUpNetwork(): Promise<{ networkMode: string }> {
+    this.networkMode = this.hostNetwork
+      ? 'host'
+      : (await prepareTaskNetwork(this.docker, this.taskNetwork)).networkMode;
+    return { networkMode: this.networkMode };
   }
 
   /**
@@ -56,16 +85,16 @@ export class DockerRuntime implements TaskRuntime {
     await this.ensureImage(lease.image!);
   }
 
-  private options(lease: TaskLease): z.output<typeof dockerExecConfig> {
+  private options(lease: TaskLease): DockerTaskOptions {
     if (!lease.image) throw new StartError('driver', 'the docker runtime needs an image: set `image` on the workload');
-    const parsed = dockerExecConfig.safeParse(lease.execConfig.docker ?? undefined);
-    if (!parsed.success) {
-      throw new StartError(
-        'driver',
-        `execConfig.docker is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      );
+    if (!this.networkMode)
+      throw new StartError('driver', 'the docker runtime has no network yet (call setUpNetwork())');
+    try {
+      return dockerTaskOptions(lease.execConfig.docker, this.secretsDirs);
+    } catch (error) {
+      if (error instanceof DockerOptionsError) throw new StartError('driver', error.message);
+      throw error;
     }
-    return parsed.data;
   }
 
   async start(lease: TaskLease, onOutput: (stream: LogStream, data: Buffer) => void): Promise<RunningTask> {
@@ -92,8 +121,14 @@ export class DockerRuntime implements TaskRuntime {
         ...(options.user ? { User: options.user } : {}),
         ...(options.workingDir ? { WorkingDir: options.workingDir } : {}),
         HostConfig: {
-          NetworkMode: 'host',
-          Binds: options.secrets.map((s) => `${s.source}:${s.target}:ro`),
+          NetworkMode: this.networkMode!,
+          // Structured mounts, not `source:target:ro` strings: a ':' or ',' in a path cannot add options.
+          Mounts: options.mounts.map((m) => ({
+            Type: 'bind' as const,
+            Source: m.source,
+            Target: m.target,
+            ReadOnly: true,
+          })),
           ...(lease.resources.memoryMb ? { Memory: lease.resources.memoryMb * 1024 * 1024 } : {}),
           ...(lease.resources.cpu ? { NanoCpus: Math.round(lease.resources.cpu * 1e9) } : {}),
           ...(gpus > 0 ? { DeviceRequests: [{ Driver: 'nvidia', Count: gpus, Capabilities: [['gpu']] }] } : {}),

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { attemptNumber, MAX_OFFSET, wholeNumber } from '../../domain/fields.ts';
 import { LIMITS } from '../../domain/limits.ts';
 import { FAILURE_REASONS } from '../../domain/states.ts';
 import { queueName } from '../../domain/workload.ts';
@@ -7,20 +8,20 @@ import { ForbiddenError } from '../../errors.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
 import { LOG_STREAMS } from '../../store/logs.ts';
 import { workerIdOf } from '../auth.ts';
+import { heartbeatView, noContent, pollView, replies, workerView, workloadView } from '../schemas.ts';
 
-const running = z
-  .array(z.object({ workloadId: z.string().uuid(), attempt: z.number().int().min(1) }))
-  .max(LIMITS.maxConcurrency);
+const running = z.array(z.object({ workloadId: z.uuid(), attempt: attemptNumber }).strict()).max(LIMITS.maxConcurrency);
+const measure = z.number().min(0).max(Number.MAX_SAFE_INTEGER);
 const metrics = z
   .object({
     cpuPercent: z.number().min(0).max(100_000),
-    memoryUsedBytes: z.number().min(0),
-    memoryTotalBytes: z.number().min(0),
-    diskFreeBytes: z.number().min(0),
-    diskTotalBytes: z.number().min(0),
-    load1: z.number().min(0),
-    load5: z.number().min(0),
-    load15: z.number().min(0),
+    memoryUsedBytes: measure,
+    memoryTotalBytes: measure,
+    diskFreeBytes: measure,
+    diskTotalBytes: measure,
+    load1: measure,
+    load5: measure,
+    load15: measure,
   })
   .partial()
   .strict();
@@ -44,7 +45,12 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
                 .regex(/^[A-Za-z0-9_.-]+$/, 'name may contain only letters, digits and _ . -'),
               queues: z.array(queueName).min(1, 'a worker needs at least one queue').max(100),
               concurrency: z.number().int().min(1).max(LIMITS.maxConcurrency),
-              labels: z.record(z.string().max(64), z.string().max(256)).default({}),
+              labels: z
+                .record(z.string().min(1).max(64), z.string().max(256))
+                .refine((labels) => Object.keys(labels).length <= LIMITS.labels, {
+                  message: `labels may have at most ${LIMITS.labels} entries`,
+                })
+                .default({}),
               runtime: z.enum(['process', 'docker']),
               version: z.string().max(64),
               previousToken: z
@@ -57,6 +63,21 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
                 .describe('Attempts of the previous process whose end this worker recorded and will report now'),
             })
             .strict(),
+          response: replies(
+            {
+              201: z
+                .object({
+                  worker: workerView,
+                  token: z.string().describe("the worker's own token: shown once, only its hash is stored"),
+                  resumed: z.boolean().describe('the worker took its previous id back (previousToken)'),
+                  heartbeatIntervalMs: z.number().int(),
+                  heartbeatTimeoutMs: z.number().int(),
+                  leaseAckTimeoutMs: z.number().int(),
+                })
+                .describe('Registered'),
+            },
+            [409],
+          ),
         },
       },
       async (request, reply) => {
@@ -90,6 +111,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
           summary: 'Heartbeat with system metrics and the tasks the worker runs',
           tags: ['worker protocol'],
           body: z.object({ metrics: metrics.optional(), running, draining: z.boolean().optional() }).strict(),
+          response: replies({ 200: heartbeatView }, [404, 409]),
         },
       },
       async (request) => service.pool.workers.heartbeat(workerIdOf(request), request.body),
@@ -108,13 +130,14 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
               waitMs: z.number().int().min(0).max(LIMITS.maxWaitMs).default(20_000),
               known: z
                 .object({
-                  queues: z.array(z.string()).max(100),
-                  concurrency: z.number().int(),
+                  queues: z.array(z.string().max(LIMITS.queueLength)).max(100),
+                  concurrency: wholeNumber('known.concurrency', 0, LIMITS.maxConcurrency),
                   maintenance: z.boolean(),
                 })
                 .optional(),
             })
             .strict(),
+          response: replies({ 200: pollView }, [404, 409]),
         },
       },
       async (request, reply) => {
@@ -135,8 +158,8 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
           tags: ['worker protocol'],
           body: z
             .object({
-              workloadId: z.string().uuid(),
-              attempt: z.number().int().min(1),
+              workloadId: z.uuid(),
+              attempt: attemptNumber,
               state: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'released']),
               exitCode: z.number().int().min(-1_000).max(1_000).nullable().optional(),
               reason: z.enum(FAILURE_REASONS).optional(),
@@ -144,6 +167,7 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
               started: z.boolean().optional(),
             })
             .strict(),
+          response: replies({ 200: workloadView }, [404, 409]),
         },
       },
       async (request) => service.pool.leases.report(workerIdOf(request), request.body),
@@ -159,13 +183,17 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
           tags: ['worker protocol'],
           body: z
             .object({
-              workloadId: z.string().uuid(),
-              attempt: z.number().int().min(1),
+              workloadId: z.uuid(),
+              attempt: attemptNumber,
               stream: z.enum(LOG_STREAMS),
-              offset: z.number().int().min(0),
+              offset: wholeNumber('offset', 0, MAX_OFFSET),
               data: z.base64().max(Math.ceil((LIMITS.logChunkBytes * 4) / 3) + 4, 'a chunk may be at most 1 MiB'),
             })
             .strict(),
+          response: replies(
+            { 200: z.object({ length: z.number().int().describe('bytes the service now holds of this stream') }) },
+            [404, 409],
+          ),
         },
       },
       async (request) => {
@@ -180,7 +208,14 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
 
     app.post(
       '/v1/worker/deregister',
-      { config: { auth: 'worker' }, schema: { summary: 'Leave cleanly (state offline)', tags: ['worker protocol'] } },
+      {
+        config: { auth: 'worker' },
+        schema: {
+          summary: 'Leave cleanly (state offline)',
+          tags: ['worker protocol'],
+          response: replies({ 204: noContent }, [404]),
+        },
+      },
       async (request, reply) => {
         await service.pool.workers.deregister(workerIdOf(request));
         reply.status(204);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { LIMITS } from '../../domain/limits.ts';
 import { queueName } from '../../domain/workload.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
+import { replies, workerView } from '../schemas.ts';
 
 const nameParams = z.object({ name: z.string().min(1).max(LIMITS.nameLength) });
 
@@ -13,14 +14,26 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
       '/v1/workers',
       {
         config: { auth: 'read' },
-        schema: { summary: 'Pull workers with state, slots and metrics', tags: ['workers'] },
+        schema: {
+          summary: 'Pull workers with state, slots and metrics',
+          tags: ['workers'],
+          response: replies({ 200: z.object({ workers: z.array(workerView) }) }),
+        },
       },
       async () => ({ workers: await service.pool.workers.list() }),
     );
 
     app.get(
       '/v1/workers/:name',
-      { config: { auth: 'read' }, schema: { summary: 'One worker', tags: ['workers'], params: nameParams } },
+      {
+        config: { auth: 'read' },
+        schema: {
+          summary: 'One worker',
+          tags: ['workers'],
+          params: nameParams,
+          response: replies({ 200: workerView }, [404, 414]),
+        },
+      },
       async (request) => service.pool.workers.get(request.params.name),
     );
 
@@ -33,6 +46,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
           tags: ['workers'],
           params: nameParams,
           body: z.object({ on: z.boolean(), comment: z.string().max(LIMITS.commentLength).optional() }).strict(),
+          response: replies({ 200: workerView }, [404, 409, 414]),
         },
       },
       async (request) =>
@@ -54,6 +68,7 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
               concurrency: z.number().int().min(1).max(LIMITS.maxConcurrency).optional(),
             })
             .strict(),
+          response: replies({ 200: workerView }, [404, 409, 414]),
         },
       },
       async (request) => {

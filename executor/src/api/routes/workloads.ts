@@ -1,13 +1,56 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { MAX_OFFSET, wholeNumberParam } from '../../domain/fields.ts';
 import { LIMITS } from '../../domain/limits.ts';
 import { WORKLOAD_STATES } from '../../domain/states.ts';
-import { workloadInput } from '../../domain/workload.ts';
+import { queueName, workloadInput } from '../../domain/workload.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
 import { LOG_STREAMS } from '../../store/logs.ts';
 import { presentWorkload } from '../present.ts';
+import {
+  feedEventView,
+  logSliceView,
+  presentedWorkloadView,
+  queueView,
+  replies,
+  workloadDetailView,
+} from '../schemas.ts';
 
 const idParams = z.object({ id: z.string().min(1).max(LIMITS.keyLength) });
+
+const CURSOR_RULE =
+  'before must be the `next` value of the previous page: <createdAt as ISO-8601 UTC with milliseconds>|<id>, ' +
+  'e.g. 2026-01-31T12:00:00.000Z|0b7e4a52-3c1d-4f7e-9a51-2f7c8d9e0a1b';
+const CURSOR = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)\|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/;
+
+/** The list cursor, checked whole here: a time PostgreSQL cannot read (year 0, 31 February) is a 400 too. */
+const listCursor = z
+  .string()
+  .max(100, CURSOR_RULE)
+  .refine((value) => {
+    const at = CURSOR.exec(value)?.[1];
+    if (!at || at.startsWith('0000')) return false;
+    const ms = Date.parse(at);
+    return Number.isFinite(ms) && new Date(ms).toISOString() === at;
+  }, CURSOR_RULE);
+
+/** A batch names each workload once: two with one key would both answer for the same stored workload. */
+const batchBody = z
+  .object({ workloads: z.array(workloadInput).min(1).max(LIMITS.batchSize) })
+  .strict()
+  .superRefine((batch, ctx) => {
+    const first = new Map<string, number>();
+    batch.workloads.forEach((w, i) => {
+      const seen = first.get(w.key);
+      if (seen === undefined) first.set(w.key, i);
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: ['workloads', i, 'key'],
+          message: `key repeats workloads.${seen}.key; each workload of a batch needs its own key`,
+        });
+    });
+  });
 
 export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod {
   return async (app) => {
@@ -19,6 +62,13 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           summary: 'Submit one workload (idempotent by key: 201 when new, 200 with the existing one otherwise)',
           tags: ['workloads'],
           body: workloadInput,
+          response: replies(
+            {
+              200: presentedWorkloadView.describe('Already submitted'),
+              201: presentedWorkloadView.describe('Created'),
+            },
+            [409],
+          ),
         },
       },
       async (request, reply) => {
@@ -35,7 +85,15 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
         schema: {
           summary: `Submit up to ${LIMITS.batchSize} workloads in one transaction`,
           tags: ['workloads'],
-          body: z.object({ workloads: z.array(workloadInput).min(1).max(LIMITS.batchSize) }).strict(),
+          body: batchBody,
+          response: replies(
+            {
+              200: z.object({
+                results: z.array(z.object({ workload: presentedWorkloadView, created: z.boolean() })),
+              }),
+            },
+            [409],
+          ),
         },
       },
       async (request) => ({
@@ -55,10 +113,16 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           tags: ['workloads'],
           querystring: z.object({
             state: z.enum(WORKLOAD_STATES).optional(),
-            queue: z.string().max(LIMITS.queueLength).optional(),
-            worker: z.string().uuid().optional(),
-            limit: z.coerce.number().int().min(1).max(1_000).default(100),
-            before: z.string().max(100).optional(),
+            queue: queueName.optional(),
+            worker: z.uuid('worker must be a worker id (a UUID)').optional(),
+            limit: wholeNumberParam('limit', 1, 1_000).default(100),
+            before: listCursor.optional(),
+          }),
+          response: replies({
+            200: z.object({
+              workloads: z.array(presentedWorkloadView),
+              next: z.string().nullable().describe('pass as `before` for the next page; null on the last'),
+            }),
           }),
         },
       },
@@ -83,7 +147,12 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
       '/v1/workloads/:id',
       {
         config: { auth: 'read' },
-        schema: { summary: 'One workload by id or key', tags: ['workloads'], params: idParams },
+        schema: {
+          summary: 'One workload by id or key',
+          tags: ['workloads'],
+          params: idParams,
+          response: replies({ 200: workloadDetailView }, [404, 414]),
+        },
       },
       async (request) => presentWorkload(await service.describeWorkload(request.params.id), request.principal),
     );
@@ -96,6 +165,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           summary: 'Cancel: at once when queued, through its worker when leased or running',
           tags: ['workloads'],
           params: idParams,
+          response: replies({ 200: presentedWorkloadView }, [404, 409, 414]),
         },
       },
       async (request) => presentWorkload(await service.cancel(request.params.id), request.principal),
@@ -111,16 +181,12 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           params: idParams,
           querystring: z.object({
             stream: z.enum(LOG_STREAMS).default('stdout'),
-            offset: z.coerce.number().int().min(0).default(0),
-            attempt: z.coerce.number().int().min(1).optional(),
-            maxBytes: z.coerce
-              .number()
-              .int()
-              .min(1)
-              .max(LIMITS.logChunkBytes)
-              .default(256 * 1024),
-            waitMs: z.coerce.number().int().min(0).max(LIMITS.maxWaitMs).default(0),
+            offset: wholeNumberParam('offset', 0, MAX_OFFSET).default(0),
+            attempt: wholeNumberParam('attempt', 1, LIMITS.int32).optional(),
+            maxBytes: wholeNumberParam('maxBytes', 1, LIMITS.logChunkBytes).default(256 * 1024),
+            waitMs: wholeNumberParam('waitMs', 0, LIMITS.maxWaitMs).default(0),
           }),
+          response: replies({ 200: logSliceView }, [404, 414]),
         },
       },
       async (request) => {
@@ -153,9 +219,15 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
           summary: 'Change feed: state changes after a sequence number; long-polls up to waitMs when none',
           tags: ['workloads'],
           querystring: z.object({
-            after: z.coerce.number().int().min(0).default(0),
-            limit: z.coerce.number().int().min(1).max(10_000).default(1_000),
-            waitMs: z.coerce.number().int().min(0).max(LIMITS.maxWaitMs).default(0),
+            after: wholeNumberParam('after', 0, MAX_OFFSET).default(0),
+            limit: wholeNumberParam('limit', 1, 10_000).default(1_000),
+            waitMs: wholeNumberParam('waitMs', 0, LIMITS.maxWaitMs).default(0),
+          }),
+          response: replies({
+            200: z.object({
+              events: z.array(feedEventView),
+              last: z.number().int().describe('pass as `after` for the next read'),
+            }),
           }),
         },
       },
@@ -170,7 +242,11 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
       '/v1/queues',
       {
         config: { auth: 'read' },
-        schema: { summary: 'Depth and running slots per queue and backend', tags: ['queues'] },
+        schema: {
+          summary: 'Depth and running slots per queue and backend',
+          tags: ['queues'],
+          response: replies({ 200: z.object({ queues: z.array(queueView) }) }),
+        },
       },
       async () => {
         const [queues, workers] = await Promise.all([service.queues(), service.pool.workers.list()]);

@@ -9,6 +9,26 @@ import { ProcessRuntime } from '../../worker/process-runtime.ts';
 import { clientFrom, type GlobalOptions, resolveToken } from '../context.ts';
 import { int, list } from '../parse.ts';
 
+/** The docker runtime, prepared (task network, metadata block) before the worker registers; fails closed. */
+async function dockerRuntime(
+  name: string,
+  options: import('../../worker/docker-runtime.ts').DockerRuntimeOptions,
+): Promise<import('../../worker/docker-runtime.ts').DockerRuntime> {
+  const [{ DockerRuntime }, { DockerOptionsError }, { TaskNetworkError }] = await Promise.all([
+    import('../../worker/docker-runtime.ts'),
+    import('../../worker/docker-task-options.ts'),
+    import('../../worker/task-network.ts'),
+  ]);
+  try {
+    const runtime = new DockerRuntime(name, options);
+    await runtime.setUpNetwork();
+    return runtime;
+  } catch (error) {
+    if (error instanceof DockerOptionsError || error instanceof TaskNetworkError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
 /** `airfleet worker`: a pull worker (worker/agent.ts). */
 export function workerCommand(program: Command, globals: () => GlobalOptions): void {
   program
@@ -42,8 +62,26 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
       int('--spool-max'),
       256,
     )
+    .option(
+      '--secrets-dir <dir>',
+      'docker runtime: a host directory secret mounts (execConfig.docker.secrets) may come from; repeatable (default: none, no secret mounts)',
+      (dir: string, dirs: string[]) => [...dirs, dir],
+      [] as string[],
+    )
+    .option(
+      '--host-network',
+      'docker runtime: run task containers on the host network, where they can reach the instance metadata service (default: the task network)',
+    )
+    .option(
+      '--task-network <name>',
+      'docker runtime: the bridge network task containers join, created with link-local (metadata) addresses blocked',
+      'airfleet-tasks',
+    )
     .action(
       async (opts: {
+        secretsDir: string[];
+        hostNetwork?: boolean;
+        taskNetwork: string;
         queues: string[];
         concurrency: number;
         runtime: 'process' | 'docker';
@@ -61,6 +99,22 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
           throw new ConfigError('the worker needs an enrollment token: --token or AIRFLEET_TOKEN (scope enroll)');
         const logger = createLogger(process.env.AIRFLEET_LOG_LEVEL ?? 'info');
         const dataDir = g.dataDir ?? process.env.AIRFLEET_DATA_DIR ?? join(process.cwd(), '.airfleet');
+        const runtime =
+          opts.runtime === 'docker'
+            ? await dockerRuntime(opts.name, {
+                secretsDirs: opts.secretsDir,
+                hostNetwork: opts.hostNetwork === true,
+                taskNetwork: opts.taskNetwork,
+              })
+            : new ProcessRuntime(opts.workDir);
+        if (runtime.name === 'docker') {
+          logger.info(
+            { network: opts.hostNetwork ? 'host' : opts.taskNetwork, secretsDirs: opts.secretsDir },
+            opts.hostNetwork
+              ? 'docker runtime: tasks run on the host network (--host-network): they can reach the instance metadata service'
+              : 'docker runtime: tasks run on the task network; link-local (instance metadata) addresses are blocked',
+          );
+        }
         const agent = new WorkerAgent({
           apiUrl: clientFrom(g).baseUrl,
           enrollToken: token,
@@ -68,10 +122,7 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
           queues: opts.queues,
           concurrency: opts.concurrency,
           labels: Object.fromEntries(opts.label.map((l) => l.split('=', 2) as [string, string])),
-          runtime:
-            opts.runtime === 'docker'
-              ? new (await import('../../worker/docker-runtime.ts')).DockerRuntime(opts.name)
-              : new ProcessRuntime(opts.workDir),
+          runtime,
           logger,
           version: VERSION,
           drainTimeoutMs: opts.drainTimeout * 1000,
