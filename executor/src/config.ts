@@ -79,6 +79,22 @@ export const serviceConfigSchema = z
     submitConcurrency: z.number().int().min(1).max(1_000).default(16),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /**
+     * Origins that may show the dashboard (`/ui`) in a frame besides the service itself: Airflow's UI, for
+     * the plugin's view, e.g. `https://airflow.example.com` (CSP frame-ancestors sources; a port may be `*`).
+     * @default none: only the service's own pages may frame it
+     */
+    uiFrameAncestors: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:(\d{1,5}|\*))?$/,
+            'uiFrameAncestors: each entry must be an origin such as https://airflow.example.com or http://127.0.0.1:* (no path)',
+          ),
+      )
+      .max(20)
+      .default([]),
+    /**
      * Tokens given by value at start-up (e.g. from a secret store): stored hashed, like any other token.
      * Lets a deployment hand the same admin or enrollment token to clients without a bootstrap step.
      */
@@ -152,6 +168,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   num('AIRFLEET_INSTANCE_HEARTBEAT_MS', 'instanceHeartbeatMs');
   num('AIRFLEET_INSTANCE_TIMEOUT_MS', 'instanceTimeoutMs');
   if (env.AIRFLEET_LOG_LEVEL) out.logLevel = env.AIRFLEET_LOG_LEVEL;
+  if (env.AIRFLEET_UI_FRAME_ANCESTORS)
+    out.uiFrameAncestors = env.AIRFLEET_UI_FRAME_ANCESTORS.split(/[\s,]+/).filter(Boolean);
   if (env.AIRFLEET_BACKENDS)
     out.backends = env.AIRFLEET_BACKENDS.split(',')
       .map((b) => b.trim())

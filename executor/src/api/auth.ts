@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import type { ExecutorService, Principal } from '../service/executor-service.ts';
 import type { Scope } from '../store/tokens.ts';
+import { sessionToken } from './ui-session.ts';
 
 /** What a route needs: nothing (health only), an API token with a scope, or a worker's own token. */
 export type AuthRequirement = 'public' | Scope | 'worker';
@@ -21,7 +22,12 @@ export function authHook(service: ExecutorService) {
     const need: AuthRequirement = request.routeOptions.config.auth ?? 'admin';
     if (need === 'public') return;
     const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    // The dashboard's session cookie stands in for the header only when there is none (api/ui-session.ts).
+    const token = header?.startsWith('Bearer ')
+      ? header.slice(7).trim()
+      : header === undefined && need !== 'worker'
+        ? sessionToken(request)
+        : undefined;
     if (!token) throw new UnauthorizedError();
     const principal = await service.authenticate(token);
     if (!principal) throw new UnauthorizedError('invalid or revoked token');

@@ -187,6 +187,7 @@ const workerConfigView = z.object({
   maintenance: z.boolean(),
   maintenanceComment: z.string().nullable(),
   state: z.enum(WORKER_STATES),
+  draining: z.boolean().describe('drain and leave: no new work; let running tasks finish, then deregister'),
 });
 
 /** What a worker's poll answers: new leases (with their secret env, for the task only), stops, its config. */

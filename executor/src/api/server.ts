@@ -10,14 +10,18 @@ import {
 import type { Logger } from 'pino';
 import { LIMITS } from '../domain/limits.ts';
 import { type ExecutorService, VERSION } from '../service/executor-service.ts';
+import { MetricsHistory } from '../service/metrics-history.ts';
 import { authHook } from './auth.ts';
 import { errorHandler, frameworkErrorHandler } from './errors.ts';
 import { registerJsonBodyParser } from './json-body.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { systemRoutes } from './routes/system.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 import { workerAdminRoutes } from './routes/workers.ts';
 import { workloadRoutes } from './routes/workloads.ts';
 import { rejectUnsafeText } from './safe-text.ts';
+import { sessionRoutes } from './ui-session.ts';
+import { type UiOptions, uiRoutes } from './ui-static.ts';
 
 /**
  * Fastify builds its default compilers (Ajv for validation, fast-json-stringify for serialization) unless it
@@ -31,7 +35,7 @@ const compilersFactory = {
 } as unknown as NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
 
 /** The HTTP API over an ExecutorService. Not listening yet: call `listen` on the result. */
-export async function buildApi(service: ExecutorService, logger: Logger) {
+export async function buildApi(service: ExecutorService, logger: Logger, options: { ui?: UiOptions } = {}) {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: LIMITS.bodyBytes,
@@ -84,6 +88,13 @@ export async function buildApi(service: ExecutorService, logger: Logger) {
   await app.register(workloadRoutes(service));
   await app.register(workerAdminRoutes(service));
   await app.register(workerProtocolRoutes(service));
+  // The dashboard: its static files at /ui, its login, and the few reads it needs beyond the API's own.
+  const history = new MetricsHistory(service.metrics);
+  history.start();
+  app.addHook('onClose', async () => history.stop());
+  await app.register(dashboardRoutes(service, history));
+  await app.register(sessionRoutes(service));
+  await app.register(uiRoutes({ frameAncestors: service.config.uiFrameAncestors, ...options.ui }));
   return app;
 }
 

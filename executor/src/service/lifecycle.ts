@@ -182,6 +182,8 @@ export class Lifecycle {
     this.signals.emit({ kind: 'log', workloadId: w.id }); // wakes log followers here and in peers
     if (isTerminal(w.state))
       this.metrics.finished.inc({ queue: this.metrics.queueLabel(w.queue), state: w.state, reason: w.reason ?? '' });
+    else if (w.state === 'running' && w.startedAt)
+      this.metrics.observeStart(w.queue, (Date.parse(w.startedAt) - Date.parse(w.queuedAt)) / 1000);
     if (w.state === 'queued') this.signals.emit({ kind: 'queue', queue: w.queue, backend: w.backend, count: 1 });
   }
 

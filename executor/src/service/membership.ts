@@ -42,6 +42,11 @@ export class Membership {
     this.options = options;
   }
 
+  /** This instance's name (`instanceName`, or `<host>:<port>`). */
+  get name(): string {
+    return this.options.name;
+  }
+
   async start(): Promise<void> {
     const sent = performance.now();
     const predecessors = await registerInstance(

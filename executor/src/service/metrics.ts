@@ -3,6 +3,9 @@ import type { Db } from '../store/db.ts';
 import { countWorkersByState, WORKER_STATES } from '../store/workers.ts';
 import { type QueueStats, queueStats } from '../store/workloads.ts';
 
+/** Buckets of the queue → dispatch and queue → start histograms, seconds. */
+const DISPATCH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
 /** Distinct queue names that get a label of their own; the rest share `other` (see queueLabel). */
 const MAX_QUEUE_LABELS = 200;
 
@@ -14,6 +17,7 @@ const MAX_QUEUE_LABELS = 200;
 export class ServiceMetrics {
   readonly registry = new Registry();
   readonly dispatchLatency: Histogram<'queue'>;
+  readonly startLatency: Histogram<'queue'>;
   readonly submitted: Counter<'queue' | 'backend'>;
   readonly finished: Counter<'queue' | 'state' | 'reason'>;
   readonly leaseLatency: Histogram;
@@ -31,6 +35,10 @@ export class ServiceMetrics {
 
   observeDispatch(queue: string, seconds: number): void {
     this.dispatchLatency.observe({ queue: this.queueLabel(queue) }, seconds);
+  }
+
+  observeStart(queue: string, seconds: number): void {
+    this.startLatency.observe({ queue: this.queueLabel(queue) }, Math.max(0, seconds));
   }
 
   /** Queue statistics shared by the gauges of one scrape (they collect within milliseconds of each other). */
@@ -51,7 +59,14 @@ export class ServiceMetrics {
       name: 'airfleet_dispatch_latency_seconds',
       help: 'Time from entering the queue to being leased to a worker or submitted to a backend',
       labelNames: ['queue'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      buckets: DISPATCH_BUCKETS,
+      registers: [registry],
+    });
+    this.startLatency = new Histogram({
+      name: 'airfleet_start_latency_seconds',
+      help: 'Time from entering the queue to the task running (its attempt recorded as started)',
+      labelNames: ['queue'],
+      buckets: DISPATCH_BUCKETS,
       registers: [registry],
     });
     this.leaseLatency = new Histogram({

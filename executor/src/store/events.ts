@@ -35,22 +35,35 @@ export async function sequenceEvents(db: Db, batch = 10_000): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
-export async function readEvents(q: Queryable, after: number, limit: number): Promise<FeedEvent[]> {
-  const { rows } = await q.query<{
-    seq: number;
-    workload_id: string;
-    key: string;
-    state: string;
-    attempt: number;
-    reason: string | null;
-    exit_code: number | null;
-    at: Date;
-  }>(
+/** The newest sequence number of the feed (0 when empty): where a reader that wants only what comes next starts. */
+export async function feedHead(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ last: number | null }>('SELECT max(seq)::float8 AS last FROM events');
+  return Number(rows[0]?.last ?? 0);
+}
+
+/** Every numbered event of one workload, oldest first: its attempts and their states (index events_workload). */
+export async function eventsOfWorkload(q: Queryable, workloadId: string, limit: number): Promise<FeedEvent[]> {
+  const { rows } = await q.query<EventRow>(
     `SELECT seq::float8 AS seq, workload_id, key, state, attempt, reason, exit_code, at FROM events
-     WHERE seq > $1 ORDER BY seq LIMIT $2`,
-    [after, limit],
+     WHERE workload_id = $1::uuid AND seq IS NOT NULL ORDER BY seq LIMIT $2`,
+    [workloadId, limit],
   );
-  return rows.map((r) => ({
+  return rows.map(toFeedEvent);
+}
+
+interface EventRow {
+  seq: number;
+  workload_id: string;
+  key: string;
+  state: string;
+  attempt: number;
+  reason: string | null;
+  exit_code: number | null;
+  at: Date;
+}
+
+function toFeedEvent(r: EventRow): FeedEvent {
+  return {
     seq: Number(r.seq),
     workloadId: r.workload_id,
     key: r.key,
@@ -59,5 +72,14 @@ export async function readEvents(q: Queryable, after: number, limit: number): Pr
     reason: r.reason,
     exitCode: r.exit_code,
     at: new Date(r.at).toISOString(),
-  }));
+  };
+}
+
+export async function readEvents(q: Queryable, after: number, limit: number): Promise<FeedEvent[]> {
+  const { rows } = await q.query<EventRow>(
+    `SELECT seq::float8 AS seq, workload_id, key, state, attempt, reason, exit_code, at FROM events
+     WHERE seq > $1 ORDER BY seq LIMIT $2`,
+    [after, limit],
+  );
+  return rows.map(toFeedEvent);
 }

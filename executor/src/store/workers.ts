@@ -228,12 +228,14 @@ export async function heartbeat(
      upd AS (
        UPDATE workers k SET last_heartbeat = now(),
          metrics = coalesce($2::jsonb, k.metrics),
-         draining = coalesce($3, k.draining),
+         -- Draining only ever starts (SIGINT on the worker, or an operator's drain request) and ends with the
+         -- process: a heartbeat cannot take a requested drain back. Registering again clears it.
+         draining = k.draining OR coalesce($3, false),
          state = CASE
            WHEN k.state IN ('lost', 'offline') THEN k.state
            WHEN k.maintenance AND EXISTS (SELECT 1 FROM held) THEN 'maintenance_pending'
            WHEN k.maintenance THEN 'maintenance_mode'
-           WHEN coalesce($3, k.draining) THEN 'draining'
+           WHEN k.draining OR coalesce($3, false) THEN 'draining'
            WHEN EXISTS (SELECT 1 FROM held) THEN 'running'
            ELSE 'idle' END
        WHERE k.id = $1::uuid RETURNING k.*
@@ -282,6 +284,44 @@ export async function updateWorkerConfig(
     [idOrName, change.addQueues ?? [], change.removeQueues ?? [], change.concurrency ?? null],
   );
   return rows[0] ? toWorker(rows[0]) : null;
+}
+
+/**
+ * An operator asks a live worker to drain and leave (the remote twin of SIGINT on the worker): no new leases
+ * from now on; the worker learns it from its next poll answer or heartbeat, lets its tasks finish and
+ * deregisters. Null when no such worker; a worker that is gone (lost, offline) is returned unchanged.
+ */
+export async function requestDrain(q: Queryable, idOrName: string): Promise<Worker | null> {
+  const { rows } = await q.query<WorkerRow>(
+    `UPDATE workers k SET draining = k.state NOT IN ('lost', 'offline') OR k.draining,
+       state = CASE WHEN k.state IN ('lost', 'offline') OR k.maintenance THEN k.state ELSE 'draining' END
+     WHERE ${byIdOrName(idOrName)} RETURNING k.*`,
+    [idOrName],
+  );
+  return rows[0] ? toWorker(rows[0]) : null;
+}
+
+/**
+ * Forgets a worker that is gone (offline or lost) and holds nothing: its row is deleted, so it leaves the
+ * lists and its name is free. Its finished workloads keep the worker id (their `workerName` becomes null).
+ * Returns what was deleted, or why not: `missing`, or the worker's state when it is still live.
+ */
+export async function deleteGoneWorker(
+  q: Queryable,
+  idOrName: string,
+): Promise<{ deleted: true } | { deleted: false; state: WorkerState | 'missing'; held: number }> {
+  const { rows } = await q.query<{ deleted: boolean; state: WorkerState; held: number }>(
+    `WITH k AS (SELECT k.id, k.state,
+                  (SELECT count(*)::int FROM workloads w WHERE w.worker_id = k.id AND w.state IN ('pending', 'running')) AS held
+                FROM workers k WHERE ${byIdOrName(idOrName)} FOR UPDATE),
+          gone AS (DELETE FROM workers d USING k WHERE d.id = k.id AND k.state IN ('lost', 'offline') AND k.held = 0
+                   RETURNING d.id)
+     SELECT EXISTS (SELECT 1 FROM gone) AS deleted, k.state, k.held FROM k`,
+    [idOrName],
+  );
+  const row = rows[0];
+  if (!row) return { deleted: false, state: 'missing', held: 0 };
+  return row.deleted ? { deleted: true } : { deleted: false, state: row.state, held: row.held };
 }
 
 export async function setWorkerState(q: Queryable, id: string, state: WorkerState): Promise<void> {

@@ -265,6 +265,7 @@ export async function getWorkload(q: Queryable, idOrKey: string): Promise<Worklo
 export interface ListFilter {
   state?: WorkloadState | undefined;
   queue?: string | undefined;
+  backend?: BackendName | undefined;
   workerId?: string | undefined;
   limit: number;
   /** Cursor: the `createdAt|id` of the last row of the previous page. */
@@ -280,6 +281,7 @@ export async function listWorkloads(q: Queryable, filter: ListFilter): Promise<W
   };
   if (filter.state) add('w.state = ?', filter.state);
   if (filter.queue) add('w.queue = ?', filter.queue);
+  if (filter.backend) add('w.backend = ?', filter.backend);
   if (filter.workerId) add('w.worker_id = ?::uuid', filter.workerId);
   if (filter.before) {
     const [at, id] = filter.before.split('|');

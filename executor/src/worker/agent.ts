@@ -101,6 +101,9 @@ export class WorkerAgent {
   private readonly idleWaiters = new Set<() => void>();
   /** Attempts of a previous process whose results are being delivered: still held, so heartbeats list them. */
   private readonly recovered = new Map<string, number>();
+  /** Settles once the worker has left (after a drain or a shutdown, whoever asked for it). */
+  readonly stopped: Promise<void>;
+  private markStopped: () => void = () => undefined;
 
   constructor(options: AgentOptions) {
     this.options = {
@@ -123,7 +126,11 @@ export class WorkerAgent {
       maintenance: false,
       maintenanceComment: null,
       state: 'idle',
+      draining: false,
     };
+    this.stopped = new Promise((resolve) => {
+      this.markStopped = resolve;
+    });
   }
 
   get running(): number {
@@ -188,6 +195,7 @@ export class WorkerAgent {
           maintenance: result.worker.maintenance,
           maintenanceComment: result.worker.maintenanceComment,
           state: result.worker.state,
+          draining: result.worker.draining,
         };
         this.logger.info(
           {
@@ -333,6 +341,12 @@ export class WorkerAgent {
     this.config = config;
     if (before.maintenance !== config.maintenance) {
       this.logger.info({ maintenance: config.maintenance, comment: config.maintenanceComment }, 'maintenance changed');
+    }
+    // An operator asked this worker to drain and leave (the dashboard, or POST /v1/workers/:name/drain): the
+    // same as a SIGINT here. Its own drain shows in the config too, which changes nothing.
+    if (config.draining && !this.draining && !this.stopping) {
+      this.logger.info('the service asks this worker to drain and leave');
+      void this.drain();
     }
   }
 
@@ -784,6 +798,7 @@ export class WorkerAgent {
       });
     }
     this.logger.info('worker stopped');
+    this.markStopped();
   }
 }
 

@@ -29,6 +29,7 @@ OPTIONS: dict[str, str] = {
     "task_command": "how a worker starts a task (default `python3 -m airfleet_airflow.run`)",
     "execution_api_server_url": "the Execution API URL as tasks reach it (default: Airflow's own)",
     "max_infra_retries": "the service's retries of failures before start (default: the service's)",
+    "dashboard_url": "the airfleet dashboard as browsers reach it, for Airflow's UI (default: url + /ui/)",
 }
 
 
@@ -181,6 +182,10 @@ def load_config(get: Callable[[str], str | None]) -> AirfleetConfig:
         problems.append(f"execution_api_server_url `{api_url}` must start with http:// or https://")
 
     routing = _parse_routing(opt("queue_backends") or "", problems)
+
+    dashboard = opt("dashboard_url")
+    if dashboard and not re.match(r"^https?://[^\s/]+", dashboard):
+        problems.append(f"dashboard_url `{dashboard}` must start with http:// or https:// and name a host")
 
     if problems:
         raise AirfleetConfigError(problems)

@@ -3,11 +3,11 @@ import { z } from 'zod';
 import { LIMITS } from '../../domain/limits.ts';
 import { queueName } from '../../domain/workload.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
-import { replies, workerView } from '../schemas.ts';
+import { noContent, replies, workerView } from '../schemas.ts';
 
 const nameParams = z.object({ name: z.string().min(1).max(LIMITS.nameLength) });
 
-/** Operators' view of the pull workers: list, maintenance, queues and concurrency at runtime. */
+/** Operators' view of the pull workers: list, maintenance, drain, forget, queues and concurrency at runtime. */
 export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
@@ -51,6 +51,37 @@ export function workerAdminRoutes(service: ExecutorService): FastifyPluginAsyncZ
       },
       async (request) =>
         service.pool.workers.setMaintenance(request.params.name, request.body.on, request.body.comment ?? null),
+    );
+
+    app.post(
+      '/v1/workers/:name/drain',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary: 'Drain and leave: no new leases; running tasks finish, then the worker deregisters (as on SIGINT)',
+          tags: ['workers'],
+          params: nameParams,
+          response: replies({ 200: workerView }, [404, 409, 414]),
+        },
+      },
+      async (request) => service.pool.workers.requestDrain(request.params.name),
+    );
+
+    app.delete(
+      '/v1/workers/:name',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary: 'Forget a worker that is offline or lost (a live one is a 409: drain it first)',
+          tags: ['workers'],
+          params: nameParams,
+          response: replies({ 204: noContent }, [404, 409, 414]),
+        },
+      },
+      async (request, reply) => {
+        await service.pool.workers.forgetGone(request.params.name);
+        reply.status(204);
+      },
     );
 
     app.patch(

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { MAX_OFFSET, wholeNumberParam } from '../../domain/fields.ts';
 import { LIMITS } from '../../domain/limits.ts';
 import { WORKLOAD_STATES } from '../../domain/states.ts';
-import { queueName, workloadInput } from '../../domain/workload.ts';
+import { BACKENDS, queueName, workloadInput } from '../../domain/workload.ts';
 import type { ExecutorService } from '../../service/executor-service.ts';
 import { LOG_STREAMS } from '../../store/logs.ts';
 import { presentWorkload } from '../present.ts';
@@ -109,11 +109,12 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
       {
         config: { auth: 'read' },
         schema: {
-          summary: 'List workloads, newest first',
+          summary: 'List workloads, newest first (filters: state, queue, backend, worker id)',
           tags: ['workloads'],
           querystring: z.object({
             state: z.enum(WORKLOAD_STATES).optional(),
             queue: queueName.optional(),
+            backend: z.enum(BACKENDS).optional(),
             worker: z.uuid('worker must be a worker id (a UUID)').optional(),
             limit: wholeNumberParam('limit', 1, 1_000).default(100),
             before: listCursor.optional(),
@@ -131,6 +132,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
         const workloads = await service.listWorkloads({
           state: q.state,
           queue: q.queue,
+          backend: q.backend,
           workerId: q.worker,
           limit: q.limit,
           before: q.before,

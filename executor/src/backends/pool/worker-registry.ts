@@ -4,12 +4,14 @@ import { ConflictError, NotFoundError } from '../../errors.ts';
 import type { Queryable } from '../../store/db.ts';
 import { hashSecret, newSecret, secretMatches } from '../../store/tokens.ts';
 import {
+  deleteGoneWorker,
   getWorker,
   type HeldWorkload,
   heartbeat,
   listWorkers,
   lockWorkerName,
   markWorkerLost,
+  requestDrain,
   setMaintenance,
   setWorkerState,
   silentWorkers,
@@ -27,6 +29,8 @@ export interface WorkerView {
   maintenance: boolean;
   maintenanceComment: string | null;
   state: Worker['state'];
+  /** The worker is to drain and leave: set by its own SIGINT, or by an operator (`POST /v1/workers/:name/drain`). */
+  draining: boolean;
 }
 
 /** An attempt the worker must stop, and why (the reason it will be recorded with). */
@@ -107,6 +111,43 @@ export class WorkerRegistry {
     if (!worker) throw new NotFoundError('worker', idOrName);
     this.host.wakeWorker(worker.id);
     return this.get(worker.id);
+  }
+
+  /**
+   * Asks a live worker to drain and leave: it takes no new leases from now on, lets its tasks finish (up to
+   * its --drain-timeout) and deregisters, as on SIGINT. Its parked poll answers at once with the request.
+   */
+  async requestDrain(idOrName: string): Promise<Worker> {
+    const worker = await requestDrain(this.host.db, idOrName);
+    if (!worker) throw new NotFoundError('worker', idOrName);
+    if (worker.state === 'lost' || worker.state === 'offline') {
+      throw new ConflictError(
+        `worker ${worker.name} is ${worker.state}: there is nothing to drain; forget it (DELETE /v1/workers/${worker.name}) to remove it from the list`,
+        { state: worker.state },
+      );
+    }
+    this.host.wakeWorker(worker.id);
+    return this.get(worker.id);
+  }
+
+  /** Removes a gone (offline or lost) worker from the registry; a live one is refused, naming what to do. */
+  async forgetGone(idOrName: string): Promise<void> {
+    const worker = await getWorker(this.host.db, idOrName);
+    if (!worker) throw new NotFoundError('worker', idOrName);
+    const result = await deleteGoneWorker(this.host.db, worker.id);
+    if (result.deleted) {
+      this.forget(worker.id);
+      this.host.logger.info({ worker: worker.name }, 'forgot a worker that was gone');
+      return;
+    }
+    if (result.state === 'missing') throw new NotFoundError('worker', idOrName);
+    throw new ConflictError(
+      result.state === 'lost' || result.state === 'offline'
+        ? `worker ${worker.name} still holds ${result.held} workload(s); try again once they are settled`
+        : `worker ${worker.name} is ${result.state}, not gone: only offline or lost workers can be forgotten; ` +
+            `drain it first (POST /v1/workers/${worker.name}/drain) and forget it once it is offline`,
+      { state: result.state },
+    );
   }
 
   // ---------------------------------------------------------------- registration
@@ -264,6 +305,7 @@ export function viewOf(worker: Worker): WorkerView {
     maintenance: worker.maintenance,
     maintenanceComment: worker.maintenanceComment,
     state: worker.state,
+    draining: worker.draining,
   };
 }
 

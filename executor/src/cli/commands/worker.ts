@@ -140,6 +140,8 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
           } else void agent.shutdown().then(() => process.exit(0));
         });
         process.on('SIGTERM', () => void agent.shutdown().then(() => process.exit(0)));
+        // A drain the service asked for (an operator) ends the process too, as a SIGINT would.
+        void agent.stopped.then(() => process.exit(0));
         await agent.start();
       },
     );

@@ -1,0 +1,77 @@
+import { useState } from 'preact/hooks';
+import { ApiError, post } from '../api.ts';
+import type { Session } from '../types.ts';
+
+/**
+ * Sign in with an API token. The token goes to POST /v1/session once and comes back as an HttpOnly cookie:
+ * this page does not keep it (the field is cleared), and it never appears in an address.
+ */
+export function Login(props: { onSignedIn: (s: Session) => void; reason?: string | null }) {
+  const [token, setToken] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (!token.trim()) {
+      setError('Paste an API token first (aft_…).');
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      const session = await post<Session>('/v1/session', { token: token.trim() });
+      setToken('');
+      props.onSignedIn(session);
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <main id="main" class="login">
+      <form class="login-card" onSubmit={submit} aria-describedby="login-help">
+        <h1>
+          <img src="/ui/favicon.svg" alt="" width={28} height={28} /> airfleet
+        </h1>
+        {props.reason ? (
+          <p class="notice notice-info" role="status">
+            {props.reason}
+          </p>
+        ) : null}
+        <label for="token">API token</label>
+        <input
+          id="token"
+          name="token"
+          type="password"
+          autocomplete="off"
+          spellcheck={false}
+          placeholder="aft_…"
+          value={token}
+          onInput={(e) => setToken((e.target as HTMLInputElement).value)}
+          aria-invalid={error ? true : undefined}
+          aria-describedby={error ? 'login-error' : undefined}
+        />
+        {error ? (
+          <p id="login-error" class="field-error" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <button type="submit" class="primary" disabled={busy}>
+          {busy ? 'Signing in…' : 'Sign in'}
+        </button>
+        <div id="login-help" class="help">
+          <p>
+            A token with the <code>read</code> scope shows everything; <code>submit</code> adds cancelling workloads,{' '}
+            <code>admin</code> managing workers. Make one with{' '}
+            <code>airfleet token create --name me --scopes read,submit</code>; on a first start the service wrote an
+            admin token to <code>&lt;data-dir&gt;/admin.token</code>.
+          </p>
+          <p>The token is kept in an HttpOnly cookie of this site until you sign out or close the browser.</p>
+        </div>
+      </form>
+    </main>
+  );
+}
