@@ -65,7 +65,9 @@ function cookie(request: FastifyRequest, value: string, maxAgeSeconds?: number):
   const secure = request.protocol === 'https' || request.headers['x-forwarded-proto'] === 'https';
   return [
     `${SESSION_COOKIE}=${value}`,
-    'Path=/',
+    // Only the API reads it (the static files are public): browsers do not isolate cookies by port, so a
+    // narrower path keeps it away from other services on the same host (Airflow's UI lives under /, /api/v2).
+    'Path=/v1',
     'HttpOnly',
     'SameSite=Strict',
     ...(secure ? ['Secure'] : []),

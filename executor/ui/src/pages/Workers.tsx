@@ -306,45 +306,52 @@ function WorkerRow(props: {
         </time>
       </td>
       {props.admin ? (
-        <td data-label="Actions" class="actions">
-          {gone ? (
-            <button
-              type="button"
-              class="small danger"
-              onClick={() => props.onAction('forget')}
-              aria-label={`Forget ${w.name}`}
-            >
-              Forget…
-            </button>
-          ) : (
-            <>
-              {w.maintenance ? (
-                <MaintenanceOff worker={w} onDone={props.onChanged} />
-              ) : (
-                <button
-                  type="button"
-                  class="small"
-                  onClick={() => props.onAction('maintenance')}
-                  aria-label={`Maintenance on for ${w.name}`}
-                >
-                  Maintenance…
-                </button>
-              )}
-              <button type="button" class="small" onClick={() => props.onAction('edit')} aria-label={`Edit ${w.name}`}>
-                Edit…
+        <td data-label="Actions">
+          <div class="actions">
+            {gone ? (
+              <button
+                type="button"
+                class="small danger"
+                onClick={() => props.onAction('forget')}
+                aria-label={`Forget ${w.name}`}
+              >
+                Forget…
               </button>
-              {w.draining ? null : (
+            ) : (
+              <>
+                {w.maintenance ? (
+                  <MaintenanceOff worker={w} onDone={props.onChanged} />
+                ) : (
+                  <button
+                    type="button"
+                    class="small"
+                    onClick={() => props.onAction('maintenance')}
+                    aria-label={`Maintenance on for ${w.name}`}
+                  >
+                    Maintenance…
+                  </button>
+                )}
                 <button
                   type="button"
                   class="small"
-                  onClick={() => props.onAction('drain')}
-                  aria-label={`Drain ${w.name}`}
+                  onClick={() => props.onAction('edit')}
+                  aria-label={`Edit ${w.name}`}
                 >
-                  Drain…
+                  Edit…
                 </button>
-              )}
-            </>
-          )}
+                {w.draining ? null : (
+                  <button
+                    type="button"
+                    class="small"
+                    onClick={() => props.onAction('drain')}
+                    aria-label={`Drain ${w.name}`}
+                  >
+                    Drain…
+                  </button>
+                )}
+              </>
+            )}
+          </div>
         </td>
       ) : null}
     </tr>
