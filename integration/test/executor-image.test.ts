@@ -65,9 +65,21 @@ describe('executor image (local/airfleet-executor)', () => {
     expect(Buffer.from(log.data, 'base64').toString()).toMatch(/^node v24\./);
   });
 
+  it('serves the dashboard it carries at /ui, every asset from the image itself', async () => {
+    const url = client.baseUrl;
+    const index = await fetch(`${url}/ui/`);
+    expect(index.status).toBe(200);
+    expect(index.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const html = await index.text();
+    const assets = [...html.matchAll(/(?:src|href)="(\/ui\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(assets.filter((a) => a.startsWith('/ui/assets/')).length).toBeGreaterThanOrEqual(2); // script, styles
+    for (const asset of assets) expect((await fetch(`${url}${asset}`)).status).toBe(200);
+    expect(html).not.toMatch(/https?:\/\//); // nothing from elsewhere
+  });
+
   it('carries only the executor dependencies, not cdktf or the test tools', async () => {
     const { output } = await service.exec(['ls', '/opt/airfleet/node_modules']);
     expect(output).toMatch(/fastify/);
-    expect(output).not.toMatch(/cdktf|testcontainers|jest/);
+    expect(output).not.toMatch(/cdktf|testcontainers|jest|vite|playwright/);
   });
 });
