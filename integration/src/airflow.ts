@@ -259,6 +259,12 @@ export class AirflowDeployment {
     }
   }
 
+  /** The admin's bearer token (a JWT), e.g. for a browser session's `_token` cookie. */
+  async accessToken(): Promise<string> {
+    this.token ??= await this.login();
+    return this.token;
+  }
+
   private async login(): Promise<string> {
     const response = await fetch(`${this.apiUrl}/auth/token`, {
       method: 'POST',

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AirfleetProcess, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
+import { ADMIN_TOKEN, type AirfleetProcess, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
 import {
   AIRFLOW_VENV,
   AirflowDeployment,
@@ -20,6 +20,7 @@ import {
   REPO,
   type TaskInstance,
 } from '../src/airflow.ts';
+import { launchChromium, screenshot } from '../src/browser.ts';
 import { projectImage } from '../src/docker-env.ts';
 import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
 
@@ -108,8 +109,13 @@ beforeAll(async () => {
     backends: 'pool,local',
     heartbeatIntervalMs: 1_000,
     heartbeatTimeoutMs: 8_000,
-    // On PostgreSQL, secretEnv (the workload JSON) is encrypted with this key.
-    env: { ...workerEnv, AIRFLEET_SECRET_KEY: randomBytes(32).toString('base64') },
+    // On PostgreSQL, secretEnv (the workload JSON) is encrypted with this key. Airflow's UI (on another loopback
+    // port) may frame the dashboard: the plugin's view.
+    env: {
+      ...workerEnv,
+      AIRFLEET_SECRET_KEY: randomBytes(32).toString('base64'),
+      AIRFLEET_UI_FRAME_ANCESTORS: 'http://127.0.0.1:*',
+    },
   });
   const created = await service.client.request<{ token: string }>('POST', '/v1/tokens', {
     body: { name: 'airflow-e2e', scopes: ['submit', 'read'] },
@@ -385,5 +391,73 @@ test('the workload token never shows in a log, and no read of a workload returns
   for (const w of ours) {
     const read = await service.client.request<Workload>('GET', `/v1/workloads/${w.id}`);
     expect(JWT.test(JSON.stringify(read))).toBe(false);
+  }
+});
+
+interface AirflowPluginInfo {
+  name: string;
+  external_views: Array<{ name: string; href: string; url_route: string | null; destination: string }>;
+  fastapi_apps: Array<{ url_prefix: string }>;
+}
+
+test('the dashboard in Airflow’s UI: listed by its plugins endpoint, in its navigation, a task instance one click from its workload', async () => {
+  const { plugins } = await airflow.request<{ plugins: AirflowPluginInfo[] }>('GET', '/api/v2/plugins');
+  const plugin = plugins.find((p) => p.name === 'airfleet');
+  expect(plugin?.external_views).toEqual([
+    expect.objectContaining({
+      name: 'airfleet',
+      href: `${service.url}/ui/`,
+      url_route: 'airfleet',
+      destination: 'nav',
+    }),
+    expect.objectContaining({
+      href: '/airfleet/workload/{DAG_ID}/{RUN_ID}/{TASK_ID}/{MAP_INDEX}',
+      url_route: 'airfleet-workload',
+      destination: 'task_instance',
+    }),
+  ]);
+  expect(plugin?.fastapi_apps).toEqual([expect.objectContaining({ url_prefix: '/airfleet' })]);
+
+  // The task instance link: Airflow's ids → the TI's external_executor_id → that workload's page.
+  const runId = runs.get('airfleet_linear')!;
+  const [load] = await endedWorkloadsOf('airfleet_linear', 'load');
+  const tiLink = `${airflow.apiUrl}/airfleet/workload/airfleet_linear/${encodeURIComponent(runId)}/load/{MAP_INDEX}`;
+  const jwt = await airflow.accessToken();
+  const redirect = await fetch(tiLink, { redirect: 'manual', headers: { authorization: `Bearer ${jwt}` } });
+  expect(redirect.status).toBe(302);
+  expect(redirect.headers.get('location')).toBe(`${service.url}/ui/#/workloads/${load!.id}`);
+  expect((await fetch(tiLink, { redirect: 'manual' })).status).toBe(401); // Airflow's own authentication
+  const local = await fetch(
+    tiLink.replace('airfleet_linear', 'airfleet_mixed').replace('/load/', '/on_local_executor/'),
+    {
+      headers: { authorization: `Bearer ${jwt}` },
+    },
+  );
+  expect(local.status).toBe(404);
+  expect(await local.text()).toContain('runs on LocalExecutor, not on airfleet');
+
+  // In a browser signed in to Airflow: the nav item shows the dashboard in Airflow's frame, and the task
+  // instance's tab lands on its workload once signed in to airfleet.
+  const browser = await launchChromium();
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await ctx.addCookies([{ name: '_token', value: jwt, url: airflow.apiUrl }]);
+    const page = await ctx.newPage();
+    await page.goto(`${airflow.apiUrl}/`);
+    await page.getByRole('link', { name: 'airfleet' }).click();
+    const frame = page.frameLocator('iframe');
+    await frame.getByLabel('API token').fill(ADMIN_TOKEN);
+    await frame.getByRole('button', { name: 'Sign in' }).click();
+    await frame.getByRole('row', { name: 'worker e2e-process' }).waitFor({ timeout: 30_000 });
+    await screenshot(page, 'airflow-nav');
+    await page.goto(
+      `${airflow.apiUrl}/dags/airfleet_linear/runs/${encodeURIComponent(runId)}/tasks/load/plugin/airfleet-workload`,
+    );
+    await frame.getByRole('heading', { name: load!.key, level: 1 }).waitFor({ timeout: 30_000 });
+    const stdout = frame.getByRole('textbox', { name: 'stdout of attempt 1' });
+    await waitFor('the task log in the frame', async () => (await stdout.inputValue()).includes('loaded total=30'));
+    await screenshot(page, 'airflow-task-instance');
+  } finally {
+    await browser.close();
   }
 });
