@@ -13,7 +13,9 @@
 // moto starts no containers and the figures are those of the API traffic alone.
 //   npm run bench -- --cpu-prof DIR        # the service writes a V8 CPU profile into DIR when it stops
 //   npm run bench -- --vs edge3,celery     # and the same scenarios on Airflow's Edge executor and on Celery,
-//                                          # in one side-by-side table (scripts/bench/, README "Benchmark")
+//                                          # in one side-by-side table (scripts/bench/, README "Benchmark");
+//                                          # --vs-rate N sets its open-loop rate (default 20/s)
+//   npm run bench -- --fsync on|off        # PostgreSQL's fsync (default: on with --vs, off otherwise)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     vs: { type: 'string' },
     'vs-rate': { type: 'string', default: '20' },
+    fsync: { type: 'string' },
   },
 });
 const SECTIONS = ['submit', 'dispatch', 'leases', 'live', 'batch'];
@@ -55,6 +58,10 @@ if (!Number.isInteger(vsRate) || vsRate < 1 || vsRate > 1000) {
   console.error(`bench: --vs-rate ${args['vs-rate']}: a whole number of jobs per second, 1 to 1000`);
   process.exit(2);
 }
+if (args.fsync !== undefined && !['on', 'off'].includes(args.fsync)) {
+  console.error(`bench: --fsync ${args.fsync}: on or off`);
+  process.exit(2);
+}
 const quick = args.quick;
 // The side-by-side scenarios (--vs): the same for every system. Worker counts of the pull scenarios, the
 // open-loop rate and its duration, and the backlog drained for the dispatch rate.
@@ -62,7 +69,7 @@ const VS = {
   workers: quick ? [200] : [200, 2000],
   rate: vsRate,
   seconds: quick ? 10 : 20,
-  backlog: quick ? 2000 : 5000,
+  backlog: quick ? 2000 : 3000,
   concurrency: 4,
 };
 const root = new URL('..', import.meta.url).pathname;
@@ -114,8 +121,9 @@ execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: ['ignore',
 let postgres = null;
 let databaseUrl = args['database-url'];
 // Side by side, every system is durable as deployed: PostgreSQL keeps its default fsync=on (the other runs
-// keep the test tier's fsync=off). Celery's Redis writes its append-only file every second (bench/celery.mjs).
-const fsync = vs.size > 0 ? 'on' : 'off';
+// keep the test tier's fsync=off; --fsync chooses). Celery's Redis writes its append-only file every second
+// (bench/celery.mjs).
+const fsync = args.fsync ?? (vs.size > 0 ? 'on' : 'off');
 if (!databaseUrl) {
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
   const { startPostgres } = await import('../integration/src/postgres.ts');

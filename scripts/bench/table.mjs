@@ -17,73 +17,35 @@ const round = (x, d = 1) =>
  */
 export function vsRows({ pull, push, rate, backlog }) {
   const rows = [];
-  const add = (measure, better, values) => rows.push({ measure, better, values });
-  for (const [workers, byPeer] of Object.entries(pull)) {
-    const w = `${Number(workers).toLocaleString('en')} workers`;
-    const pick = (f) => Object.fromEntries(Object.entries(byPeer).map(([k, r]) => [k, f(r)]));
-    add(
-      `pull, ${w}: queue→worker p50 at ${rate}/s (ms)`,
-      'lower',
-      pick((r) => r.p50Ms),
-    );
-    add(
-      `pull, ${w}: queue→worker p99 at ${rate}/s (ms)`,
-      'lower',
-      pick((r) => r.p99Ms),
-    );
-    add(
-      `pull, ${w}: jobs/s from a backlog of ${backlog.toLocaleString('en')}`,
-      'higher',
-      pick((r) => r.perSecond),
-    );
-    add(
-      `pull, ${w}: worker API requests/s at ${rate}/s`,
-      null,
-      pick((r) => r.requestsPerSecond),
-    );
-    add(
-      `pull, ${w}: server CPU ms per job at ${rate}/s`,
-      'lower',
-      pick((r) => r.serverCpuMsPerJob),
-    );
-    add(
-      `pull, ${w}: PostgreSQL CPU ms per job at ${rate}/s`,
-      'lower',
-      pick((r) => r.dbCpuMsPerJob),
-    );
-    add(
-      `pull, ${w}: failed requests`,
-      'lower',
-      pick((r) => r.failedRequests),
-    );
+  const b = backlog.toLocaleString('en');
+  // [measure, which way is better (null: no ratio), the field of the record]
+  const PULL = [
+    [`queue→worker p50 at ${rate}/s (ms)`, 'lower', 'p50Ms'],
+    [`queue→worker p99 at ${rate}/s (ms)`, 'lower', 'p99Ms'],
+    [`jobs/s from a backlog of ${b}`, 'higher', 'perSecond'],
+    [`worker API requests/s answered at ${rate}/s`, null, 'requestsPerSecond'],
+    [`server CPU ms per job at ${rate}/s`, 'lower', 'serverCpuMsPerJob'],
+    [`PostgreSQL CPU ms per job at ${rate}/s`, 'lower', 'dbCpuMsPerJob'],
+    ['failed requests', null, 'failedRequests'],
+    ['jobs not dispatched within the deadline', null, 'undispatched'],
+  ];
+  const PUSH = [
+    [`submit→start p50 at ${rate}/s (ms)`, 'lower', 'p50Ms'],
+    [`submit→start p99 at ${rate}/s (ms)`, 'lower', 'p99Ms'],
+    [`tasks/s from a backlog of ${b}`, 'higher', 'perSecond'],
+    [`worker-side CPU ms per task at ${rate}/s`, 'lower', 'serverCpuMsPerJob'],
+    [`PostgreSQL | Redis CPU ms per task at ${rate}/s`, 'lower', 'dbCpuMsPerJob'],
+    ['tasks not started within the deadline', null, 'undispatched'],
+  ];
+  const pick = (records, field) => Object.fromEntries(Object.entries(records).map(([k, r]) => [k, r[field]]));
+  for (const [workers, records] of Object.entries(pull)) {
+    const prefix = `pull, ${Number(workers).toLocaleString('en')} workers: `;
+    for (const [m, better, field] of PULL) rows.push({ measure: prefix + m, better, values: pick(records, field) });
   }
   if (push) {
-    const pick = (f) => Object.fromEntries(Object.entries(push).map(([k, r]) => [k, f(r)]));
-    add(
-      `push (local | celery): submit→start p50 at ${rate}/s (ms)`,
-      'lower',
-      pick((r) => r.p50Ms),
-    );
-    add(
-      `push (local | celery): submit→start p99 at ${rate}/s (ms)`,
-      'lower',
-      pick((r) => r.p99Ms),
-    );
-    add(
-      `push (local | celery): tasks/s from a backlog of ${backlog.toLocaleString('en')}`,
-      'higher',
-      pick((r) => r.perSecond),
-    );
-    add(
-      `push (local | celery): worker-side CPU ms per task at ${rate}/s`,
-      'lower',
-      pick((r) => r.serverCpuMsPerJob),
-    );
-    add(
-      `push (local | celery): PostgreSQL | Redis CPU ms per task at ${rate}/s`,
-      'lower',
-      pick((r) => r.dbCpuMsPerJob),
-    );
+    for (const [m, better, field] of PUSH) {
+      rows.push({ measure: `push (local | celery): ${m}`, better, values: pick(push, field) });
+    }
   }
   return rows;
 }
