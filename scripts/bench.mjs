@@ -16,6 +16,7 @@
 //                                          # in one side-by-side table (scripts/bench/, README "Benchmark");
 //                                          # --vs-rate N sets its open-loop rate (default 20/s)
 //   npm run bench -- --fsync on|off        # PostgreSQL's fsync (default: on with --vs, off otherwise)
+//   npm run bench -- --vs ... --readme     # and put the side-by-side table into README.md ("Benchmark")
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     vs: { type: 'string' },
     'vs-rate': { type: 'string', default: '20' },
     fsync: { type: 'string' },
+    readme: { type: 'boolean', default: false },
   },
 });
 const SECTIONS = ['submit', 'dispatch', 'leases', 'live', 'batch'];
@@ -706,6 +708,7 @@ try {
   console.log(`\n${JSON.stringify(json)}`);
   mkdirSync(join(root, 'reports'), { recursive: true });
   writeFileSync(join(root, 'reports/bench.json'), `${JSON.stringify(json, null, 2)}\n`);
+  if (args.readme && results.vs) writeReadmeTable(results.vs, json.machine);
 } catch (error) {
   console.error(`bench: failed: ${error.stack ?? error}`);
   process.exitCode = 1;
@@ -937,6 +940,43 @@ function vsSummary() {
     records: { pull, push },
     raw: { airfleet: vsAirfleet, peers: vsPeers },
   };
+}
+
+/** Replaces README's side-by-side block (between its markers) with this run's table and machine. */
+function writeReadmeTable(summary, m) {
+  const file = join(root, 'README.md');
+  const text = readFileSync(file, 'utf8');
+  const open = '<!-- bench-vs-table -->';
+  const close = '<!-- /bench-vs-table -->';
+  const a = text.indexOf(open);
+  const b = text.indexOf(close);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${open} ... ${close} block to write the table into`);
+  const busy = Math.max(m.loadAverage[0], m.loadAverageAtEnd[0]) > m.nproc;
+  const block = [
+    `${summary.title.replace(/^Side by side/, 'Latest run')}.`,
+    `Machine: \`nproc\` ${m.nproc}, ${m.cpuModel}; \`free -h\`: ${freeSummary(m.free)}.`,
+    busy
+      ? 'Other work ran on the machine at the same time (the load averages exceed its cores): figures are noisy.'
+      : 'Nothing else of note ran on the machine at the same time.',
+    '',
+    '```text',
+    summary.text,
+    '```',
+    '',
+    summary.legend,
+  ].join('\n');
+  writeFileSync(file, `${text.slice(0, a + open.length)}\n${block}\n${text.slice(b)}`);
+  log('README.md: the side-by-side table is updated');
+}
+
+/** `free -h`'s memory line as "23Gi total, 2.4Gi used, 21Gi available". */
+function freeSummary(free) {
+  const [head, mem] = (free ?? '').split('\n');
+  if (!mem) return 'n/a';
+  const names = head.trim().split(/\s+/);
+  const values = mem.trim().split(/\s+/).slice(1);
+  const at = (n) => values[names.indexOf(n)];
+  return `${at('total')} total, ${at('used')} used, ${at('available')} available`;
 }
 
 /** The machine the figures come from: nproc, model, memory (free -h), load averages at start and now. */
