@@ -663,7 +663,15 @@ try {
           ['edge3-1s', 1],
         ]) {
           log(`side by side: edge3, ${n} workers polling every ${pollInterval} s: ${VS.rate}/s, then a backlog`);
-          const r = await edge.run({ ...VS, workers: n, pollInterval });
+          let r;
+          try {
+            r = await edge.run({ ...VS, workers: n, pollInterval });
+          } catch (error) {
+            // One scenario that breaks down leaves its column empty; the others still run.
+            log(`  failed: ${error.message}`);
+            vsPeers.pull[n][column] = { error: error.message };
+            continue;
+          }
           vsPeers.pull[n][column] = r;
           const { rate, backlog } = r.phases;
           log(
@@ -872,6 +880,7 @@ async function createDatabase(name) {
 
 /** One system's figures in one scenario, the same fields whatever the system. */
 function vsRecord(system, r) {
+  if (r.error) return { error: r.error };
   const per = (ms, jobs) => (ms === undefined || ms === null || !jobs ? null : round(ms / jobs, 2));
   if (system === 'edge3') {
     const { rate, backlog } = r.phases;

@@ -383,9 +383,14 @@ class SimWorker:
     def state(self) -> str:
         return "running" if self.jobs else "idle"
 
-    async def register(self) -> None:
+    async def register(self) -> bool:
+        # The provider's client retries server errors and timeouts (10 tries, exponential waits): so here.
         body = {"state": "starting", "jobs_active": 0, "queues": None, "sysinfo": self.sysinfo()}
-        await self.client.call("register", "POST", f"worker/{self.name}", body)
+        for attempt in range(10):
+            if await self.client.call("register", "POST", f"worker/{self.name}", body) is not None:
+                return True
+            await asyncio.sleep(min(30.0, 2**attempt))
+        return False
 
     async def heartbeat(self) -> bool:
         state = self.state()
@@ -463,9 +468,10 @@ async def sim_main(args) -> None:
     workers = [
         SimWorker(client, f"{args.name_prefix}-{i}", args, fetched) for i in range(args.first, args.first + args.count)
     ]
+    registered = []
     for i in range(0, len(workers), 50):
-        await asyncio.gather(*(w.register() for w in workers[i : i + 50]))
-    if client.errors:
+        registered += await asyncio.gather(*(w.register() for w in workers[i : i + 50]))
+    if not all(registered):
         print(json.dumps({"error": client.errors}), flush=True)
         return
     stopping = asyncio.Event()
