@@ -283,18 +283,7 @@ export class LeaseProtocol {
     workerId: string,
     chunk: { workloadId: string; attempt: number; stream: LogStream; offset: number; data: Buffer },
   ): Promise<number> {
-    const { rows } = await this.host.db.query<{ worker_id: string | null; attempt: number }>(
-      'SELECT worker_id, attempt FROM workloads WHERE id = $1::uuid',
-      [chunk.workloadId],
-    );
-    const row = rows[0];
-    if (!row) throw new NotFoundError('workload', chunk.workloadId);
-    if (row.worker_id !== workerId || row.attempt !== chunk.attempt) {
-      throw new ConflictError(
-        `logs for attempt ${chunk.attempt} of ${chunk.workloadId} do not belong to this worker; drop them`,
-      );
-    }
-    const length = await appendLogChunk(this.host.db, chunk);
+    const length = await appendLogChunk(this.host.db, chunk, { workerId });
     this.host.logWritten(chunk.workloadId);
     return length;
   }
