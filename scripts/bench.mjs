@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Benchmark of the executor service against the targets in DESIGN.md ("Performance targets"). Prints a
+// Benchmark of the executor service against the targets in docs/architecture.md ("Performance targets"). Prints a
 // table and JSON (also written to reports/bench.json). The service runs as its own process on PostgreSQL
 // on the same host; this process is the load: HTTP clients and simulated pull workers.
 //
