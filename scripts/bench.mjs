@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Benchmark of the executor service against the targets in DESIGN.md ("Performance targets"). Prints a
+// Benchmark of the executor service against the targets in docs/architecture.md ("Performance targets"). Prints a
 // table and JSON (also written to reports/bench.json). The service runs as its own process on PostgreSQL
 // on the same host; this process is the load: HTTP clients and simulated pull workers.
 //
@@ -12,12 +12,20 @@
 // which enforces AWS's SubmitJob quota (50/s); the jobs are held in SUBMITTED by moto's state manager, so
 // moto starts no containers and the figures are those of the API traffic alone.
 //   npm run bench -- --cpu-prof DIR        # the service writes a V8 CPU profile into DIR when it stops
+//   npm run bench -- --vs edge3,celery     # and the same scenarios on Airflow's Edge executor and on Celery,
+//                                          # in one side-by-side table (scripts/bench/, README "Benchmark");
+//                                          # --vs-rate N sets its open-loop rate (default 20/s)
+//   npm run bench -- --fsync on|off        # PostgreSQL's fsync (default: on with --vs, off otherwise)
+//   npm run bench -- --vs ... --readme     # and put the side-by-side table into README.md ("Benchmark")
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { availableParallelism, cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { CpuMeter, containerPid } from './bench/cpu.mjs';
+import { formatVs, ratio, vsRows } from './bench/table.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -25,6 +33,10 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    vs: { type: 'string' },
+    'vs-rate': { type: 'string', default: '20' },
+    fsync: { type: 'string' },
+    readme: { type: 'boolean', default: false },
   },
 });
 const SECTIONS = ['submit', 'dispatch', 'leases', 'live', 'batch'];
@@ -35,10 +47,41 @@ for (const name of only) {
     process.exit(2);
   }
 }
+const PEERS = ['edge3', 'celery'];
+const vs = new Set(args.vs ? args.vs.split(',').map((x) => x.trim()) : []);
+for (const name of vs) {
+  if (!PEERS.includes(name)) {
+    console.error(`bench: --vs ${name}: no such peer; peers are ${PEERS.join(', ')}`);
+    process.exit(2);
+  }
+}
+const vsRate = Number(args['vs-rate']);
+if (!Number.isInteger(vsRate) || vsRate < 1 || vsRate > 1000) {
+  console.error(`bench: --vs-rate ${args['vs-rate']}: a whole number of jobs per second, 1 to 1000`);
+  process.exit(2);
+}
+if (args.fsync !== undefined && !['on', 'off'].includes(args.fsync)) {
+  console.error(`bench: --fsync ${args.fsync}: on or off`);
+  process.exit(2);
+}
 const quick = args.quick;
+// The side-by-side scenarios (--vs): the same for every system. Worker counts of the pull scenarios, the
+// open-loop rate and its duration, and the backlog drained for the dispatch rate.
+const VS = {
+  workers: quick ? [200] : [200, 2000],
+  rate: vsRate,
+  seconds: quick ? 10 : 20,
+  backlog: quick ? 2000 : 3000,
+  concurrency: 4,
+};
 const root = new URL('..', import.meta.url).pathname;
 const ADMIN = 'aft_benchadmin000001_bench-admin-secret-0123456789abcdef';
 const results = {};
+// Other work on the host shows in the load averages; the table's title carries them.
+const loadAtStart = loadavg();
+// Side by side: airfleet's figures and the peers', by scenario (see vsRecord).
+const vsAirfleet = { pull: {}, push: null };
+const vsPeers = { pull: {}, push: {} };
 const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -56,6 +99,22 @@ const freePort = () =>
     });
   });
 
+/** The images/postgres image the bench runs, built (with the base image) when it is not there yet. */
+async function ensurePostgresImage() {
+  const { projectImage } = await import('../integration/src/docker-env.ts');
+  const image = projectImage('postgres');
+  try {
+    execFileSync('docker', ['image', 'inspect', image], { stdio: 'ignore' });
+    return;
+  } catch {}
+  log(`${image} is not built yet: building images/base and images/postgres (minutes, the first time)`);
+  execFileSync('bash', [join(root, 'images/base/build.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const tag = image.split(':').at(-1);
+  execFileSync('docker', ['build', '-q', '--build-arg', `TAG=${tag}`, '-t', image, join(root, 'images/postgres')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
 // ---------------------------------------------------------------- database and service
 // The service runs as deployed: compiled (executor/dist, which bin/airfleet.mjs prefers when current), not
 // from the TypeScript sources, whose type stripping costs resident memory a deployment does not have.
@@ -63,19 +122,36 @@ log('building executor/dist');
 execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 let postgres = null;
 let databaseUrl = args['database-url'];
+// Side by side, every system is durable as deployed: PostgreSQL keeps its default fsync=on (the other runs
+// keep the test tier's fsync=off; --fsync chooses). Celery's Redis writes its append-only file every second
+// (bench/celery.mjs).
+const fsync = args.fsync ?? (vs.size > 0 ? 'on' : 'off');
 if (!databaseUrl) {
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
   const { startPostgres } = await import('../integration/src/postgres.ts');
-  log('starting PostgreSQL (images/postgres) on this host');
-  postgres = await startPostgres({ settings: { max_connections: '200', shared_buffers: '256MB' } });
+  await ensurePostgresImage();
+  log(`starting PostgreSQL (images/postgres, fsync ${fsync}) on this host`);
+  postgres = await startPostgres({ settings: { max_connections: '200', shared_buffers: '256MB', fsync } });
   databaseUrl = postgres.url;
 }
+// PostgreSQL's processes, for the CPU a job costs there (none known when it is not the bench's own).
+const pgPid = postgres ? containerPid(postgres.container.getId()) : null;
+const postgresPids = () => (pgPid ? [pgPid] : []);
 // ---------------------------------------------------------------- moto for the batch section
 const BATCH_TPS = 40;
 let moto = null;
 let proxy = null;
 let batchEnv = {};
 const batchTraffic = { describeCalls: 0, idsDescribed: 0, submitTimes: [], counting: false };
+if (only.has('batch') && !args.only) {
+  // Not asked for by name: without the integration venv (bash scripts/setup-python.sh) it is left out.
+  const { motoAvailability } = await import('../integration/src/moto.ts');
+  const available = motoAvailability();
+  if (!available.ok) {
+    log(`the batch section is skipped: ${available.reason} (ask for it with --only batch to make that an error)`);
+    only.delete('batch');
+  }
+}
 if (only.has('batch')) {
   const { startMoto, motoAvailability } = await import('../integration/src/moto.ts');
   const { ThrottleProxy } = await import('../integration/src/throttle-proxy.ts');
@@ -131,13 +207,20 @@ const rssMb = () => {
   return round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024);
 };
 let stopBatchService = async () => {};
+/** Stops a child process this script started: SIGTERM, SIGKILL after 15 s. */
+function stopChild(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  return exited.finally(() => clearTimeout(timer));
+}
+// Whatever else runs (the local-backend instance, the peers' servers), stopped at the end in any case.
+const stoppers = [];
 async function cleanup() {
   await stopBatchService();
-  if (service.exitCode === null) {
-    const exited = new Promise((r) => service.once('exit', r));
-    service.kill('SIGTERM');
-    await exited;
-  }
+  for (const stop of stoppers.reverse()) await stop().catch((e) => log(`stopping: ${e.message}`));
+  await stopChild(service);
   await http.destroy();
   await proxy?.stop();
   await moto?.stop();
@@ -257,6 +340,20 @@ try {
   const submittedAt = new Map();
   const leaseLat = [];
   let leased = 0;
+  let lastLeaseAt = 0;
+  // Worker-protocol requests answered and failed (polls, reports, heartbeats), for the side-by-side table.
+  const workerTraffic = { requests: 0, failed: 0 };
+  const counted = (promise) =>
+    promise.then(
+      (value) => {
+        workerTraffic.requests++;
+        return value;
+      },
+      (error) => {
+        workerTraffic.failed++;
+        throw error;
+      },
+    );
   let stopWorkers = false;
   async function simulatedWorker(name, queue, concurrency) {
     const reg = await call('POST', '/v1/worker/register', {
@@ -272,23 +369,26 @@ try {
       while (!stopWorkers) {
         let res;
         try {
-          res = await call('POST', '/v1/worker/poll', { freeSlots: concurrency, waitMs: 20_000 }, token);
+          res = await counted(call('POST', '/v1/worker/poll', { freeSlots: concurrency, waitMs: 20_000 }, token));
         } catch {
           if (stopWorkers) return;
           await sleep(200);
           continue;
         }
         const now = performance.now();
+        if (res.leases.length) lastLeaseAt = now;
         for (const lease of res.leases) {
           leased++;
           const t = submittedAt.get(lease.key);
           if (t !== undefined) leaseLat.push(now - t);
           // The simulated task ends at once; its report frees the slot (and wakes this poll's successor).
-          call(
-            'POST',
-            '/v1/worker/report',
-            { workloadId: lease.id, attempt: lease.attempt, state: 'succeeded', exitCode: 0 },
-            token,
+          counted(
+            call(
+              'POST',
+              '/v1/worker/report',
+              { workloadId: lease.id, attempt: lease.attempt, state: 'succeeded', exitCode: 0 },
+              token,
+            ),
           ).catch(() => undefined);
         }
       }
@@ -301,7 +401,7 @@ try {
     for (const w of workers) {
       const beat = () => {
         if (stopWorkers) return;
-        call('POST', '/v1/worker/heartbeat', { running: [], metrics: { cpuPercent: 1, load1: 0.1 } }, w.token)
+        counted(call('POST', '/v1/worker/heartbeat', { running: [], metrics: { cpuPercent: 1, load1: 0.1 } }, w.token))
           .catch(() => undefined)
           .finally(() => setTimeout(beat, everyMs));
       };
@@ -310,20 +410,74 @@ try {
   }
 
   const workerCount = quick ? 200 : 2000;
-  log(`registering ${workerCount} simulated pull workers (long-polling, heartbeating every 10 s)`);
   const workers = [];
-  for (let i = 0; i < workerCount; i += 100) {
-    workers.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(100, workerCount - i) }, (_, j) =>
-          simulatedWorker(`bw-${i + j}`, 'bench-live', 4),
-        ),
-      )),
-    );
+  async function registerWorkers(upTo) {
+    log(`registering simulated pull workers up to ${upTo} (long-polling, heartbeating every 10 s)`);
+    const added = [];
+    for (let i = workers.length; i < upTo; i += 100) {
+      added.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(100, upTo - i) }, (_, j) =>
+            simulatedWorker(`bw-${i + j}`, 'bench-live', VS.concurrency),
+          ),
+        )),
+      );
+    }
+    workers.push(...added);
+    heartbeats(added, 10_000);
+    await sleep(1500);
   }
-  heartbeats(workers, 10_000);
-  await sleep(1500);
+  // Side by side (--vs), the pull scenarios run at each worker count of VS.workers as the fleet grows to
+  // workerCount, before the sections below load the database.
+  const meter = new CpuMeter({ api: () => [service.pid], postgres: postgresPids });
+  for (const n of [...new Set([...(vs.size ? VS.workers : []), workerCount])].sort((a, b) => a - b)) {
+    await registerWorkers(n);
+    if (vs.size && VS.workers.includes(n)) vsAirfleet.pull[n] = await vsPull(n);
+  }
   results.workersConnected = workerCount;
+
+  /** The pull scenario of the side-by-side table: VS.rate for VS.seconds, then a backlog. */
+  async function vsPull(n) {
+    log(`side by side: airfleet, ${n} pull workers: ${VS.rate}/s for ${VS.seconds} s, then a backlog of ${VS.backlog}`);
+    leaseLat.length = 0;
+    const before = leased;
+    const traffic0 = { ...workerTraffic };
+    const load0 = process.cpuUsage();
+    meter.sample('rate-start');
+    await openLoopSubmit(VS.rate, VS.seconds, 'bench-live', (k, t) => submittedAt.set(k, t));
+    const total = VS.rate * VS.seconds;
+    const t0 = performance.now();
+    while (leased - before < total && performance.now() - t0 < 120_000) await sleep(20);
+    meter.sample('rate-end');
+    const load = process.cpuUsage(load0);
+    const cpu = meter.between('rate-start', 'rate-end');
+    const rate = {
+      jobs: total,
+      leased: leased - before,
+      p50Ms: round(pct(leaseLat, 50)),
+      p99Ms: round(pct(leaseLat, 99)),
+      requests: workerTraffic.requests - traffic0.requests,
+      failed: workerTraffic.failed - traffic0.failed,
+      cpu: { ...cpu, load: (load.user + load.system) / 1000 },
+    };
+    const backlogBefore = leased;
+    const b0 = performance.now();
+    for (let i = 0; i < VS.backlog; i += 100) {
+      await call('POST', '/v1/workloads/batch', {
+        workloads: Array.from({ length: Math.min(100, VS.backlog - i) }, () => ({
+          key: key('vsb'),
+          command: ['true'],
+          queue: 'bench-live',
+        })),
+      });
+    }
+    while (leased - backlogBefore < VS.backlog && performance.now() - b0 < 300_000) await sleep(20);
+    const got = leased - backlogBefore;
+    const backlog = { jobs: VS.backlog, leased: got, perSecond: Math.round(got / ((lastLeaseAt - b0) / 1000)) };
+    log(`  p50 ${rate.p50Ms} ms, p99 ${rate.p99Ms} ms; ${backlog.perSecond} jobs/s from the backlog`);
+    await sleep(500);
+    return { workers: n, rate, backlog };
+  }
 
   // Worker polls by outcome (airfleet_poll_passes_total): how many database passes a task costs.
   async function pollPasses() {
@@ -493,6 +647,54 @@ try {
     );
   }
 
+  // ---------------------------------------------------------------- side by side (--vs)
+  if (vs.size) {
+    // The main instance and its 2,000 simulated workers are done: nothing of airfleet's runs while the peers do.
+    await stopChild(service);
+    vsAirfleet.push = await vsLocal();
+    if (vs.has('edge3')) {
+      const { startEdge3 } = await import('./bench/edge3.mjs');
+      const edge = await startEdge3({ createDatabase, postgresPids });
+      stoppers.push(edge.stop);
+      for (const n of VS.workers) {
+        vsPeers.pull[n] = {};
+        for (const [column, pollInterval] of [
+          ['edge3-default', 5],
+          ['edge3-1s', 1],
+        ]) {
+          log(`side by side: edge3, ${n} workers polling every ${pollInterval} s: ${VS.rate}/s, then a backlog`);
+          let r;
+          try {
+            r = await edge.run({ ...VS, workers: n, pollInterval });
+          } catch (error) {
+            // One scenario that breaks down leaves its column empty; the others still run.
+            log(`  failed: ${error.message}`);
+            vsPeers.pull[n][column] = { error: error.message };
+            continue;
+          }
+          vsPeers.pull[n][column] = r;
+          const { rate, backlog } = r.phases;
+          log(
+            `  p50 ${round(rate.p50Ms)} ms, p99 ${round(rate.p99Ms)} ms; ${round(backlog.perSecond)} jobs/s from the backlog; ` +
+              `errors ${JSON.stringify(r.errors)}`,
+          );
+        }
+      }
+      await edge.stop();
+    }
+    if (vs.has('celery')) {
+      const { startCelery } = await import('./bench/celery.mjs');
+      const celery = await startCelery();
+      stoppers.push(celery.stop);
+      log(`side by side: celery: ${VS.rate}/s for ${VS.seconds} s, then a backlog of ${VS.backlog}`);
+      const r = await celery.run(VS);
+      vsPeers.push.celery = r;
+      log(`  p50 ${round(r.rate.p50Ms)} ms, p99 ${round(r.rate.p99Ms)} ms; ${round(r.backlog.perSecond)} tasks/s`);
+      await celery.stop();
+    }
+    results.vs = vsSummary();
+  }
+
   // ---------------------------------------------------------------- report
   const t = DESIGN_TARGETS(results);
   const rows = t.map(([name, value, target, ok]) => [
@@ -507,16 +709,300 @@ try {
   const fmt = (r) => r.map((c, i) => c.padEnd(widths[i])).join('  ');
   console.log(`\n${fmt(['measure', 'value', 'target', ''])}\n${fmt(widths.map((w) => '-'.repeat(w)))}`);
   for (const r of rows) console.log(fmt(r));
-  const json = { when: new Date().toISOString(), quick, cores: (await import('node:os')).cpus().length, results };
+  if (results.vs) {
+    console.log(`\n${results.vs.title}\n\n${results.vs.text}\n\n${results.vs.legend}`);
+  }
+  const json = { when: new Date().toISOString(), quick, cores: cpus().length, machine: machine(), results };
   console.log(`\n${JSON.stringify(json)}`);
   mkdirSync(join(root, 'reports'), { recursive: true });
   writeFileSync(join(root, 'reports/bench.json'), `${JSON.stringify(json, null, 2)}\n`);
+  if (args.readme && results.vs) writeReadmeTable(results.vs, json.machine);
 } catch (error) {
   console.error(`bench: failed: ${error.stack ?? error}`);
   process.exitCode = 1;
 } finally {
   await cleanup();
   process.exit();
+}
+
+// ---------------------------------------------------------------- side by side: airfleet's local backend
+
+/**
+ * The push scenario of the side-by-side table on airfleet's `local` backend: its own instance on the same
+ * database (like the batch section's), running no-op tasks as processes with the default concurrency (one
+ * per core, as the Celery worker's). A task's start is when its shell runs: it appends `key $EPOCHREALTIME`.
+ */
+async function vsLocal() {
+  const localPort = await freePort();
+  const localBase = `http://127.0.0.1:${localPort}`;
+  const dir = join(root, '.bench/airfleet-local');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const startsFile = join(dir, 'starts.log');
+  log(`side by side: airfleet local backend: ${VS.rate}/s for ${VS.seconds} s, then a backlog of ${VS.backlog}`);
+  const instance = spawn(
+    process.execPath,
+    [join(root, 'executor/bin/airfleet.mjs'), 'serve', '--port', String(localPort)],
+    {
+      env: {
+        ...process.env,
+        AIRFLEET_DATABASE_URL: databaseUrl,
+        AIRFLEET_ADMIN_TOKEN: ADMIN,
+        // Not warn: as the only instance left it leads, and writes off the simulated pull workers that the
+        // stopped main instance served (one warning each, expected here).
+        AIRFLEET_LOG_LEVEL: 'error',
+        AIRFLEET_INSTANCE_NAME: 'bench-local',
+        AIRFLEET_BACKENDS: 'pool,local',
+        AIRFLEET_LOCAL_RUN_DIR: join(dir, 'runs'),
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  const stop = () => stopChild(instance);
+  stoppers.push(stop);
+  const pool = new Pool(localBase, { connections: 64, keepAliveTimeout: 60_000 });
+  try {
+    for (let i = 0; ; i++) {
+      if (instance.exitCode !== null) throw new Error('the local-backend instance exited at start');
+      if (
+        await fetch(`${localBase}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
+      if (i > 300) throw new Error('the local-backend instance was not ready after 30 s');
+      await sleep(100);
+    }
+    const post = async (path, body) => {
+      const res = await pool.request({
+        method: 'POST',
+        path,
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const text = await res.body.text();
+      if (res.statusCode >= 400) throw new Error(`POST ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+    };
+    const command = ['/bin/bash', '-c', 'printf "%s %s\n" "$BENCH_KEY" "$EPOCHREALTIME" >> "$BENCH_STARTS"'];
+    const task = (k) => ({
+      key: k,
+      command,
+      backend: 'local',
+      queue: 'bench-local',
+      env: { BENCH_KEY: k, BENCH_STARTS: startsFile },
+    });
+    const wallMs = () => performance.timeOrigin + performance.now();
+    const starts = () => {
+      const out = new Map();
+      let text = '';
+      try {
+        text = readFileSync(startsFile, 'utf8');
+      } catch {}
+      for (const line of text.split('\n')) {
+        const [k, t] = line.split(' ');
+        if (k && t) out.set(k, Number(t) * 1000);
+      }
+      return out;
+    };
+    const waitStarted = async (keys, deadlineMs) => {
+      const t0 = performance.now();
+      for (;;) {
+        const seen = starts();
+        if (keys.every((k) => seen.has(k)) || performance.now() - t0 > deadlineMs) return seen;
+        await sleep(50);
+      }
+    };
+    const warm = Array.from({ length: 50 }, (_, i) => `local-warm-${i}`);
+    await post('/v1/workloads/batch', { workloads: warm.map(task) });
+    await waitStarted(warm, 60_000);
+
+    const meter = new CpuMeter({ api: () => [instance.pid], postgres: postgresPids });
+    const load0 = process.cpuUsage();
+    meter.sample('rate-start');
+    const sentAt = new Map();
+    const total = VS.rate * VS.seconds;
+    const t0 = performance.now();
+    const inflight = [];
+    for (let i = 0; i < total; i++) {
+      const wait = t0 + (i * 1000) / VS.rate - performance.now();
+      if (wait > 1) await sleep(wait);
+      const k = `local-rate-${i}`;
+      sentAt.set(k, wallMs());
+      inflight.push(post('/v1/workloads', task(k)));
+    }
+    await Promise.all(inflight);
+    let seen = await waitStarted([...sentAt.keys()], 120_000);
+    meter.sample('rate-end');
+    const load = process.cpuUsage(load0);
+    const lat = [...sentAt].filter(([k]) => seen.has(k)).map(([k, t]) => seen.get(k) - t);
+    const rate = {
+      jobs: total,
+      started: lat.length,
+      p50Ms: round(pct(lat, 50)),
+      p99Ms: round(pct(lat, 99)),
+      cpu: { ...meter.between('rate-start', 'rate-end'), load: (load.user + load.system) / 1000 },
+    };
+    const keys = Array.from({ length: VS.backlog }, (_, i) => `local-backlog-${i}`);
+    const b0 = wallMs();
+    for (let i = 0; i < keys.length; i += 100)
+      await post('/v1/workloads/batch', { workloads: keys.slice(i, i + 100).map(task) });
+    seen = await waitStarted(keys, 300_000);
+    const done = keys.filter((k) => seen.has(k)).map((k) => seen.get(k));
+    const backlog = {
+      jobs: VS.backlog,
+      started: done.length,
+      perSecond: Math.round(done.length / ((Math.max(...done) - b0) / 1000)),
+    };
+    log(`  p50 ${rate.p50Ms} ms, p99 ${rate.p99Ms} ms; ${backlog.perSecond} tasks/s from the backlog`);
+    return { rate, backlog, concurrency: availableParallelism() };
+  } finally {
+    await pool.destroy();
+    await stop();
+  }
+}
+
+/** A new empty database `name` on the bench's PostgreSQL server (dropped first if a former run left it). */
+async function createDatabase(name) {
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** One system's figures in one scenario, the same fields whatever the system. */
+function vsRecord(system, r) {
+  if (r.error) return { error: r.error };
+  const per = (ms, jobs) => (ms === undefined || ms === null || !jobs ? null : round(ms / jobs, 2));
+  if (system === 'edge3') {
+    const { rate, backlog } = r.phases;
+    const req = rate.requests;
+    return {
+      p50Ms: round(rate.p50Ms),
+      p99Ms: round(rate.p99Ms),
+      perSecond: round(backlog.perSecond),
+      requestsPerSecond: round(((req.fetch ?? 0) + (req.state ?? 0) + (req.heartbeat ?? 0)) / rate.seconds),
+      serverCpuMsPerJob: per(r.cpu.rate.api, rate.fetched),
+      dbCpuMsPerJob: pgPid ? per(r.cpu.rate.postgres, rate.fetched) : null,
+      failedRequests: Object.values(r.errors).reduce((a, b) => a + b, 0),
+      undispatched: rate.jobs - rate.fetched + (backlog.jobs - backlog.fetched),
+    };
+  }
+  if (system === 'celery') {
+    return {
+      p50Ms: round(r.rate.p50Ms),
+      p99Ms: round(r.rate.p99Ms),
+      perSecond: round(r.backlog.perSecond),
+      serverCpuMsPerJob: per(r.cpu.rate.worker, r.rate.started),
+      dbCpuMsPerJob: per(r.cpu.rate.broker, r.rate.started),
+      undispatched: r.rate.jobs - r.rate.started + (r.backlog.jobs - r.backlog.started),
+    };
+  }
+  // airfleet, pull (rate.leased) or local (rate.started)
+  const jobs = r.rate.leased ?? r.rate.started;
+  return {
+    p50Ms: r.rate.p50Ms,
+    p99Ms: r.rate.p99Ms,
+    perSecond: r.backlog.perSecond,
+    requestsPerSecond: r.rate.requests === undefined ? undefined : round(r.rate.requests / (r.rate.cpu.wallMs / 1000)),
+    serverCpuMsPerJob: per(r.rate.cpu.api, jobs),
+    dbCpuMsPerJob: pgPid ? per(r.rate.cpu.postgres, jobs) : null,
+    failedRequests: r.rate.failed,
+    undispatched: r.rate.jobs - jobs + (r.backlog.jobs - (r.backlog.leased ?? r.backlog.started)),
+  };
+}
+
+/** The side-by-side table, its text and the raw figures behind it, for the console, the JSON and README. */
+function vsSummary() {
+  const pull = {};
+  for (const n of VS.workers) {
+    pull[n] = { airfleet: vsRecord('airfleet', vsAirfleet.pull[n]) };
+    for (const [column, r] of Object.entries(vsPeers.pull[n] ?? {})) pull[n][column] = vsRecord('edge3', r);
+  }
+  const push = { airfleet: vsRecord('airfleet', vsAirfleet.push) };
+  if (vsPeers.push.celery) push.celery = vsRecord('celery', vsPeers.push.celery);
+  const rows = vsRows({ pull, push, rate: VS.rate, backlog: VS.backlog });
+  const m = machine();
+  return {
+    title:
+      `Side by side (${new Date().toISOString().slice(0, 10)}, ${m.nproc} cores ${m.cpuModel}, ${m.memTotal} RAM, ` +
+      `load average ${m.loadAverage.join(' ')} at start, ${m.loadAverageAtEnd.join(' ')} at end; ` +
+      `PostgreSQL ${postgres ? `fsync ${fsync}` : 'of --database-url'}${quick ? '; --quick' : ''})`,
+    text: formatVs(rows),
+    legend:
+      "vs X: airfleet's ratio to X, above 1 when airfleet does better (X's latency or CPU over airfleet's, " +
+      "airfleet's rate over X's). Pull: airfleet's pool workers long-poll; edge3's poll at job_poll_interval. " +
+      "Push: airfleet's local backend (a process per task) against a Celery prefork worker; both one slot per core.",
+    scenario: VS,
+    rows: rows.map((r) => ({
+      ...r,
+      ratios: Object.fromEntries(['edge3-default', 'edge3-1s', 'celery'].map((c) => [c, ratio(r, c)])),
+    })),
+    records: { pull, push },
+    raw: { airfleet: vsAirfleet, peers: vsPeers },
+  };
+}
+
+/** Replaces README's side-by-side block (between its markers) with this run's table and machine. */
+function writeReadmeTable(summary, m) {
+  const file = join(root, 'README.md');
+  const text = readFileSync(file, 'utf8');
+  const open = '<!-- bench-vs-table -->';
+  const close = '<!-- /bench-vs-table -->';
+  const a = text.indexOf(open);
+  const b = text.indexOf(close);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${open} ... ${close} block to write the table into`);
+  const busy = Math.max(m.loadAverage[0], m.loadAverageAtEnd[0]) > m.nproc;
+  const block = [
+    `${summary.title.replace(/^Side by side/, 'Latest run')}.`,
+    `Machine: \`nproc\` ${m.nproc}, ${m.cpuModel}; \`free -h\`: ${freeSummary(m.free)}.`,
+    busy
+      ? 'Other work ran on the machine at the same time (the load averages exceed its cores): figures are noisy.'
+      : 'Nothing else of note ran on the machine at the same time.',
+    '',
+    '```text',
+    summary.text,
+    '```',
+    '',
+    summary.legend,
+  ].join('\n');
+  writeFileSync(file, `${text.slice(0, a + open.length)}\n${block}\n${text.slice(b)}`);
+  log('README.md: the side-by-side table is updated');
+}
+
+/** `free -h`'s memory line as "23Gi total, 2.4Gi used, 21Gi available". */
+function freeSummary(free) {
+  const [head, mem] = (free ?? '').split('\n');
+  if (!mem) return 'n/a';
+  const names = head.trim().split(/\s+/);
+  const values = mem.trim().split(/\s+/).slice(1);
+  const at = (n) => values[names.indexOf(n)];
+  return `${at('total')} total, ${at('used')} used, ${at('available')} available`;
+}
+
+/** The machine the figures come from: nproc, model, memory (free -h), load averages at start and now. */
+function machine() {
+  let free = null;
+  try {
+    free = execFileSync('free', ['-h'], { encoding: 'utf8' }).trim();
+  } catch {}
+  return {
+    nproc: availableParallelism(),
+    cpuModel: cpus()[0]?.model?.trim() ?? 'unknown',
+    memTotal: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+    memFree: `${Math.round(freemem() / 2 ** 30)} GiB`,
+    free,
+    loadAverage: loadAtStart.map((x) => round(x, 1)),
+    loadAverageAtEnd: loadavg().map((x) => round(x, 1)),
+  };
 }
 
 /** Rows of [measure, value, target, met?]; a measure whose section did not run (--only) has no row. */
@@ -557,6 +1043,28 @@ function DESIGN_TARGETS(r) {
     );
     atMost('Batch workloads failed by throttling', r.batch.throttlingFailures, 0);
     atMost('Batch DescribeJobs calls per job per poll', r.batch.describeCallsPerJobPerPoll, 0.01);
+  }
+  if (r.vs) {
+    // DESIGN.md: ahead of Edge by 10x on latency and dispatch rate; within 2x of Celery's latency, durable.
+    const edge = r.vs.rows
+      .filter((x) => /queue→worker p(50|99)|jobs\/s from a backlog/.test(x.measure))
+      .flatMap((x) => [x.ratios['edge3-default'], x.ratios['edge3-1s']])
+      .filter((x) => x !== null);
+    if (edge.length) {
+      const low = Math.min(...edge);
+      row('vs Edge: lowest ratio, latency and dispatch rate', `${round(low, 2)}x`, '>= 10x', low >= 10);
+    }
+    const { airfleet: a, celery: c } = r.vs.records.push;
+    if (c) {
+      const p50 = a.p50Ms / c.p50Ms;
+      const p99 = a.p99Ms / c.p99Ms;
+      row(
+        'vs Celery: submit→start p50/p99, x Celery',
+        `${round(p50, 2)}x/${round(p99, 2)}x`,
+        '<= 2x',
+        p50 <= 2 && p99 <= 2,
+      );
+    }
   }
   atMost('service RSS idle (MB)', r.rssIdleMb, 100);
   atMost('service RSS loaded (MB)', r.rssLoadedMb, 300);

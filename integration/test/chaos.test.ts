@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../../executor/src/client/api-client.ts';
 import type { Workload } from '../../executor/src/domain/workload.ts';
+import { seeded } from '../../executor/test/support/seeded.ts';
 import { ADMIN_TOKEN, type AirfleetProcess, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
 import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
 import { TcpBalancer } from '../src/tcp-balancer.ts';
@@ -31,7 +32,9 @@ describe('chaos: instances and a worker killed at random while 500 tasks run', (
 
   it('finishes every task, none twice, none lost silently', async () => {
     const databaseUrl = await postgres.createDatabase('chaos');
-    const random = seeded(Number(process.env.AIRFLEET_CHAOS_SEED ?? Date.now() % 100_000));
+    const seed = Number(process.env.AIRFLEET_CHAOS_SEED ?? Date.now() % 100_000);
+    console.info(`chaos seed ${seed} (AIRFLEET_CHAOS_SEED to repeat)`);
+    const random = seeded(seed);
     const instances: ServiceProcess[] = [];
     for (let i = 0; i < 3; i++) {
       instances.push(
@@ -158,15 +161,3 @@ describe('chaos: instances and a worker killed at random while 500 tasks run', (
     }
   }, 600_000);
 });
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  console.info(`chaos seed ${seed} (AIRFLEET_CHAOS_SEED to repeat)`);
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

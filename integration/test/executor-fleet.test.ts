@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ApiClient } from '../../executor/src/client/api-client.ts';
 import type { Workload } from '../../executor/src/domain/workload.ts';
 import type { Worker } from '../../executor/src/store/workers.ts';
 import { ADMIN_TOKEN, AirfleetProcess, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
@@ -53,18 +54,21 @@ describe('executor fleet on PostgreSQL (service and workers as processes)', () =
   };
   const submit = (body: Record<string, unknown>) =>
     api().request<Workload>('POST', '/v1/workloads', { body: { key: `${n}-${Math.random()}`, ...body } });
-  const get = (id: string) => api().request<Workload>('GET', `/v1/workloads/${id}`);
+  const getOn = (client: ApiClient, id: string) => client.request<Workload>('GET', `/v1/workloads/${id}`);
+  const get = (id: string) => getOn(api(), id);
   const ended = (w: Workload) => ['succeeded', 'failed', 'cancelled'].includes(w.state);
-  const waitEnded = (ids: string[], timeoutMs = 30_000) =>
+  /** Waits for workloads of the suite's service, or of a test's own (`client`), to end. */
+  const waitEndedOn = (client: ApiClient, ids: string[], timeoutMs = 30_000) =>
     waitFor(
       `${ids.length} workloads to end`,
       async () => {
-        const all = await Promise.all(ids.map(get));
+        const all = await Promise.all(ids.map((id) => getOn(client, id)));
         return all.every(ended) ? all : null;
       },
       timeoutMs,
       () => workers.map((w) => `--- ${w.name}\n${w.tail(10)}`).join('\n'),
     );
+  const waitEnded = (ids: string[], timeoutMs = 30_000) => waitEndedOn(api(), ids, timeoutMs);
   const logOf = async (id: string, stream = 'stdout') =>
     Buffer.from(
       (await api().request<{ data: string }>('GET', `/v1/workloads/${id}/logs`, { query: { stream } })).data,
@@ -161,20 +165,12 @@ describe('executor fleet on PostgreSQL (service and workers as processes)', () =
         });
         ids.push(w.id);
       }
-      const getOwn = (id: string) => own.client.request<Workload>('GET', `/v1/workloads/${id}`);
+      const getOwn = (id: string) => getOn(own.client, id);
       await waitFor('some tasks to run', async () =>
         (await Promise.all(ids.map(getOwn))).some((w) => w.state === 'running'),
       );
       await own.restart('SIGKILL');
-      const done = await waitFor(
-        'the workloads to end',
-        async () => {
-          const all = await Promise.all(ids.map(getOwn));
-          return all.every(ended) ? all : null;
-        },
-        60_000,
-        () => worker.tail(20),
-      );
+      const done = await waitEndedOn(own.client, ids, 60_000);
       for (const [i, w] of done.entries()) {
         expect(w).toMatchObject({ state: 'succeeded', attempt: 1 });
         expect(readFileSync(join(dir, `runs-${i}`), 'utf8')).toBe('run\n');
@@ -228,17 +224,8 @@ describe('executor fleet on PostgreSQL (service and workers as processes)', () =
         own.client.request<Workload>('POST', '/v1/workloads', {
           body: { key: `${n}-${Math.random()}`, queue: q('pg'), command },
         });
-      const getOwn = (id: string) => own.client.request<Workload>('GET', `/v1/workloads/${id}`);
-      const endedAll = (ids: string[]) =>
-        waitFor(
-          'the workloads to end',
-          async () => {
-            const all = await Promise.all(ids.map(getOwn));
-            return all.every(ended) ? all : null;
-          },
-          60_000,
-          () => worker.tail(20),
-        );
+      const getOwn = (id: string) => getOn(own.client, id);
+      const endedAll = (ids: string[]) => waitEndedOn(own.client, ids, 60_000);
       const ids = await Promise.all(
         Array.from({ length: 4 }, async (_, i) => (await post(['sh', '-c', `sleep 2; echo pg-${i}`])).id),
       );

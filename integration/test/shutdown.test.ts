@@ -86,7 +86,8 @@ describe('SIGTERM to the service and its workers at once', () => {
       }
       const outcomes = done.reduce<Record<string, number>>((m, w) => {
         const label = w.state === 'failed' ? `failed:${w.reason}` : w.state;
-        return { ...m, [label]: (m[label] ?? 0) + 1 };
+        m[label] = (m[label] ?? 0) + 1;
+        return m;
       }, {});
       console.info(
         `shutdown: ${Number(restartedAt - signalledAt) / 1e6} ms from SIGTERM to all three gone; outcomes ${JSON.stringify(outcomes)}`,

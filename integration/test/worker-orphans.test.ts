@@ -76,7 +76,13 @@ describe('a killed worker leaves no task running', () => {
     );
     const containers = () =>
       execFileSync('docker', ['ps', '-aq', '--filter', `label=airfleet.workload=${w.id}`], { encoding: 'utf8' }).trim();
-    expect(containers()).not.toBe('');
+    // `running` is recorded just before the container is made: wait for it to exist.
+    await waitFor(
+      'the task container',
+      async () => containers() !== '',
+      30_000,
+      () => first.tail(),
+    );
     await first.kill('SIGKILL');
     expect(containers()).not.toBe(''); // not a child of the worker: it outlives it
     await start('dock-1', args); // same name, same state directory

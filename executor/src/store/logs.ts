@@ -1,4 +1,4 @@
-import { LogOffsetError } from '../errors.ts';
+import { ConflictError, LogOffsetError } from '../errors.ts';
 import type { Queryable } from './db.ts';
 
 export const LOG_STREAMS = ['stdout', 'stderr'] as const;
@@ -15,25 +15,34 @@ export type LogStream = (typeof LOG_STREAMS)[number];
 export async function appendLogChunk(
   q: Queryable,
   chunk: { workloadId: string; attempt: number; stream: LogStream; offset: number; data: Buffer },
+  owner?: { workerId: string },
 ): Promise<number> {
-  const { rows } = await q.query<{ inserted: number | null; current: number; same: boolean }>(
+  // With an owner (a pull worker), the chunk is taken only while that worker holds the attempt: checked in
+  // the same statement, so an upload costs one round trip.
+  const { rows } = await q.query<{ inserted: number | null; current: number; same: boolean; owned: boolean }>(
     `WITH cur AS (
        SELECT coalesce((SELECT "offset" + length(data) FROM log_chunks
                         WHERE workload_id = $1::uuid AND attempt = $2 AND stream = $3
                         ORDER BY "offset" DESC LIMIT 1), 0)::bigint AS len
      ),
+     owned AS (
+       SELECT $6::uuid IS NULL OR EXISTS (SELECT 1 FROM workloads
+                                          WHERE id = $1::uuid AND attempt = $2 AND worker_id = $6::uuid) AS ok
+     ),
      ins AS (
        INSERT INTO log_chunks (workload_id, attempt, stream, "offset", data)
-       SELECT $1::uuid, $2, $3, $4, $5 FROM cur WHERE cur.len = $4
+       SELECT $1::uuid, $2, $3, $4, $5 FROM cur, owned WHERE cur.len = $4 AND owned.ok
        ON CONFLICT DO NOTHING
        RETURNING "offset" + length(data) AS len
      )
      SELECT (SELECT len FROM ins)::float8 AS inserted, (SELECT len FROM cur)::float8 AS current,
+            (SELECT ok FROM owned) AS owned,
             EXISTS (SELECT 1 FROM log_chunks WHERE workload_id = $1::uuid AND attempt = $2 AND stream = $3
                       AND "offset" = $4 AND length(data) = length($5::bytea)) AS same`,
-    [chunk.workloadId, chunk.attempt, chunk.stream, chunk.offset, chunk.data],
+    [chunk.workloadId, chunk.attempt, chunk.stream, chunk.offset, chunk.data, owner?.workerId ?? null],
   );
   const row = rows[0]!;
+  if (!row.owned) throw new NotYoursError(chunk.workloadId, chunk.attempt);
   if (row.inserted !== null) return Number(row.inserted);
   if (row.same) return Number(row.current);
   throw new LogOffsetError(
@@ -41,6 +50,13 @@ export async function appendLogChunk(
       `${chunk.data.length} bytes at offset ${chunk.offset} does not continue it: resend from offset ${row.current}`,
     Number(row.current),
   );
+}
+
+/** The attempt is not (or no longer) the uploading worker's. */
+export class NotYoursError extends ConflictError {
+  constructor(workloadId: string, attempt: number) {
+    super(`logs for attempt ${attempt} of ${workloadId} do not belong to this worker; drop them`);
+  }
 }
 
 const MAX_CHUNKS_PER_READ = 256;

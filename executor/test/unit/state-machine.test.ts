@@ -15,6 +15,7 @@ import { workloadInput } from '../../src/domain/workload.ts';
 import { ExecutorService } from '../../src/service/executor-service.ts';
 import { DatabaseUnavailableError, type Db, type HeldLock, type Queryable } from '../../src/store/db.ts';
 import { PgliteDb } from '../../src/store/pglite.ts';
+import { seeded } from '../support/seeded.ts';
 
 /**
  * The state machine under random interleavings (docs/architecture.md, "One state machine"): two service
@@ -29,18 +30,6 @@ import { PgliteDb } from '../../src/store/pglite.ts';
 
 const SEEDS = (process.env.AIRFLEET_PROPERTY_SEEDS ?? '1,2,3').split(',').map(Number);
 const WORKLOADS = 60;
-
-/** mulberry32: small, seedable, good enough to pick actions. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One instance's view of the shared database: after crash(), everything it tries fails, as for a dead process. */
 class MortalDb implements Db {
@@ -335,7 +324,7 @@ const settings = {
 describe('the state machine under random interleavings', () => {
   for (const seed of SEEDS) {
     it(`seed ${seed}: only table transitions, no task started twice, everything ends`, async () => {
-      const random = rng(seed);
+      const random = seeded(seed);
       const shared = await PgliteDb.open('memory://');
       const cloud = new Cloud(random);
       const logger = pino({ level: 'silent' });

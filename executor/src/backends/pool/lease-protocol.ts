@@ -236,8 +236,28 @@ export class LeaseProtocol {
     }
   }
 
-  /** A worker reports progress or the end of an attempt. Reports are fenced and idempotent. */
+  /**
+   * A worker reports progress or the end of an attempt. Reports are fenced and idempotent. The change itself
+   * is fenced (by attempt and worker, in its own statement), so the row is read only when nothing changed: to
+   * tell a retried report (answered with the workload as it is) from a stale one (409). On the hot path, a
+   * report is one statement.
+   */
   async report(workerId: string, report: Report): Promise<Workload> {
+    const result =
+      report.state === 'released'
+        ? await this.host.life.failAttemptNow(
+            report.workloadId,
+            report.attempt,
+            'lost',
+            false,
+            report.message ?? 'handed back unstarted by a stopping worker',
+            { owner: workerId, countsAsRetry: false },
+          )
+        : await this.host.life.apply(updateOf(report), workerId);
+    return result ?? this.unchanged(workerId, report);
+  }
+
+  private async unchanged(workerId: string, report: Report): Promise<Workload> {
     const current = await getWorkload(this.host.db, report.workloadId);
     if (!current) throw new NotFoundError('workload', report.workloadId);
     if (current.attempt !== report.attempt || current.workerId !== workerId) {
@@ -248,27 +268,10 @@ export class LeaseProtocol {
         { attempt: current.attempt },
       );
     }
-    if (current.state === report.state) return current; // a retried report whose first reply was lost
-    if (report.state === 'released') {
-      const result = await this.host.life.failAttemptNow(
-        report.workloadId,
-        report.attempt,
-        'lost',
-        false,
-        report.message ?? 'handed back unstarted by a stopping worker',
-        { owner: workerId, countsAsRetry: false },
-      );
-      return result ?? this.currentOrConflict(report);
-    }
-    const result = await this.host.life.apply(updateOf(report), workerId);
-    return result ?? this.currentOrConflict(report);
-  }
-
-  private async currentOrConflict(report: Report): Promise<Workload> {
-    const now = await getWorkload(this.host.db, report.workloadId);
-    if (now && (isTerminal(now.state) || now.attempt !== report.attempt)) return now;
-    throw new ConflictError(`cannot move workload ${report.workloadId} from ${now?.state} to ${report.state}`, {
-      state: now?.state,
+    // A retried report whose first answer was lost, or an end the service had already recorded otherwise.
+    if (current.state === report.state || isTerminal(current.state)) return current;
+    throw new ConflictError(`cannot move workload ${report.workloadId} from ${current.state} to ${report.state}`, {
+      state: current.state,
     });
   }
 
@@ -280,18 +283,7 @@ export class LeaseProtocol {
     workerId: string,
     chunk: { workloadId: string; attempt: number; stream: LogStream; offset: number; data: Buffer },
   ): Promise<number> {
-    const { rows } = await this.host.db.query<{ worker_id: string | null; attempt: number }>(
-      'SELECT worker_id, attempt FROM workloads WHERE id = $1::uuid',
-      [chunk.workloadId],
-    );
-    const row = rows[0];
-    if (!row) throw new NotFoundError('workload', chunk.workloadId);
-    if (row.worker_id !== workerId || row.attempt !== chunk.attempt) {
-      throw new ConflictError(
-        `logs for attempt ${chunk.attempt} of ${chunk.workloadId} do not belong to this worker; drop them`,
-      );
-    }
-    const length = await appendLogChunk(this.host.db, chunk);
+    const length = await appendLogChunk(this.host.db, chunk, { workerId });
     this.host.logWritten(chunk.workloadId);
     return length;
   }
