@@ -93,7 +93,7 @@ export async function buildApi(service: ExecutorService, logger: Logger, options
   history.start();
   app.addHook('onClose', async () => history.stop());
   await app.register(dashboardRoutes(service, history));
-  await app.register(sessionRoutes(service));
+  await app.register(sessionRoutes());
   await app.register(uiRoutes({ frameAncestors: service.config.uiFrameAncestors, ...options.ui }));
   return app;
 }

@@ -2,13 +2,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
-import type { ExecutorService } from '../service/executor-service.ts';
-import { parseToken, SCOPES } from '../store/tokens.ts';
+import type { Principal } from '../service/executor-service.ts';
+import { SCOPES } from '../store/tokens.ts';
 import { noContent, replies } from './schemas.ts';
 
 /**
- * The dashboard's login: the browser hands an API token over once (`POST /v1/session`) and gets it back as
- * an HttpOnly, SameSite=Strict cookie, so page scripts never hold it, no URL ever carries it, and a reload
+ * The dashboard's login: the browser hands an API token over once (`POST /v1/session` with
+ * `Authorization: Bearer <token>`) and gets it back as an HttpOnly, SameSite=Strict cookie, so page scripts never hold it, no URL ever carries it, and a reload
  * keeps the session. Every data call then goes to the same authenticated API as any client's; the cookie
  * is only read when a request has no Authorization header (bearer auth is unchanged), and never for the
  * worker protocol.
@@ -82,43 +82,28 @@ const sessionView = z
   })
   .meta({ id: 'Session' });
 
-export function sessionRoutes(service: ExecutorService): FastifyPluginAsyncZod {
+export function sessionRoutes(): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
       '/v1/session',
       {
-        // The login itself: the token is in the body. Nothing is readable here without a valid token.
-        config: { auth: 'public' },
+        // The login is an authenticated request like any other: the token comes in the Authorization header
+        // (which no other site's page can set without a CORS preflight this service never grants), the auth
+        // hook checks it and its scope, and only then is it set as the cookie.
+        config: { auth: 'read' },
         schema: {
-          summary: `Dashboard login: checks an API token and sets it as an HttpOnly, SameSite=Strict cookie (needs the ${CSRF_HEADER}: 1 header)`,
+          summary:
+            'Dashboard login: sets the API token of the Authorization header as an HttpOnly, SameSite=Strict cookie for /v1',
           tags: ['dashboard'],
-          security: [],
-          body: z.object({ token: z.string().min(1).max(256) }).strict(),
           response: replies({ 200: sessionView }),
         },
       },
       async (request, reply) => {
-        assertSameOrigin(request);
-        const token = request.body.token.trim();
-        if (token.startsWith('afw_')) {
-          throw new ForbiddenError(
-            'token: this is a worker token; the dashboard takes an API token (aft_…): `airfleet token create --name me --scopes read`',
-            [{ field: 'body.token', rule: 'an API token' }],
-          );
-        }
-        const principal = parseToken(token)?.prefix === 'aft' ? await service.authenticate(token) : null;
-        if (principal?.kind !== 'api') {
-          throw new UnauthorizedError(
-            'token: unknown or revoked; paste a whole API token (aft_…), e.g. from `airfleet token create --name me --scopes read`',
-          );
-        }
-        if (!principal.scopes.includes('read') && !principal.scopes.includes('admin')) {
-          throw new ForbiddenError(
-            `token: the dashboard needs the 'read' scope and this token has ${principal.scopes.join(', ')}; ` +
-              'create one with `airfleet token create --scopes read` (add submit to cancel, or use admin to manage workers)',
-            [{ field: 'body.token', rule: "scope 'read' or 'admin'" }],
-          );
-        }
+        const principal = apiPrincipal(request);
+        const header = request.headers.authorization;
+        // Signed in already (no header, the cookie authenticated this): the same cookie again, renewed.
+        const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : sessionToken(request);
+        if (!token) throw new UnauthorizedError();
         reply.header('set-cookie', cookie(request, token));
         reply.header('cache-control', 'no-store');
         return { name: principal.name, scopes: principal.scopes };
@@ -136,8 +121,7 @@ export function sessionRoutes(service: ExecutorService): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const p = request.principal;
-        if (p?.kind !== 'api') throw new UnauthorizedError();
+        const p = apiPrincipal(request);
         return { name: p.name, scopes: p.scopes };
       },
     );
@@ -145,20 +129,26 @@ export function sessionRoutes(service: ExecutorService): FastifyPluginAsyncZod {
     app.delete(
       '/v1/session',
       {
-        // Logging out clears the browser's cookie; it reads and changes nothing on the service.
-        config: { auth: 'public' },
+        // Authenticated too (by the cookie, with the CSRF header, or a bearer token): a page of another site
+        // cannot sign the dashboard out. A revoked token's cookie cannot sign anything in; the page forgets it.
+        config: { auth: 'read' },
         schema: {
-          summary: `Dashboard logout: clears the session cookie (needs the ${CSRF_HEADER}: 1 header)`,
+          summary: `Dashboard logout: clears the session cookie (from the dashboard: with the ${CSRF_HEADER}: 1 header)`,
           tags: ['dashboard'],
-          security: [],
           response: replies({ 204: noContent }),
         },
       },
       async (request, reply: FastifyReply) => {
-        assertSameOrigin(request);
+        apiPrincipal(request);
         reply.header('set-cookie', cookie(request, '', 0));
         reply.status(204);
       },
     );
   };
+}
+
+function apiPrincipal(request: FastifyRequest): Extract<Principal, { kind: 'api' }> {
+  const p = request.principal;
+  if (p?.kind !== 'api') throw new UnauthorizedError();
+  return p;
 }

@@ -42,7 +42,7 @@ async function tokenWith(scopes: string[]): Promise<string> {
 }
 
 async function login(token: string): Promise<string> {
-  const res = await app.inject({ method: 'POST', url: '/v1/session', headers: CSRF, payload: { token } });
+  const res = await app.inject({ method: 'POST', url: '/v1/session', headers: { authorization: `Bearer ${token}` } });
   expect(res.statusCode).toBe(200);
   return String(res.headers['set-cookie']).split(';')[0]!;
 }
@@ -115,14 +115,19 @@ describe('the static files at /ui', () => {
       ]),
     );
     expect(doc.paths['/v1/workers/{name}'].delete).toBeDefined();
-    expect(doc.paths['/v1/session'].post.security).toEqual([]);
+    // The login and logout are authenticated like every route but health.
+    for (const method of ['get', 'post', 'delete']) {
+      expect(doc.paths['/v1/session'][method].security).toBeUndefined();
+      expect(Object.keys(doc.paths['/v1/session'][method].responses)).toEqual(expect.arrayContaining(['401', '403']));
+    }
   });
 });
 
 describe('the dashboard session', () => {
   it('turns a read token into an HttpOnly, SameSite=Strict cookie that authenticates reads', async () => {
     const token = await tokenWith(['read']);
-    const res = await app.inject({ method: 'POST', url: '/v1/session', headers: CSRF, payload: { token } });
+    const bearer = { authorization: `Bearer ${token}` };
+    const res = await app.inject({ method: 'POST', url: '/v1/session', headers: bearer });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ name: 't', scopes: ['read'] });
     const setCookie = String(res.headers['set-cookie']);
@@ -139,33 +144,37 @@ describe('the dashboard session', () => {
     const tls = await app.inject({
       method: 'POST',
       url: '/v1/session',
-      headers: { ...CSRF, 'x-forwarded-proto': 'https' },
-      payload: { token },
+      headers: { ...bearer, 'x-forwarded-proto': 'https' },
     });
     expect(String(tls.headers['set-cookie'])).toContain('Secure');
   });
 
   it('refuses what cannot be a dashboard login, naming the fix', async () => {
-    const post = (payload: unknown, headers: Record<string, string> = CSRF) =>
-      app.inject({ method: 'POST', url: '/v1/session', headers, payload: payload as object });
-    const unknown = await post({ token: 'aft_nosuchtoken000_xxxxxxxxxxxxxxxxxxxxxxxx' });
+    const post = (headers: Record<string, string>) => app.inject({ method: 'POST', url: '/v1/session', headers });
+    const as = (token: string) => ({ authorization: `Bearer ${token}` });
+    const unknown = await post(as('aft_nosuchtoken000_xxxxxxxxxxxxxxxxxxxxxxxx'));
     expect(unknown.statusCode).toBe(401);
-    expect(unknown.json().message).toMatch(/unknown or revoked/);
+    expect(unknown.json().message).toMatch(/invalid or revoked/);
     expect(unknown.headers['set-cookie']).toBeUndefined();
-    expect((await post({ token: 'hello' })).statusCode).toBe(401);
-    const submitOnly = await post({ token: await tokenWith(['submit']) });
+    expect((await post(as('hello'))).statusCode).toBe(401);
+    const submitOnly = await post(as(await tokenWith(['submit'])));
     expect(submitOnly.statusCode).toBe(403);
-    expect(submitOnly.json().message).toMatch(/needs the 'read' scope/);
+    expect(submitOnly.json().message).toMatch(/lacks the 'read' scope/);
+    expect(submitOnly.headers['set-cookie']).toBeUndefined();
     const worker = await registerWorker('session-worker');
-    const asWorker = await post({ token: worker.auth.authorization.slice(7) });
+    const asWorker = await post(worker.auth);
     expect(asWorker.statusCode).toBe(403);
-    expect(asWorker.json().message).toMatch(/worker token/);
-    // Without the CSRF header (a form another site posts), nothing is set.
-    const forged = await post({ token: TEST_ADMIN_TOKEN }, {});
-    expect(forged.statusCode).toBe(403);
-    expect(forged.json().message).toMatch(/x-airfleet-csrf/);
+    expect(asWorker.headers['set-cookie']).toBeUndefined();
+    // A form another site posts carries no Authorization header, and a token in the body is no login.
+    const forged = await app.inject({ method: 'POST', url: '/v1/session', payload: { token: TEST_ADMIN_TOKEN } });
+    expect(forged.statusCode).toBe(401);
     expect(forged.headers['set-cookie']).toBeUndefined();
-    expect((await post({ token: TEST_ADMIN_TOKEN, extra: 1 })).statusCode).toBe(400);
+    // Signed in already: without the CSRF header the cookie does not renew itself.
+    const cookie = await login(TEST_ADMIN_TOKEN);
+    expect((await post({ cookie })).statusCode).toBe(403);
+    const renewed = await post({ cookie, ...CSRF });
+    expect(renewed.statusCode).toBe(200);
+    expect(String(renewed.headers['set-cookie']).split(';')[0]).toBe(cookie);
   });
 
   it('needs the CSRF header, and this origin, for every change it authenticates', async () => {
@@ -215,11 +224,15 @@ describe('the dashboard session', () => {
     expect(heartbeat.statusCode).toBe(401);
   });
 
-  it('ends with a logout that clears the cookie', async () => {
-    const out = await app.inject({ method: 'DELETE', url: '/v1/session', headers: CSRF });
+  it('ends with a logout that clears the cookie, which no other site can do', async () => {
+    const cookie = await login(await tokenWith(['read']));
+    const forged = await app.inject({ method: 'DELETE', url: '/v1/session', headers: { cookie } });
+    expect(forged.statusCode).toBe(403);
+    expect(forged.headers['set-cookie']).toBeUndefined();
+    expect((await app.inject({ method: 'DELETE', url: '/v1/session', headers: CSRF })).statusCode).toBe(401);
+    const out = await app.inject({ method: 'DELETE', url: '/v1/session', headers: { cookie, ...CSRF } });
     expect(out.statusCode).toBe(204);
     expect(String(out.headers['set-cookie'])).toMatch(/^airfleet_session=; .*Max-Age=0/);
-    expect((await app.inject({ method: 'DELETE', url: '/v1/session' })).statusCode).toBe(403);
   });
 });
 

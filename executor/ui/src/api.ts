@@ -1,6 +1,6 @@
 /**
  * Calls to the service's API from the page. The session is an HttpOnly cookie the page cannot read (set by
- * POST /v1/session); every request carries `x-airfleet-csrf: 1`, which the service requires of any request
+ * POST /v1/session, the one call that sends the token itself); every request carries `x-airfleet-csrf: 1`, which the service requires of any request
  * the cookie authenticates that changes something. Paths are absolute: the page is served by the API's own
  * origin, at /ui/.
  */
@@ -23,6 +23,8 @@ export interface CallOptions {
   query?: Query;
   body?: unknown;
   signal?: AbortSignal;
+  /** Sign-in only: the token typed in, sent once as `Authorization: Bearer` (the cookie carries it after). */
+  bearer?: string;
 }
 
 const unauthorizedListeners = new Set<(error: ApiError) => void>();
@@ -50,6 +52,7 @@ export async function call<T>(method: string, path: string, options: CallOptions
       headers: {
         accept: 'application/json',
         'x-airfleet-csrf': '1',
+        ...(options.bearer !== undefined ? { authorization: `Bearer ${options.bearer}` } : {}),
         ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),

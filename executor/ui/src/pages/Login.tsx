@@ -1,9 +1,22 @@
 import { useState } from 'preact/hooks';
-import { ApiError, post } from '../api.ts';
+import { ApiError, call } from '../api.ts';
 import type { Session } from '../types.ts';
 
+/** What a refused sign-in means, and what to do. */
+function loginError(err: unknown): string {
+  if (!(err instanceof ApiError)) return String(err);
+  if (err.status === 401) {
+    return 'That token is unknown or revoked. Paste a whole API token (aft_…), e.g. from `airfleet token create --name me --scopes read`.';
+  }
+  if (err.status === 403) {
+    return `This token cannot open the dashboard: it needs the read scope (${err.message}).`;
+  }
+  return err.message;
+}
+
 /**
- * Sign in with an API token. The token goes to POST /v1/session once and comes back as an HttpOnly cookie:
+ * Sign in with an API token. The token goes to POST /v1/session once (as its Authorization header) and comes
+ * back as an HttpOnly cookie:
  * this page does not keep it (the field is cleared), and it never appears in an address.
  */
 export function Login(props: { onSignedIn: (s: Session) => void; reason?: string | null }) {
@@ -17,14 +30,23 @@ export function Login(props: { onSignedIn: (s: Session) => void; reason?: string
       setError('Paste an API token first (aft_…).');
       return;
     }
+    const typed = token.trim();
+    if (typed.startsWith('afw_')) {
+      setError('This is a worker token, for the worker protocol only. Sign in with an API token (aft_…).');
+      return;
+    }
+    if (!/^[\x21-\x7e]+$/.test(typed)) {
+      setError('An API token is one word of letters, digits and _ (aft_…): paste it whole, without spaces.');
+      return;
+    }
     setBusy(true);
     setError(null);
     try {
-      const session = await post<Session>('/v1/session', { token: token.trim() });
+      const session = await call<Session>('POST', '/v1/session', { bearer: typed });
       setToken('');
       props.onSignedIn(session);
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err));
+      setError(loginError(err));
     } finally {
       setBusy(false);
     }
