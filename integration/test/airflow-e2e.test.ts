@@ -396,7 +396,13 @@ test('the workload token never shows in a log, and no read of a workload returns
 
 interface AirflowPluginInfo {
   name: string;
-  external_views: Array<{ name: string; href: string; url_route: string | null; destination: string }>;
+  external_views: Array<{
+    name: string;
+    href: string;
+    url_route: string | null;
+    destination: string;
+    nav_top_level?: boolean;
+  }>;
   fastapi_apps: Array<{ url_prefix: string }>;
 }
 
@@ -409,6 +415,7 @@ test('the dashboard in Airflow’s UI: listed by its plugins endpoint, in its na
       href: `${service.url}/ui/`,
       url_route: 'airfleet',
       destination: 'nav',
+      nav_top_level: true,
     }),
     expect.objectContaining({
       href: '/airfleet/workload/{DAG_ID}/{RUN_ID}/{TASK_ID}/{MAP_INDEX}',

@@ -51,6 +51,7 @@ def test_the_views_go_to_the_nav_and_the_task_instance(monkeypatch):
         ("nav", "airfleet", "http://127.0.0.1:8470/ui/"),
         ("task_instance", "airfleet-workload", "/airflow/airfleet/workload/{DAG_ID}/{RUN_ID}/{TASK_ID}/{MAP_INDEX}"),
     ]
+    assert views[0]["nav_top_level"] is True  # its own item in the navigation bar
     assert all(v["icon"] == "http://127.0.0.1:8470/ui/favicon.svg" for v in views)
 
 

@@ -143,6 +143,8 @@ class AirfleetPlugin(AirflowPlugin):
                 "href": base,
                 "url_route": "airfleet",
                 "destination": "nav",
+                # An item of its own in the navigation bar, not one entry of the "Plugins" menu.
+                "nav_top_level": True,
                 "icon": f"{base}favicon.svg",
             },
             {
