@@ -425,7 +425,9 @@ test('the dashboard in Airflow’s UI: listed by its plugins endpoint, in its na
   ]);
   expect(plugin?.fastapi_apps).toEqual([expect.objectContaining({ url_prefix: '/airfleet' })]);
 
-  // The task instance link: Airflow's ids → the TI's external_executor_id → that workload's page.
+  // The task instance link: Airflow's ids → the TI's external_executor_id → that workload's page. Both runs
+  // are over by now in the whole suite; run alone (-t), this waits for them.
+  await Promise.all([finished('airfleet_linear'), finished('airfleet_mixed')]);
   const runId = runs.get('airfleet_linear')!;
   const [load] = await endedWorkloadsOf('airfleet_linear', 'load');
   const tiLink = `${airflow.apiUrl}/airfleet/workload/airfleet_linear/${encodeURIComponent(runId)}/load/{MAP_INDEX}`;
@@ -434,12 +436,10 @@ test('the dashboard in Airflow’s UI: listed by its plugins endpoint, in its na
   expect(redirect.status).toBe(302);
   expect(redirect.headers.get('location')).toBe(`${service.url}/ui/#/workloads/${load!.id}`);
   expect((await fetch(tiLink, { redirect: 'manual' })).status).toBe(401); // Airflow's own authentication
-  const local = await fetch(
-    tiLink.replace('airfleet_linear', 'airfleet_mixed').replace('/load/', '/on_local_executor/'),
-    {
-      headers: { authorization: `Bearer ${jwt}` },
-    },
-  );
+  const mixedRun = encodeURIComponent(runs.get('airfleet_mixed')!);
+  const local = await fetch(`${airflow.apiUrl}/airfleet/workload/airfleet_mixed/${mixedRun}/on_local_executor/-1`, {
+    headers: { authorization: `Bearer ${jwt}` },
+  });
   expect(local.status).toBe(404);
   expect(await local.text()).toContain('runs on LocalExecutor, not on airfleet');
 
@@ -463,6 +463,14 @@ test('the dashboard in Airflow’s UI: listed by its plugins endpoint, in its na
     await frame.getByRole('heading', { name: load!.key, level: 1 }).waitFor({ timeout: 30_000 });
     const stdout = frame.getByRole('textbox', { name: 'stdout of attempt 1' });
     await waitFor('the task log in the frame', async () => (await stdout.inputValue()).includes('loaded total=30'));
+    // For the screenshot only: Airflow's own header says "No Task Instance found" until its query answers
+    // (slow on a loaded machine). What this test asserts is the frame above, not Airflow's header.
+    const settled = await page
+      .getByText('No Task Instance found')
+      .waitFor({ state: 'detached', timeout: 30_000 })
+      .then(() => true)
+      .catch(() => false);
+    if (!settled) console.warn("airflow-task-instance.png: Airflow's header still said 'No Task Instance found'");
     await screenshot(page, 'airflow-task-instance');
   } finally {
     await browser.close();
