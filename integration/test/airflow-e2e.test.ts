@@ -2,7 +2,8 @@
  * End to end: a real Airflow 3.3.2 (the venv of scripts/setup-airflow.sh, PostgreSQL from images/postgres;
  * api-server, scheduler and dag-processor on loopback) with the airfleet plugin, driving a real `airfleet
  * serve` and pull workers (process runtime, docker runtime with the task-runner image) and the service's
- * `local` backend. Every example DAG of executor/airflow/examples runs at once; each test then waits for
+ * `local` backend, and AWS Batch on a moto server (its jobs run the task-runner image on the local engine).
+ * Every example DAG of executor/airflow/examples runs at once; each test then waits for
  * its own run and checks what Airflow's REST API shows: every task instance's state, try number and log.
  */
 
@@ -10,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BatchClient, DescribeJobsCommand } from '@aws-sdk/client-batch';
 import { type AirfleetProcess, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
 import {
   AIRFLOW_VENV,
@@ -21,6 +23,8 @@ import {
   type TaskInstance,
 } from '../src/airflow.ts';
 import { projectImage } from '../src/docker-env.ts';
+import { type StartedMoto, startMoto } from '../src/moto.ts';
+import { createMotoBatch, MOTO_CREDENTIALS, MOTO_REGION } from '../src/moto-batch.ts';
 import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
 
 jest.setTimeout(12 * 60_000);
@@ -36,6 +40,7 @@ interface Workload {
   backend: string;
   poolSlots: number;
   workerName: string | null;
+  backendRef: string | null;
   startedAt: string | null;
   finishedAt: string | null;
   env: Record<string, string>;
@@ -43,6 +48,7 @@ interface Workload {
 
 const JWT = /eyJhbGciOi[A-Za-z0-9_-]+\.eyJ/;
 let pg: StartedPostgres;
+let moto: StartedMoto;
 let service: ServiceProcess;
 let airflow: AirflowDeployment;
 const workers = new Map<string, AirfleetProcess>();
@@ -103,13 +109,23 @@ beforeAll(async () => {
     pg.createDatabase('airfleet_e2e'),
     pg.createDatabase('airflow_e2e'),
   ]);
+  // AWS Batch as the batch stack makes it (docs/batch-on-moto.md), with the task-runner image as the job
+  // definition's: moto runs each job as its container on the host network, where Airflow's api-server is.
+  moto = await startMoto();
+  const batch = await createMotoBatch(moto, { prefix: 'airfleet-e2e-', image: projectImage('task-runner') });
   service = await ServiceProcess.start({
     databaseUrl: airfleetDb,
-    backends: 'pool,local',
+    backends: 'pool,local,batch',
     heartbeatIntervalMs: 1_000,
     heartbeatTimeoutMs: 8_000,
     // On PostgreSQL, secretEnv (the workload JSON) is encrypted with this key.
-    env: { ...workerEnv, AIRFLEET_SECRET_KEY: randomBytes(32).toString('base64') },
+    env: {
+      ...workerEnv,
+      ...batch.serviceEnv(),
+      AIRFLEET_BATCH_POLL_INTERVAL_MS: '1000',
+      AIRFLEET_BATCH_LOG_INTERVAL_MS: '1000',
+      AIRFLEET_SECRET_KEY: randomBytes(32).toString('base64'),
+    },
   });
   const created = await service.client.request<{ token: string }>('POST', '/v1/tokens', {
     body: { name: 'airflow-e2e', scopes: ['submit', 'read'] },
@@ -151,6 +167,7 @@ afterAll(async () => {
   await airflow?.stop();
   await Promise.all([...workers.values()].map((w) => w.kill('SIGTERM')));
   await service?.stop();
+  await moto?.stop();
   await pg?.stop();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
@@ -354,6 +371,33 @@ test('a LocalExecutor task beside airfleet ones, and one on the service`s local 
   expect(events(await log('airfleet_mixed', 'report', 1))).toContain(
     'mixed: ran on LocalExecutor, airfleet pool, airfleet local',
   );
+});
+
+test('a task on AWS Batch (moto): one job, its output in the Airflow log, its XCom read by the next task', async () => {
+  const { state, tis } = await finished('airfleet_on_batch');
+  expect(summary(tis)).toEqual(['double:success:try1', 'on_batch:success:try1']);
+  expect(state).toBe('success');
+  const [w] = await endedWorkloadsOf('airfleet_on_batch', 'on_batch');
+  expect(w).toMatchObject({ backend: 'batch', state: 'succeeded', attempt: 1, workerName: null });
+  const lines = await log('airfleet_on_batch', 'on_batch', 1);
+  expect(events(lines)).toContain('on batch: WHERE=aws-batch attempt=1');
+  expectNoToken(lines);
+  expect(events(await log('airfleet_on_batch', 'double', 1))).toContain('after batch: 42');
+  // The job as anyone allowed batch:DescribeJobs sees it: the runner's command, no token anywhere.
+  const client = new BatchClient({ endpoint: moto.endpoint, region: MOTO_REGION, credentials: MOTO_CREDENTIALS });
+  try {
+    const [job] = (await client.send(new DescribeJobsCommand({ jobs: [w!.backendRef!] }))).jobs ?? [];
+    expect(job?.container?.command).toEqual([
+      '/opt/airfleet/bin/airfleet-batch-entry',
+      '--',
+      'python3',
+      '-m',
+      'airfleet_airflow.run',
+    ]);
+    expect(JWT.test(JSON.stringify(job))).toBe(false);
+  } finally {
+    client.destroy();
+  }
 });
 
 test('an infrastructure failure (image pull) fails the task with the reason and message in its log', async () => {
