@@ -316,6 +316,14 @@ test('two queues: light tasks on the process worker, heavy ones (2 slots) one at
 
 test('fails once, succeeds on the retry: try 2 succeeded, both tries have their own log', async () => {
   const { state, tis } = await finished('airfleet_retry');
+  if (summary(tis).join() !== 'flaky:success:try2') {
+    // What the workloads, try 2's log and the scheduler said: this test has failed under heavy load.
+    console.error(
+      JSON.stringify(await workloadsOf('airfleet_retry', 'flaky'), null, 1),
+      events(await log('airfleet_retry', 'flaky', 2)).join('\n'),
+      airflow.grep(/flaky|airfleet_retry/).join('\n'),
+    );
+  }
   expect(summary(tis)).toEqual(['flaky:success:try2']);
   expect(state).toBe('success');
   const firstLines = await log('airfleet_retry', 'flaky', 1);
