@@ -175,7 +175,19 @@ afterAll(async () => {
 async function finished(dagId: string, timeoutMs = 6 * 60_000): Promise<{ state: string; tis: TaskInstance[] }> {
   const runId = runs.get(dagId)!;
   const state = await airflow.waitForRun(dagId, runId, timeoutMs);
-  return { state, tis: await airflow.taskInstances(dagId, runId) };
+  const tis = await airflow.taskInstances(dagId, runId);
+  // How each failed workload of the run ended, in the test's output: the first thing to read when a run
+  // ends otherwise than its test expects (on a machine under heavy load, a worker missing its heartbeat).
+  const failed = (
+    await service.client.request<{ workloads: Workload[] }>('GET', '/v1/workloads', { query: { limit: 1000 } })
+  ).workloads.filter((w) => w.key.startsWith(`airflow/${dagId}/${runId}/`) && w.state === 'failed');
+  if (failed.length > 0) {
+    console.info(
+      `${dagId}: ${failed.length} failed workload(s)\n` +
+        failed.map((w) => `  ${w.key} attempt ${w.attempt}: ${w.reason} ${w.message ?? ''}`).join('\n'),
+    );
+  }
+  return { state, tis };
 }
 
 function summary(tis: TaskInstance[]): string[] {
