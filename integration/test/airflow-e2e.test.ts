@@ -2,7 +2,8 @@
  * End to end: a real Airflow 3.3.2 (the venv of scripts/setup-airflow.sh, PostgreSQL from images/postgres;
  * api-server, scheduler and dag-processor on loopback) with the airfleet plugin, driving a real `airfleet
  * serve` and pull workers (process runtime, docker runtime with the task-runner image) and the service's
- * `local` backend. Every example DAG of executor/airflow/examples runs at once; each test then waits for
+ * `local` backend, and AWS Batch on a moto server (its jobs run the task-runner image on the local engine).
+ * Every example DAG of executor/airflow/examples runs at once; each test then waits for
  * its own run and checks what Airflow's REST API shows: every task instance's state, try number and log.
  */
 
@@ -10,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BatchClient, DescribeJobsCommand } from '@aws-sdk/client-batch';
 import { ADMIN_TOKEN, type AirfleetProcess, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
 import {
   AIRFLOW_VENV,
@@ -22,6 +24,8 @@ import {
 } from '../src/airflow.ts';
 import { launchChromium, screenshot } from '../src/browser.ts';
 import { projectImage } from '../src/docker-env.ts';
+import { type StartedMoto, startMoto } from '../src/moto.ts';
+import { createMotoBatch, MOTO_CREDENTIALS, MOTO_REGION } from '../src/moto-batch.ts';
 import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
 
 jest.setTimeout(12 * 60_000);
@@ -37,6 +41,7 @@ interface Workload {
   backend: string;
   poolSlots: number;
   workerName: string | null;
+  backendRef: string | null;
   startedAt: string | null;
   finishedAt: string | null;
   env: Record<string, string>;
@@ -44,6 +49,7 @@ interface Workload {
 
 const JWT = /eyJhbGciOi[A-Za-z0-9_-]+\.eyJ/;
 let pg: StartedPostgres;
+let moto: StartedMoto;
 let service: ServiceProcess;
 let airflow: AirflowDeployment;
 const workers = new Map<string, AirfleetProcess>();
@@ -104,15 +110,22 @@ beforeAll(async () => {
     pg.createDatabase('airfleet_e2e'),
     pg.createDatabase('airflow_e2e'),
   ]);
+  // AWS Batch as the batch stack makes it (docs/batch-on-moto.md), with the task-runner image as the job
+  // definition's: moto runs each job as its container on the host network, where Airflow's api-server is.
+  moto = await startMoto();
+  const batch = await createMotoBatch(moto, { prefix: 'airfleet-e2e-', image: projectImage('task-runner') });
   service = await ServiceProcess.start({
     databaseUrl: airfleetDb,
-    backends: 'pool,local',
+    backends: 'pool,local,batch',
     heartbeatIntervalMs: 1_000,
     heartbeatTimeoutMs: 8_000,
     // On PostgreSQL, secretEnv (the workload JSON) is encrypted with this key. Airflow's UI (on another loopback
     // port) may frame the dashboard: the plugin's view.
     env: {
       ...workerEnv,
+      ...batch.serviceEnv(),
+      AIRFLEET_BATCH_POLL_INTERVAL_MS: '1000',
+      AIRFLEET_BATCH_LOG_INTERVAL_MS: '1000',
       AIRFLEET_SECRET_KEY: randomBytes(32).toString('base64'),
       AIRFLEET_UI_FRAME_ANCESTORS: 'http://127.0.0.1:*',
     },
@@ -157,6 +170,7 @@ afterAll(async () => {
   await airflow?.stop();
   await Promise.all([...workers.values()].map((w) => w.kill('SIGTERM')));
   await service?.stop();
+  await moto?.stop();
   await pg?.stop();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
@@ -164,7 +178,19 @@ afterAll(async () => {
 async function finished(dagId: string, timeoutMs = 6 * 60_000): Promise<{ state: string; tis: TaskInstance[] }> {
   const runId = runs.get(dagId)!;
   const state = await airflow.waitForRun(dagId, runId, timeoutMs);
-  return { state, tis: await airflow.taskInstances(dagId, runId) };
+  const tis = await airflow.taskInstances(dagId, runId);
+  // How each failed workload of the run ended, in the test's output: the first thing to read when a run
+  // ends otherwise than its test expects (on a machine under heavy load, a worker missing its heartbeat).
+  const failed = (
+    await service.client.request<{ workloads: Workload[] }>('GET', '/v1/workloads', { query: { limit: 1000 } })
+  ).workloads.filter((w) => w.key.startsWith(`airflow/${dagId}/${runId}/`) && w.state === 'failed');
+  if (failed.length > 0) {
+    console.info(
+      `${dagId}: ${failed.length} failed workload(s)\n` +
+        failed.map((w) => `  ${w.key} attempt ${w.attempt}: ${w.reason} ${w.message ?? ''}`).join('\n'),
+    );
+  }
+  return { state, tis };
 }
 
 function summary(tis: TaskInstance[]): string[] {
@@ -305,6 +331,14 @@ test('two queues: light tasks on the process worker, heavy ones (2 slots) one at
 
 test('fails once, succeeds on the retry: try 2 succeeded, both tries have their own log', async () => {
   const { state, tis } = await finished('airfleet_retry');
+  if (summary(tis).join() !== 'flaky:success:try2') {
+    // What the workloads, try 2's log and the scheduler said: this test has failed under heavy load.
+    console.error(
+      JSON.stringify(await workloadsOf('airfleet_retry', 'flaky'), null, 1),
+      events(await log('airfleet_retry', 'flaky', 2)).join('\n'),
+      airflow.grep(/flaky|airfleet_retry/).join('\n'),
+    );
+  }
   expect(summary(tis)).toEqual(['flaky:success:try2']);
   expect(state).toBe('success');
   const firstLines = await log('airfleet_retry', 'flaky', 1);
@@ -360,6 +394,33 @@ test('a LocalExecutor task beside airfleet ones, and one on the service`s local 
   expect(events(await log('airfleet_mixed', 'report', 1))).toContain(
     'mixed: ran on LocalExecutor, airfleet pool, airfleet local',
   );
+});
+
+test('a task on AWS Batch (moto): one job, its output in the Airflow log, its XCom read by the next task', async () => {
+  const { state, tis } = await finished('airfleet_on_batch');
+  expect(summary(tis)).toEqual(['double:success:try1', 'on_batch:success:try1']);
+  expect(state).toBe('success');
+  const [w] = await endedWorkloadsOf('airfleet_on_batch', 'on_batch');
+  expect(w).toMatchObject({ backend: 'batch', state: 'succeeded', attempt: 1, workerName: null });
+  const lines = await log('airfleet_on_batch', 'on_batch', 1);
+  expect(events(lines)).toContain('on batch: WHERE=aws-batch attempt=1');
+  expectNoToken(lines);
+  expect(events(await log('airfleet_on_batch', 'double', 1))).toContain('after batch: 42');
+  // The job as anyone allowed batch:DescribeJobs sees it: the runner's command, no token anywhere.
+  const client = new BatchClient({ endpoint: moto.endpoint, region: MOTO_REGION, credentials: MOTO_CREDENTIALS });
+  try {
+    const [job] = (await client.send(new DescribeJobsCommand({ jobs: [w!.backendRef!] }))).jobs ?? [];
+    expect(job?.container?.command).toEqual([
+      '/opt/airfleet/bin/airfleet-batch-entry',
+      '--',
+      'python3',
+      '-m',
+      'airfleet_airflow.run',
+    ]);
+    expect(JWT.test(JSON.stringify(job))).toBe(false);
+  } finally {
+    client.destroy();
+  }
 });
 
 test('an infrastructure failure (image pull) fails the task with the reason and message in its log', async () => {

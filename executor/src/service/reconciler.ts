@@ -32,7 +32,7 @@ export class Reconciler {
   async orphansOf(backend: Backend, limit = 500): Promise<ReconcileCounts> {
     const counts: ReconcileCounts = { attached: 0, absent: 0, lost: 0, pending: 0 };
     if (backend.mode !== 'push') return counts;
-    const rows = await inFlightOrphans(this.life.db, backend.name, this.timeoutSeconds, limit);
+    const rows = await inFlightOrphans(this.life.db, backend.name, this.timeoutSeconds, limit, this.instanceId);
     if (rows.length === 0) return counts;
     const byKey = new Map(rows.map((r) => [`${r.workloadId}#${r.attempt}`, r]));
     const asked: InFlightAttempt[] = rows.map((r) => ({

@@ -694,14 +694,19 @@ export async function inFlightOrphans(
   backend: BackendName,
   instanceTimeoutSeconds: number,
   limit: number,
+  self: string,
 ): Promise<InFlightRow[]> {
+  // Never the asking instance's own claims: it is alive (it is asking), and its dispatcher may be between
+  // claiming a row and submitting it, where the backend would honestly answer "absent" (a late heartbeat of
+  // its own must not make the leader release, and so resubmit, what it is submitting).
   const { rows } = await q.query<InFlightRow>(
     `SELECT ${IN_FLIGHT_COLUMNS} FROM workloads w
      WHERE backend = $1 AND state IN ('submitting', 'pending', 'running')
+       AND w.claimed_by IS DISTINCT FROM $4::uuid
        AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = w.claimed_by AND NOT i.stopping
                          AND i.heartbeat_at > now() - make_interval(secs => $2))
      ORDER BY claimed_at NULLS FIRST, id LIMIT $3`,
-    [backend, instanceTimeoutSeconds, limit],
+    [backend, instanceTimeoutSeconds, limit, self],
   );
   return rows.map((r) => ({ ...r, claimedAt: Number(r.claimedAt) }));
 }

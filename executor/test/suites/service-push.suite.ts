@@ -101,7 +101,7 @@ export function servicePushSuite(openService: OpenService): void {
         running += line.startsWith('start') ? 1 : -1;
         peak = Math.max(peak, running);
       }
-      expect(peak).toBe(2);
+      expect({ peak, lines }).toEqual({ peak: 2, lines }); // the journal, should it fail
       const starts = lines.filter((l) => l.startsWith('start')).map((l) => l.slice(6));
       // Two start together once two slots free up, so order is asserted between priority levels: both higher
       // ones before both lower ones (which of two started together writes first is the scheduler's call).
@@ -152,6 +152,66 @@ export function servicePushSuite(openService: OpenService): void {
       } finally {
         await broken.close();
       }
+    });
+
+    it('a reconcile asked about some attempts leaves the runs it was not asked about alone', async () => {
+      const marker = join(scratch, `survivor-${n}`);
+      const { workload } = await service.submit(
+        input({ key: 'survivor', command: ['sh', '-c', `sleep 1.5; echo done >> ${marker}`] }),
+      );
+      await waitUntil(async () => (await settleState(service, workload.id)) === 'running');
+      const local = service.backends.get('local')!;
+      // As the dispatcher asks after one ambiguous submit, or the leader about a dead instance's attempts.
+      const verdicts = await local.reconcile([
+        {
+          workloadId: '00000000-0000-4000-8000-000000000001',
+          attempt: 1,
+          ref: null,
+          state: 'submitting',
+          claimedAt: 0,
+        },
+      ]);
+      expect(verdicts.map((v) => v.verdict)).toEqual(['absent']);
+      // Asked about again while it runs: the run it watches already, as it is.
+      expect(
+        (
+          await local.reconcile([{ workloadId: workload.id, attempt: 1, ref: null, state: 'running', claimedAt: 0 }])
+        )[0],
+      ).toMatchObject({ verdict: 'attached' });
+      expect(await settle(service, workload.id)).toMatchObject({ state: 'succeeded', attempt: 1 });
+      expect(readFileSync(marker, 'utf8')).toBe('done\n');
+    });
+
+    it("the leader never takes its own claims for a dead instance's, even when its heartbeat is late", async () => {
+      // Both slots busy, so the third stays queued; then it is made to look as the dispatcher leaves a row
+      // between its claim and its submit: `submitting`, claimed by this instance, no run yet.
+      const busy = await service.submitBatch([
+        input({ key: 'busy1', command: ['sleep', '2'] }),
+        input({ key: 'busy2', command: ['sleep', '2'] }),
+      ]);
+      for (const r of busy) await waitUntil(async () => (await settleState(service, r.workload.id)) === 'running');
+      const { workload } = await service.submit(input({ key: 'mid-submit', command: ['true'] }));
+      const id = service.membership.id;
+      const updated = await service.db.query(
+        `UPDATE workloads SET state = 'submitting', claimed_by = $2::uuid, claimed_at = now()
+         WHERE id = $1::uuid AND state = 'queued' RETURNING id`,
+        [workload.id, id],
+      );
+      expect(updated.rows).toHaveLength(1);
+      await service.db.query(`UPDATE instances SET heartbeat_at = now() - interval '1 hour' WHERE id = $1::uuid`, [id]);
+      await service.reap();
+      const row = await service.db.query<{ state: string; claimed_by: string }>(
+        'SELECT state, claimed_by FROM workloads WHERE id = $1::uuid',
+        [workload.id],
+      );
+      expect(row.rows[0]).toEqual({ state: 'submitting', claimed_by: id });
+      // Hand it back as the dispatcher would, so the suite's service is left as it was.
+      await service.db.query(
+        `UPDATE workloads SET state = 'queued', claimed_by = NULL, claimed_at = NULL WHERE id = $1::uuid`,
+        [workload.id],
+      );
+      await service.db.query('UPDATE instances SET heartbeat_at = now() WHERE id = $1::uuid', [id]);
+      for (const r of busy) expect((await settle(service, r.workload.id)).state).toBe('succeeded');
     });
 
     it('after a restart, re-attaches to runs still going, reads how the others ended, and loses none', async () => {

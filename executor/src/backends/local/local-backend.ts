@@ -140,10 +140,13 @@ export class LocalBackend implements Backend {
     const alive = findRunProcesses(this.options.dir);
     const expected = new Set(inFlight.map((a) => key(a.workloadId, a.attempt)));
     // Runs the database no longer expects (finished or cancelled while the service was down, records
-    // written but files not yet removed): nothing may keep running unobserved.
+    // written but files not yet removed): nothing may keep running unobserved. Runs this process watches
+    // are never among them: the caller may ask about a few attempts only (one ambiguous submit, or the
+    // attempts of instances that are gone), and the runs it did not name are still ours.
     for (const name of RunDir.list(this.options.dir)) {
       const parsed = RunDir.parseName(name)!;
-      if (expected.has(key(parsed.workloadId, parsed.attempt))) continue;
+      const k = key(parsed.workloadId, parsed.attempt);
+      if (expected.has(k) || this.runs.has(k)) continue;
       const pid = alive.get(name);
       if (pid) signalGroup(pid, 'SIGKILL');
       new RunDir(this.options.dir, parsed.workloadId, parsed.attempt).remove();
@@ -152,6 +155,10 @@ export class LocalBackend implements Backend {
     for (const a of inFlight) {
       const dir = new RunDir(this.options.dir, a.workloadId, a.attempt);
       const base = { workloadId: a.workloadId, attempt: a.attempt };
+      if (this.runs.has(key(a.workloadId, a.attempt))) {
+        verdicts.push({ ...base, verdict: 'attached', ref: dir.name }); // watched already: keep its state
+        continue;
+      }
       if (!dir.exists()) {
         verdicts.push(
           a.state === 'submitting'
