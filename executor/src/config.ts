@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { poolsConfigSchema, poolsFromEnv } from './autoscaler/pool-config.ts';
 import { BACKENDS } from './domain/workload.ts';
 import { ConfigError } from './errors.ts';
 
@@ -77,6 +78,13 @@ export const serviceConfigSchema = z
     dispatchBatchSize: z.number().int().min(1).max(10_000).default(100),
     /** Most submit calls in flight per push backend. */
     submitConcurrency: z.number().int().min(1).max(1_000).default(16),
+    /**
+     * Autoscaled pools of pull workers (docs/autoscaler.md): per pool its queues, slots per worker, bounds,
+     * cooldowns, hysteresis and driver. The leader instance runs the autoscaler. @default none
+     */
+    pools: poolsConfigSchema.default([]),
+    /** How often the leader's autoscaler looks at every pool, ms. */
+    autoscaleIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /**
      * Origins that may show the dashboard (`/ui`) in a frame besides the service itself: Airflow's UI, for
@@ -179,6 +187,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   num('AIRFLEET_LOCAL_KILL_GRACE_MS', 'localKillGraceMs');
   num('AIRFLEET_DISPATCH_BATCH_SIZE', 'dispatchBatchSize');
   num('AIRFLEET_SUBMIT_CONCURRENCY', 'submitConcurrency');
+  num('AIRFLEET_AUTOSCALE_INTERVAL_MS', 'autoscaleIntervalMs');
+  const pools = poolsFromEnv(env);
+  if (pools !== undefined) out.pools = pools;
   const tokens: Array<{ name: string; token: string; scopes: string[] }> = [];
   if (env.AIRFLEET_ADMIN_TOKEN) tokens.push({ name: 'env-admin', token: env.AIRFLEET_ADMIN_TOKEN, scopes: ['admin'] });
   if (env.AIRFLEET_ENROLL_TOKEN)

@@ -5,6 +5,7 @@ import { VERSION } from '../service/executor-service.ts';
 import { cancelCommand } from './commands/cancel.ts';
 import { logsCommand } from './commands/logs.ts';
 import { maintenanceCommand } from './commands/maintenance.ts';
+import { poolsCommand } from './commands/pools.ts';
 import { queuesCommand } from './commands/queues.ts';
 import { serveCommand } from './commands/serve.ts';
 import { statusCommand } from './commands/status.ts';
@@ -35,6 +36,7 @@ export function buildCli(): Command {
     workersCommand,
     maintenanceCommand,
     queuesCommand,
+    poolsCommand,
     tokenCommand,
   ]) {
     command(program, globals);

@@ -29,6 +29,24 @@ async function dockerRuntime(
   }
 }
 
+/** AIRFLEET_WORKER_LABELS: `k=v,k=v` (Swarm templates such as {{.Task.ID}} are expanded before we see it). */
+function envLabels(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean);
+}
+
+function parseLabels(pairs: string[]): Record<string, string> {
+  return Object.fromEntries(
+    pairs.map((l) => {
+      const at = l.indexOf('=');
+      if (at <= 0) throw new ConfigError(`label '${l}' is not k=v (--label or AIRFLEET_WORKER_LABELS)`);
+      return [l.slice(0, at), l.slice(at + 1)];
+    }),
+  );
+}
+
 /** `airfleet worker`: a pull worker (worker/agent.ts). */
 export function workerCommand(program: Command, globals: () => GlobalOptions): void {
   program
@@ -42,8 +60,16 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
       4,
     )
     .addOption(new Option('--runtime <runtime>', 'how tasks run').choices(['process', 'docker']).default('process'))
-    .option('--name <name>', 'worker name (default: host name)', hostname())
-    .option('--label <k=v...>', 'labels shown with the worker', [])
+    .option(
+      '--name <name>',
+      'worker name (env AIRFLEET_WORKER_NAME; default: host name)',
+      process.env.AIRFLEET_WORKER_NAME || hostname(),
+    )
+    .option(
+      '--label <k=v...>',
+      'labels shown with the worker; more from AIRFLEET_WORKER_LABELS (k=v,k=v: a Swarm service sets airfleet.pool and swarm.task there)',
+      [],
+    )
     .option(
       '--drain-timeout <seconds>',
       'on SIGINT, how long tasks may finish before they are stopped',
@@ -121,7 +147,7 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
           name: opts.name,
           queues: opts.queues,
           concurrency: opts.concurrency,
-          labels: Object.fromEntries(opts.label.map((l) => l.split('=', 2) as [string, string])),
+          labels: parseLabels([...envLabels(process.env.AIRFLEET_WORKER_LABELS), ...opts.label]),
           runtime,
           logger,
           version: VERSION,
