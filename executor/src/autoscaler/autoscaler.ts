@@ -136,6 +136,7 @@ export class Autoscaler {
       scalingIn = scalingIn.filter((w) => !gone.has(w.id));
     }
 
+    if (driver.publish) await driver.publish({ ...backlog, queue: pool.queues[0]! });
     const observed = await driver.observe();
     const input = {
       ...backlog,
@@ -158,7 +159,7 @@ export class Autoscaler {
     if (decision.action === 'scale_out') {
       await driver.scaleTo(decision.target);
       memory.lastScaleOutMs = this.now();
-    } else if (decision.action === 'scale_in') {
+    } else if (decision.action === 'scale_in' && driver.scaleIn !== 'platform') {
       scalingIn = await this.startScaleIn(pool, driver, workers, observed.target - decision.target, memory);
     }
     await this.publish(pool, backlog, workers, decision, observed, null, scalingIn, memory);

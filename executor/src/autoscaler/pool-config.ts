@@ -50,6 +50,13 @@ export const poolConfigSchema = z
         message: `must be at least minWorkers (${p.minWorkers}); got ${p.maxWorkers}`,
       });
     }
+    if (p.driver.kind === 'aws' && p.queues.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['queues'],
+        message: `an aws pool serves exactly one queue (its group tracks that queue's BacklogPerInstance); got ${p.queues.length}`,
+      });
+    }
     if (p.hysteresisSlots !== undefined && p.hysteresisSlots >= p.slotsPerWorker * Math.max(1, p.maxWorkers)) {
       ctx.addIssue({
         code: 'custom',

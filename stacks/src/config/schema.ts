@@ -365,7 +365,10 @@ const workerPoolSchema = z
   .strictObject({
     /** Airflow queue the pool's workers pull from. */
     queue: name('queue'),
-    /** One Auto Scaling group per instance type, all tracking the queue's backlog per instance. */
+    /**
+     * Instance types of the queue's one Auto Scaling group (mixed instances policy overrides): On-Demand
+     * uses them in this order, Spot by price and capacity.
+     */
     instanceTypes: z.array(instanceType).min(1).max(10),
     minSize: z.number().int().min(0).max(1000),
     maxSize: z.number().int().min(1).max(1000),

@@ -15,6 +15,13 @@ export interface PoolDriver {
    * capacity by as many; no other worker may be stopped. Resolves once they are gone.
    */
   remove(workers: readonly Worker[]): Promise<void>;
+  /**
+   * Who scales in: `drain` (the default), the autoscaler, through maintenance, drain and {@link remove};
+   * `platform`, the platform itself (an Auto Scaling group's target tracking, with busy workers protected).
+   */
+  readonly scaleIn?: 'drain' | 'platform';
+  /** Called every pass with the pool's backlog, for a platform that scales on a metric of its own. */
+  publish?(backlog: { queuedSlots: number; runningSlots: number; queue: string }): Promise<void>;
   /** Orders idle candidates so that the ones the platform removes most cleanly come first. */
   rankForRemoval?(workers: readonly Worker[]): Promise<Worker[]>;
   close?(): Promise<void>;

@@ -1,4 +1,5 @@
 import type { PoolConfig } from '../pool-config.ts';
+import { AwsDriver } from './aws-driver.ts';
 import type { DriverContext } from './context.ts';
 import type { PoolDriver } from './driver.ts';
 import { SwarmDriver } from './swarm-driver.ts';
@@ -9,5 +10,7 @@ export function createDriver(pool: PoolConfig, ctx: DriverContext): PoolDriver {
   switch (config.kind) {
     case 'swarm':
       return new SwarmDriver(config, ctx);
+    case 'aws':
+      return new AwsDriver(config, ctx);
   }
 }

@@ -47,6 +47,20 @@ function parseLabels(pairs: string[]): Record<string, string> {
   );
 }
 
+/** Scale-in protection of this instance in its Auto Scaling group; fails closed when the instance is unknown. */
+async function scaleInProtection(group: string, logger: import('pino').Logger) {
+  const { AsgScaleInProtection, instanceId } = await import('../../worker/scale-in-protection.ts');
+  let id: string;
+  try {
+    id = await instanceId();
+  } catch (error) {
+    throw new ConfigError(
+      `--asg-protection ${group}: cannot tell this instance's id (${(error as Error).message}); set AIRFLEET_INSTANCE_ID`,
+    );
+  }
+  return new AsgScaleInProtection({ group, instanceId: id, logger });
+}
+
 /** `airfleet worker`: a pull worker (worker/agent.ts). */
 export function workerCommand(program: Command, globals: () => GlobalOptions): void {
   program
@@ -103,8 +117,14 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
       'docker runtime: the bridge network task containers join, created with link-local (metadata) addresses blocked',
       'airfleet-tasks',
     )
+    .option(
+      '--asg-protection <group>',
+      'on EC2 Auto Scaling: keep this instance protected from scale-in while tasks run (env AIRFLEET_ASG_NAME; instance id from AIRFLEET_INSTANCE_ID or the metadata service)',
+      process.env.AIRFLEET_ASG_NAME,
+    )
     .action(
       async (opts: {
+        asgProtection?: string;
         secretsDir: string[];
         hostNetwork?: boolean;
         taskNetwork: string;
@@ -155,6 +175,7 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
           killGraceMs: opts.killGrace * 1000,
           stateDir: opts.stateDir ?? process.env.AIRFLEET_WORKER_STATE_DIR ?? join(dataDir, `worker-${opts.name}`),
           spoolMaxBytes: opts.spoolMax * 1024 * 1024,
+          ...(opts.asgProtection ? { busyHook: await scaleInProtection(opts.asgProtection, logger) } : {}),
         });
         // Handlers first: a signal that arrives while the worker registers must already stop it taking work.
         let interrupts = 0;
