@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -149,7 +150,8 @@ export function parseServiceConfig(input: ServiceConfigInput): ServiceConfig {
 }
 
 /** Reads AIRFLEET_* environment variables into a config input; flags given on the CLI win over these. */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfigInput {
+export function configFromEnv(given: NodeJS.ProcessEnv = process.env): ServiceConfigInput {
+  const env = withSecretFiles(given);
   const out: Record<string, unknown> = {};
   const num = (name: string, key: string) => {
     const value = env[name];
@@ -196,6 +198,28 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     tokens.push({ name: 'env-enroll', token: env.AIRFLEET_ENROLL_TOKEN, scopes: ['enroll'] });
   if (tokens.length) out.bootstrapTokens = tokens;
   return out as ServiceConfigInput;
+}
+
+/** Variables that hold secrets, which may also be given as a file (`<NAME>_FILE`, e.g. a Docker secret). */
+const SECRET_VARIABLES = ['AIRFLEET_DATABASE_URL', 'AIRFLEET_ADMIN_TOKEN', 'AIRFLEET_ENROLL_TOKEN', 'PGPASSWORD'];
+
+/**
+ * The environment with each `<NAME>_FILE` of a secret variable read into `<NAME>`, so that a secret can come
+ * from a Docker secret (/run/secrets/...) and stay out of the environment that `docker inspect` shows.
+ */
+function withSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (!file) continue;
+    if (env[name]) throw new ConfigError(`give ${name} or ${name}_FILE, not both`);
+    try {
+      out[name] = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigError(`${name}_FILE: cannot read ${file}: ${(error as Error).message}`);
+    }
+  }
+  return out;
 }
 
 /**

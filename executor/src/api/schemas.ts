@@ -222,6 +222,9 @@ export const poolView = z
     scaleInCooldownSeconds: z.number().int(),
     hysteresisSlots: z.number().int(),
     drainTimeoutSeconds: z.number().int(),
+    desired: z.number().int().nullable().describe('workers the backlog asks for (status.desired)'),
+    actual: z.number().int().nullable().describe('workers the platform runs (status.running)'),
+    backlog: z.number().int().nullable().describe('slots queued plus running'),
     status: z
       .object({
         queuedSlots: z.number().int(),

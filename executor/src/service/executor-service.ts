@@ -62,6 +62,10 @@ export interface PoolSummary {
   scaleInCooldownSeconds: number;
   hysteresisSlots: number;
   drainTimeoutSeconds: number;
+  /** At a glance (null until the leader looked): desired and running workers, backlog slots. */
+  desired: number | null;
+  actual: number | null;
+  backlog: number | null;
   status: (Omit<PoolStatus, 'pool'> & { updatedAt: string }) | null;
 }
 export type { Principal } from './tokens.ts';
@@ -443,6 +447,9 @@ export class ExecutorService {
         scaleInCooldownSeconds: p.scaleInCooldownSeconds,
         hysteresisSlots: p.hysteresisSlots,
         drainTimeoutSeconds: p.drainTimeoutSeconds,
+        desired: status?.desired ?? null,
+        actual: status?.running ?? null,
+        backlog: status ? status.queuedSlots + status.runningSlots : null,
         status: status ? (rest as Omit<PoolStatus, 'pool'> & { updatedAt: string }) : null,
       };
     });
