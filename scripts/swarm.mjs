@@ -92,7 +92,9 @@ function stackFile() {
       secrets: [secretRef('pg_password')],
       volumes: ['pgdata:/var/lib/postgresql/data'],
       networks: ['airfleet'],
-      deploy: { replicas: 1, placement: { constraints: ['node.role == manager'] } },
+      // DNS round robin rather than a virtual IP: one replica needs no load balancing, and the virtual IPs
+      // (IPVS) are missing on some kernels, where connections to them fail (EHOSTUNREACH).
+      deploy: { replicas: 1, endpoint_mode: 'dnsrr', placement: { constraints: ['node.role == manager'] } },
     },
     executor: {
       image: image('executor'),
@@ -114,9 +116,10 @@ function stackFile() {
       },
       secrets: ['pg_password', 'secret_key', 'admin_token', 'enroll_token'].map(secretRef),
       volumes: ['/var/run/docker.sock:/var/run/docker.sock'],
-      ports: [{ target: 8470, published: port, protocol: 'tcp', mode: 'ingress' }],
+      // Published on the manager that runs it (the routing mesh needs the virtual IPs too).
+      ports: [{ target: 8470, published: port, protocol: 'tcp', mode: 'host' }],
       networks: ['airfleet'],
-      deploy: { replicas: 1, placement: { constraints: ['node.role == manager'] } },
+      deploy: { replicas: 1, endpoint_mode: 'dnsrr', placement: { constraints: ['node.role == manager'] } },
     },
   };
   for (const q of queues) {
@@ -143,7 +146,7 @@ function stackFile() {
       secrets: [secretRef('enroll_token')],
       networks: ['airfleet'],
       deploy: {
-        replicas: Math.max(1, q.minWorkers),
+        replicas: q.minWorkers,
         // A worker the autoscaler drained leaves with exit 0 and must stay down (autoscaler/drivers/swarm-driver.ts).
         restart_policy: { condition: 'on-failure', delay: '5s' },
         // SIGINT drains (running tasks finish); Swarm's stop sends SIGTERM, which would stop them.
