@@ -104,6 +104,11 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
       '  curl -sf -H "X-aws-ec2-metadata-token: $t" "http://169.254.169.254/latest/$1"',
       '}',
       'id=$(imds meta-data/instance-id)',
+      // EC2 gives a Spot instance two minutes: stop taking work at once, let what can finish finish.
+      'if imds meta-data/spot/instance-action >/dev/null 2>&1; then',
+      '  systemctl stop airfleet-worker  # SIGINT: drain',
+      '  exit 0',
+      'fi',
       `state=$(aws autoscaling describe-auto-scaling-instances --region ${region} --instance-ids "$id" --query 'AutoScalingInstances[0].LifecycleState' --output text)`,
       'if [ "$state" = "Terminating:Wait" ]; then',
       '  systemctl stop airfleet-worker  # SIGINT: running tasks finish (bounded by the drain timeout)',

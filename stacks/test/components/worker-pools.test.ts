@@ -111,6 +111,7 @@ describe('worker-pools stack', () => {
     expect(text).toContain('--label airfleet.pool=');
     expect(text).not.toContain('set-instance-protection');
     expect(text).toContain('Terminating:Wait');
+    expect(text).toContain('meta-data/spot/instance-action'); // a Spot interruption notice drains too
     expect(text).toContain('complete-lifecycle-action');
     expect(text).toContain('OnUnitActiveSec=20');
     const policy = JSON.parse(String(Object.values(resources(staging.tf, 'aws_iam_role_policy'))[0]!['policy'])) as {
