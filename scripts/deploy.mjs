@@ -94,10 +94,14 @@ async function main() {
 
   const missing = unselectedDependencies(manifest, order);
   if (missing.length > 0) note(`not selected, must already be deployed: ${missing.join(', ')}`);
-  const waves = dependencyWaves(manifest, order);
-  step(
-    `${args.mode === 'plan' ? 'planning' : 'deploying'} ${plural(order.length, 'stack')} with ${args.engine} in ${plural(waves.length, 'wave')}: ${waves.map((w) => w.join(' + ')).join(' → ')}`,
-  );
+  // A plan changes no state, so every stack can be planned at once: one whose upstream is not applied yet
+  // finds its outputs missing either way.
+  const waves = args.mode === 'plan' ? [order] : dependencyWaves(manifest, order);
+  const how =
+    args.mode === 'plan'
+      ? `planning ${plural(order.length, 'stack')} with ${args.engine}, ${args.parallelism} at a time`
+      : `deploying ${plural(order.length, 'stack')} with ${args.engine} in ${plural(waves.length, 'wave')}: ${waves.map((w) => w.join(' + ')).join(' → ')}`;
+  step(how);
   const results = [];
   const waiting = new Map();
   let failure;

@@ -82,7 +82,7 @@ export function bootstrapConfig(env: EnvironmentConfig, statePath: string): Reco
       aws: [
         {
           region: state.region,
-          ...(env.aws.accountId ? { allowed_account_ids: [env.aws.accountId] } : {}),
+          allowed_account_ids: [env.aws.accountId],
           default_tags: [{ tags }],
         },
       ],
