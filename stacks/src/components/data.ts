@@ -3,7 +3,7 @@ import { DbParameterGroup } from '@cdktf/provider-aws/lib/db-parameter-group/ind
 import { DbSubnetGroup } from '@cdktf/provider-aws/lib/db-subnet-group/index.js';
 import { KmsAlias } from '@cdktf/provider-aws/lib/kms-alias/index.js';
 import { KmsKey } from '@cdktf/provider-aws/lib/kms-key/index.js';
-import { TerraformOutput } from 'cdktf';
+import { Fn, TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
@@ -50,8 +50,10 @@ export class DataStack extends AirfleetStack {
       description: `airfleet ${this.env.name}: database storage, snapshots and master secret`,
       enableKeyRotation: true,
       deletionWindowInDays: this.env.production ? 30 : 7,
+      // The snapshots of a protected database are only readable with this key.
+      lifecycle: { preventDestroy: db.deletionProtection },
     });
-    new KmsAlias(this, 'database-key-alias', {
+    const alias = new KmsAlias(this, 'database-key-alias', {
       name: `alias/${this.resourceName('database')}`,
       targetKeyId: this.key.keyId,
     });
@@ -78,14 +80,14 @@ export class DataStack extends AirfleetStack {
       description: 'PostgreSQL: only from the airfleet compute security groups',
       vpcId: network.vpc.id,
     });
-    for (const [name, group] of Object.entries(network.securityGroups)) {
+    const ingress = Object.entries(network.securityGroups).map(([name, group]) =>
       allowIngress(this, `database-from-${name}`, {
         securityGroupId: firewall.id,
         description: `PostgreSQL from ${name}`,
         fromPort: POSTGRES_PORT,
         sourceSecurityGroupId: group.id,
-      });
-    }
+      }),
+    );
 
     const identifier = this.resourceName('postgres');
     this.database = new DbInstance(this, 'database', {
@@ -115,8 +117,12 @@ export class DataStack extends AirfleetStack {
       copyTagsToSnapshot: true,
       deletionProtection: db.deletionProtection,
       // A protected database leaves a final snapshot behind if it is ever destroyed; a throwaway one does not.
+      // The name carries the time the database was created (kept by ignore_changes below), so tearing
+      // down a second incarnation of the environment does not collide with the first one's snapshot.
       skipFinalSnapshot: !db.deletionProtection,
-      ...(db.deletionProtection ? { finalSnapshotIdentifier: `${identifier}-final` } : {}),
+      ...(db.deletionProtection
+        ? { finalSnapshotIdentifier: `${identifier}-final-${Fn.formatdate('YYYYMMDDhhmmss', Fn.timestamp())}` }
+        : {}),
       autoMinorVersionUpgrade: true,
       applyImmediately: !this.env.production,
       enabledCloudwatchLogsExports: ['postgresql', 'upgrade'],
@@ -127,6 +133,14 @@ export class DataStack extends AirfleetStack {
             performanceInsightsRetentionPeriod: 7,
           }
         : {}),
+      // Destroyed first in its stack: when RDS refuses (deletion protection), nothing else of the stack is
+      // gone yet (the ingress rules would otherwise go in parallel and cut every client off). Where deletion
+      // protection is on, Terraform itself refuses to plan the destroy.
+      dependsOn: [alias, ...ingress],
+      lifecycle: {
+        preventDestroy: db.deletionProtection,
+        ...(db.deletionProtection ? { ignoreChanges: ['final_snapshot_identifier'] } : {}),
+      },
     });
 
     this.connection = {

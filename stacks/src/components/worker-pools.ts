@@ -10,6 +10,7 @@ import { renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts
 import { BACKLOG_METRIC } from '../lib/executor-permissions.ts';
 import { ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
+import { autoScalingTags } from '../lib/tags.ts';
 import type { NetworkStack } from './network.ts';
 import { repositoryName } from './registry.ts';
 
@@ -274,10 +275,13 @@ export class WorkerPoolsStack extends AirfleetStack {
         healthCheckGracePeriod: 180,
         defaultInstanceWarmup: 180,
         enabledMetrics: ['GroupDesiredCapacity', 'GroupInServiceInstances', 'GroupTotalInstances'],
-        tag: [
-          { key: 'Name', value: group.name, propagateAtLaunch: true },
-          { key: 'airfleet:queue', value: pool.queue, propagateAtLaunch: true },
-        ],
+        tag: autoScalingTags(this, { Name: group.name, 'airfleet:queue': pool.queue }),
+        // A changed launch template (new AMI, agent, config) rolls through the group; busy workers keep
+        // their scale-in protection until the guard drops it when idle, and the refresh waits for that.
+        instanceRefresh: {
+          strategy: 'Rolling',
+          preferences: { minHealthyPercentage: 90, scaleInProtectedInstances: 'Wait', skipMatching: true },
+        },
         ...(pool.spot ? { capacityRebalance: pool.spot.capacityRebalance } : {}),
         mixedInstancesPolicy: {
           instancesDistribution: pool.spot
