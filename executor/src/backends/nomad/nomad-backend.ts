@@ -48,6 +48,10 @@ interface Watched {
   logs: NomadLogCopier;
   lastLogCopy: number;
   copying: boolean;
+  /** The whole log was copied after the end (the service's own fetchLogs then has nothing to do). */
+  logsFinal: boolean;
+  /** When the job was registered (ms): ours, or Nomad's SubmitTime for a job found by reconcile. */
+  submittedAt: number | null;
 }
 
 /**
@@ -169,6 +173,7 @@ export class NomadBackend implements Backend {
             );
           });
       }
+      w.submittedAt = Date.now();
       await this.register(job, workload.id, attempt, context.signal).catch(async (error: Error) => {
         this.watched.delete(id);
         if (hasSecret) await this.deleteSecret(w).catch(() => undefined);
@@ -287,6 +292,8 @@ export class NomadBackend implements Backend {
       logs: new NomadLogCopier(this.host!, this.client, workloadId, attempt),
       lastLogCopy: 0,
       copying: false,
+      logsFinal: false,
+      submittedAt: null,
     };
     this.watched.set(id, w);
     return w;
@@ -351,6 +358,7 @@ export class NomadBackend implements Backend {
           this.host?.logger.warn({ workload: w.workloadId, err: error.message }, 'copying the Nomad task logs failed'),
         );
     }
+    w.logsFinal = true;
     if (update.state !== 'succeeded') {
       const lines = [...notes];
       if (update.state === 'failed')
@@ -455,7 +463,8 @@ export class NomadBackend implements Backend {
 
   /**
    * One database query (this instance's live attempts), no Nomad request unless something is due: pending
-   * timeouts, log copies of running tasks, and forgetting attempts that ended without us.
+   * timeouts (attempts Nomad has not placed, or whose client has not begun, `allocPendingTimeoutSeconds` after
+   * their claim), log copies of running tasks, and forgetting attempts that ended without us.
    */
   async tick(): Promise<void> {
     if (this.watched.size === 0) return;
@@ -471,8 +480,10 @@ export class NomadBackend implements Backend {
         this.copyLogsIfDue(w, now);
         continue;
       }
-      const waited = (now - a.claimedAt) / 1000;
-      if (a.state === 'running' || waited < this.config.allocPendingTimeoutSeconds) continue;
+      // From the claim (in the database) or the register, whichever is later: a claim that waited for a
+      // submit slot has not been waiting for Nomad.
+      const waited = (now - Math.max(a.claimedAt, w.submittedAt ?? 0)) / 1000;
+      if (a.state === 'running' || waited < this.config.allocPendingTimeoutSeconds || clientBegan(w.alloc)) continue;
       w.ended = true;
       this.track(this.unschedulable(w, waited));
     }
@@ -488,6 +499,17 @@ export class NomadBackend implements Backend {
   }
 
   private async unschedulable(w: Watched, waited: number): Promise<void> {
+    // The event stream may lag behind under load: ask Nomad itself before failing anything (two requests,
+    // only for an attempt past its timeout).
+    const id = encodeURIComponent(w.jobId);
+    const [allocs, evals] = await Promise.all([
+      this.client.request<Allocation[]>('GET', `/v1/job/${id}/allocations`, {}).catch(() => null),
+      this.client.request<Evaluation[]>('GET', `/v1/job/${id}/evaluations`, {}).catch(() => null),
+    ]);
+    w.ended = false;
+    this.apply(allocs?.data ?? [], evals?.data ?? []);
+    if (w.ended || w.reportedRunning || clientBegan(w.alloc)) return;
+    w.ended = true;
     const reasons = [...w.evals.values()].map(placementFailure).filter(Boolean);
     const message = `not running ${Math.round(waited)} s after submission, longer than AIRFLEET_NOMAD_ALLOC_PENDING_TIMEOUT_SECONDS=${
       this.config.allocPendingTimeoutSeconds
@@ -530,6 +552,7 @@ export class NomadBackend implements Backend {
   async fetchLogs(target: AttemptRef): Promise<void> {
     const id = target.ref ?? jobId(this.config.jobPrefix, target.workloadId, target.attempt);
     const w = this.watched.get(id);
+    if (w?.logsFinal) return;
     let alloc = w?.alloc ?? null;
     if (!alloc) {
       const answer = await this.client.request<Allocation[]>(
@@ -551,7 +574,7 @@ export class NomadBackend implements Backend {
    */
   async reconcile(inFlight: InFlightAttempt[]): Promise<ReconcileVerdict[]> {
     if (inFlight.length === 0) return [];
-    let jobs: Array<{ ID: string; Status?: string; Meta?: Record<string, string> }>;
+    let jobs: Array<{ ID: string; Status?: string; SubmitTime?: number; Meta?: Record<string, string> }>;
     try {
       jobs =
         (
@@ -573,8 +596,11 @@ export class NomadBackend implements Backend {
     for (const a of inFlight) {
       const id = a.ref ?? jobId(this.config.jobPrefix, a.workloadId, a.attempt);
       const base = { workloadId: a.workloadId, attempt: a.attempt };
-      if (byId.has(id)) {
-        this.watch(a.workloadId, a.attempt, id, null);
+      const found = byId.get(id);
+      if (found) {
+        const w = this.watch(a.workloadId, a.attempt, id, null);
+        // Nomad's SubmitTime (ns) survives our restart: the pending timeout goes on from there.
+        if (found.SubmitTime) w.submittedAt = Math.floor(found.SubmitTime / 1e6);
         attached = true;
         verdicts.push({ ...base, verdict: 'attached', ref: id });
       } else if (a.state === 'submitting') {
@@ -615,6 +641,16 @@ export class NomadBackend implements Backend {
     if (this.flushing) await this.flushing.catch(() => undefined);
     this.client.close();
   }
+}
+
+/**
+ * Whether a client took the allocation on (it wrote task events beyond "Received"): from then on the wait is
+ * the client's (image download, start), bounded by the workload's own `pendingSeconds`, not a placement.
+ */
+function clientBegan(alloc: Allocation | null): boolean {
+  if (!alloc) return false;
+  if (alloc.ClientStatus !== 'pending') return true;
+  return Object.values(alloc.TaskStates ?? {}).some((t) => (t.Events ?? []).some((e) => e.Type !== 'Received'));
 }
 
 function taskName(alloc: Allocation): string {
