@@ -270,6 +270,32 @@ describe('nomad backend (service as a process)', () => {
     expect(await logs(w.id, 'stdout')).toBe('started\n');
   });
 
+  it('cancels a running task: the job is stopped and the workload ends cancelled', async () => {
+    const w = await submit({ image: IMAGE, command: ['sh', '-c', 'echo started; sleep 60'] });
+    await waitState(w.id, (x) => x.state === 'running', 'to run');
+    await waitFor('the first output to be copied', async () => (await logs(w.id, 'stdout')) === 'started\n', 20_000);
+    await service.client.request('POST', `/v1/workloads/${w.id}/cancel`);
+    expect(await waitEnded(w.id)).toMatchObject({ state: 'cancelled' });
+    expect(await logs(w.id, 'stderr')).toMatch(/airfleet: nomad job .* was stopped on request/);
+  });
+
+  fakeOnly('fails an OOM-killed task as oom and a task on a lost node as lost', async () => {
+    const oom = await submit({ image: IMAGE, command: ['sh', '-c', 'echo eating; sleep 30'] });
+    fake!.faults.oom(jobId(oom));
+    const oomDone = await waitEnded(oom.id);
+    expect(oomDone).toMatchObject({ state: 'failed', reason: 'oom', exitCode: 137 });
+    const lost = await submit({ image: IMAGE, command: ['sh', '-c', 'echo working; sleep 30'], maxInfraRetries: 0 });
+    await waitState(lost.id, (x) => x.state === 'running', 'to run');
+    fake!.faults.loseNode();
+    try {
+      const lostDone = await waitEnded(lost.id);
+      expect(lostDone).toMatchObject({ state: 'failed', reason: 'lost' });
+      expect(lostDone.message).toMatch(/was lost with node fake-client-1: alloc is lost since its node is down/);
+    } finally {
+      fake!.faults.restoreNode();
+    }
+  });
+
   fakeOnly(
     'watches 200 concurrent jobs over a bounded number of connections, with under 2 watch requests per job',
     async () => {

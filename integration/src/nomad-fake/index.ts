@@ -58,6 +58,8 @@ export interface NomadFake {
     imageMissing(image: string): void;
     oom(jobIdPrefix: string): void;
     loseNode(): void;
+    /** The node is back (ready) and takes new allocations again. */
+    restoreNode(): void;
     slowStream(delayMs: number): void;
     /** Ends every open event stream now; new ones are refused for `refuseMs`. */
     dropStreams(refuseMs?: number): void;
@@ -144,6 +146,10 @@ export async function startNomadFake(options: NomadFakeOptions = {}): Promise<No
       imageMissing: (image) => void runnerFaults.missingImages.add(image),
       oom: (prefix) => void runnerFaults.oom.add(prefix),
       loseNode: () => cluster.loseNode(node.ID),
+      restoreNode() {
+        node.Status = 'ready';
+        cluster.unblock();
+      },
       slowStream(delayMs) {
         streamFaults.delayMs = delayMs;
       },
