@@ -153,7 +153,8 @@ job "airfleet-executor" {
 
       config {
         image = var.image
-        args  = ["airfleet", "serve"]
+        # The image's entrypoint is `tini -- airfleet`: args start at the subcommand.
+        args  = ["serve"]
         # Host networking: the service reaches the instance role through IMDSv2 (hop limit 1), which Airflow
         # tasks in the task namespace cannot, as that namespace forbids host networking.
         network_mode    = "host"

@@ -159,7 +159,8 @@ export class ExecutorStack extends AirfleetStack {
       name: 'executor',
       image: `${registry.repositories.executor.repositoryUrl}:${env.imageTag}`,
       essential: true,
-      command: ['airfleet', 'serve'],
+      // The image's entrypoint is `tini -- airfleet`: the command is the subcommand alone.
+      command: ['serve'],
       portMappings: [{ containerPort: executor.port, protocol: 'tcp' }],
       readonlyRootFilesystem: true,
       linuxParameters: { initProcessEnabled: true },

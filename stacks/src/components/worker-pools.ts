@@ -85,8 +85,10 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
     // Host networking and the Docker socket: the docker runtime starts one container per task.
     'exec docker run --rm --name airfleet-worker --network host \\',
     '  --env AIRFLEET_API_URL="$AIRFLEET_API_URL" --env-file /run/airfleet/token.env \\',
-    '  -v /var/run/docker.sock:/var/run/docker.sock \\',
-    '  "$AIRFLEET_IMAGE" airfleet worker \\',
+    // The image runs as an unprivileged user: it joins the socket's group to reach the Docker API.
+    '  -v /var/run/docker.sock:/var/run/docker.sock --group-add "$(stat -c %g /var/run/docker.sock)" \\',
+    // The image's entrypoint is `tini -- airfleet`: the arguments start at the subcommand.
+    '  "$AIRFLEET_IMAGE" worker \\',
     `  --queues ${shellQuote(pool.queue)} --concurrency ${pool.concurrency} --runtime docker \\`,
     `  --name "$(hostname)" --label instance_type=${shellQuote(group.instanceType)} --label asg=${asg} \\`,
     `  --drain-timeout ${pool.drainTimeoutSeconds}`,

@@ -41,6 +41,8 @@ describe('executor stack (ECS Fargate)', () => {
     expect(env).toMatchObject({ PGSSLMODE: 'verify-full', AIRFLEET_HOST: '0.0.0.0', AIRFLEET_PORT: '8470' });
     expect(JSON.stringify(env)).not.toMatch(/password/i);
     expect(container!['readonlyRootFilesystem']).toBe(true);
+    // The image's entrypoint is `tini -- airfleet`: the command starts at the subcommand.
+    expect(container!['command']).toEqual(['serve']);
   });
 
   it('admits callers from the VPC to the load balancer, and only the load balancer to the tasks', () => {

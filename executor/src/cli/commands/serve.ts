@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { buildApi } from '../../api/server.ts';
-import { configFromEnv, parseServiceConfig } from '../../config.ts';
+import { configFromEnv, parseServiceConfig, type ServiceConfig } from '../../config.ts';
 import type { BackendName } from '../../domain/workload.ts';
 import { createLogger } from '../../lib/logging.ts';
 import { ExecutorService } from '../../service/executor-service.ts';
@@ -22,6 +22,7 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
       list,
     )
     .option('--local-concurrency <n>', 'most tasks the local backend runs at once', int('--local-concurrency'))
+    .option('--check', 'validate the configuration (environment and options), print it without secrets, and exit')
     .action(
       async (opts: {
         databaseUrl?: string;
@@ -30,6 +31,7 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
         logLevel?: string;
         backends?: string[];
         localConcurrency?: number;
+        check?: boolean;
       }) => {
         const g = globals();
         const config = parseServiceConfig({
@@ -42,6 +44,10 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
           ...(opts.backends ? { backends: opts.backends as BackendName[] } : {}),
           ...(opts.localConcurrency !== undefined ? { localConcurrency: opts.localConcurrency } : {}),
         });
+        if (opts.check) {
+          process.stdout.write(`${JSON.stringify(describeConfig(config))}\n`);
+          return;
+        }
         const logger = createLogger(config.logLevel);
         const service = await ExecutorService.open(config, logger);
         const app = await buildApi(service, logger);
@@ -62,4 +68,20 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
         process.on('SIGTERM', () => void close('SIGTERM'));
       },
     );
+}
+
+/** What `serve --check` prints: where the service would listen and what it would use, never a secret. */
+export function describeConfig(config: ServiceConfig): Record<string, unknown> {
+  let database = 'embedded';
+  if (config.databaseUrl) {
+    const url = new URL(config.databaseUrl);
+    database = `${url.protocol}//${url.hostname}${url.port ? `:${url.port}` : ''}${url.pathname}`;
+  }
+  return {
+    ok: true,
+    listen: `${config.host}:${config.port}`,
+    database,
+    backends: config.backends ?? (config.databaseUrl ? ['pool'] : ['pool', 'local']),
+    bootstrapTokens: config.bootstrapTokens.map((t) => t.name),
+  };
 }

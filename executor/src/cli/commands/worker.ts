@@ -77,6 +77,7 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
       'docker runtime: the bridge network task containers join, created with link-local (metadata) addresses blocked',
       'airfleet-tasks',
     )
+    .option('--check', 'validate the options and the token, print them without the token, and exit')
     .action(
       async (opts: {
         secretsDir: string[];
@@ -92,11 +93,17 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
         workDir: string;
         stateDir?: string;
         spoolMax: number;
+        check?: boolean;
       }) => {
         const g = globals();
         const token = resolveToken(g);
         if (!token)
           throw new ConfigError('the worker needs an enrollment token: --token or AIRFLEET_TOKEN (scope enroll)');
+        if (opts.check) {
+          const { check: _, ...shown } = opts;
+          process.stdout.write(`${JSON.stringify({ ok: true, apiUrl: clientFrom(g).baseUrl, ...shown })}\n`);
+          return;
+        }
         const logger = createLogger(process.env.AIRFLEET_LOG_LEVEL ?? 'info');
         const dataDir = g.dataDir ?? process.env.AIRFLEET_DATA_DIR ?? join(process.cwd(), '.airfleet');
         const runtime =
