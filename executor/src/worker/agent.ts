@@ -480,6 +480,9 @@ export class WorkerAgent {
       }
       this.state.markStarted(entry.spool.dir);
       entry.task = await this.options.runtime.start(lease, (stream, data) => this.output(entry, stream, data));
+      // Logged once the runtime has started it: with the shutdown line below, a reader (and the shutdown suite)
+      // can tell from the worker's own clock that nothing started after the worker took the signal.
+      this.logger.info({ workload: lease.id, attempt: lease.attempt }, 'task started');
       let timer: NodeJS.Timeout | null = null;
       if (lease.timeouts.runSeconds) {
         const seconds = lease.timeouts.runSeconds;
@@ -769,6 +772,7 @@ export class WorkerAgent {
   /** SIGTERM: start nothing more, stop running tasks now (SIGTERM, SIGKILL after the grace), report, leave. */
   async shutdown(): Promise<void> {
     this.stopping = true;
+    this.logger.info({ running: this.tasks.size }, 'shutting down: no new tasks, stopping the running ones');
     this.pollAbort?.abort();
     this.stopEverything({ state: 'failed', reason: 'preempted', message: 'worker was shut down' });
     await this.waitTasksEnded(this.options.killGraceMs + 5_000);
