@@ -3,11 +3,11 @@
 #   nomad job run -var-file=executor.vars.hcl stacks/jobs/executor.nomad.hcl
 #
 # No secret appears here. The database credentials are read by the service from the Secrets Manager secret
-# RDS manages and rotates (AIRFLEET_DATABASE_SECRET_ARN; the client's instance role may read it). The
-# enrollment token comes from the Nomad variable nomad/jobs/airfleet-executor (put it there once, out of
-# band: nomad var put -namespace airfleet-system nomad/jobs/airfleet-executor enroll_token=...), readable by
-# this job's workload identity only. The Nomad API is reached through the Task API socket with that same
-# identity, whose ACL policy the nomad stack binds to this job.
+# RDS manages and rotates (AIRFLEET_DATABASE_SECRET_ARN; the client's instance role may read it). The API
+# tokens (admin, submit, enroll) are Secrets Manager secrets too, by ARN: the service fills an empty one on
+# its first start and registers their values (executor/src/service/token-secrets.ts). The Nomad API is
+# reached through the Task API socket with the job's workload identity, whose ACL policy the nomad stack
+# binds to this job.
 
 variable "environment" {
   type = string
@@ -74,6 +74,32 @@ variable "batch_queues" {
   type        = string
   default     = "{}"
   description = "JSON: per workload queue, its Batch job queue and job definition (AIRFLEET_BATCH_QUEUES)"
+}
+
+variable "batch_log_group" {
+  type        = string
+  description = "Log group of the Batch job definitions (AIRFLEET_BATCH_LOG_GROUP)"
+}
+
+variable "backends" {
+  type        = string
+  default     = "pool,batch"
+  description = "Backends the service runs (AIRFLEET_BACKENDS)"
+}
+
+variable "admin_token_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret of the admin API token (filled by the service when empty)"
+}
+
+variable "submit_token_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret of the submit API token Airflow uses (filled by the service when empty)"
+}
+
+variable "enroll_token_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret of the workers' enrollment token (filled by the service when empty)"
 }
 
 variable "batch_runnable_timeout_seconds" {
@@ -178,6 +204,11 @@ job "airfleet-executor" {
         PGSSLMODE                      = "verify-full"
         AIRFLEET_DATABASE_SECRET_ARN   = var.database_secret_arn
         AIRFLEET_BATCH_RESOURCE_PREFIX = "airfleet-${var.environment}-"
+        AIRFLEET_BACKENDS              = var.backends
+        # The API token secrets (ARNs, not values).
+        AIRFLEET_ADMIN_TOKEN_SECRET_ARN  = var.admin_token_secret_arn
+        AIRFLEET_SUBMIT_TOKEN_SECRET_ARN = var.submit_token_secret_arn
+        AIRFLEET_ENROLL_TOKEN_SECRET_ARN = var.enroll_token_secret_arn
         NOMAD_ADDR                     = "unix://${NOMAD_SECRETS_DIR}/api.sock"
         NOMAD_NAMESPACE                = var.task_namespace
         AWS_REGION                     = var.aws_region
@@ -186,15 +217,7 @@ job "airfleet-executor" {
         AIRFLEET_BATCH_JOB_DEFINITION           = var.batch_job_definition
         AIRFLEET_BATCH_QUEUES                   = var.batch_queues
         AIRFLEET_BATCH_RUNNABLE_TIMEOUT_SECONDS = var.batch_runnable_timeout_seconds
-      }
-
-      template {
-        data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/airfleet-executor" }}AIRFLEET_ENROLL_TOKEN={{ .enroll_token }}{{ end }}
-        EOT
-        destination = "secrets/enroll.env"
-        env         = true
-        change_mode = "restart"
+        AIRFLEET_BATCH_LOG_GROUP                = var.batch_log_group
       }
 
       resources {

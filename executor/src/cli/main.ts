@@ -21,6 +21,7 @@ export function buildCli(): Command {
     .version(VERSION)
     .option('--api-url <url>', 'executor service URL (env AIRFLEET_API_URL)', undefined)
     .option('--token <token>', 'API token (env AIRFLEET_TOKEN; default: <data-dir>/admin.token)')
+    .option('--token-file <file>', 'a file holding the API token (env AIRFLEET_TOKEN_FILE)')
     .option('--data-dir <dir>', 'data directory of an embedded service (env AIRFLEET_DATA_DIR; default ./.airfleet)')
     .option('--json', 'print JSON instead of text')
     .showHelpAfterError();

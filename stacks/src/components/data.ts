@@ -8,6 +8,7 @@ import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
 import { allowIngress, securityGroup } from '../lib/security-groups.ts';
+import { TokenSecrets } from '../lib/token-secrets.ts';
 import type { NetworkStack } from './network.ts';
 
 export interface DataStackProps {
@@ -39,6 +40,8 @@ export class DataStack extends AirfleetStack {
   readonly database: DbInstance;
   readonly key: KmsKey;
   readonly connection: DatabaseConnection;
+  /** The API token secrets (admin, submit, enroll), created empty: the executor fills them. */
+  readonly tokens: TokenSecrets;
 
   constructor(scope: Construct, props: DataStackProps) {
     super(scope, { ...props, component: 'data' });
@@ -136,6 +139,7 @@ export class DataStack extends AirfleetStack {
       secretArn: this.database.masterUserSecret.get(0).secretArn,
       kmsKeyArn: this.key.arn,
     };
+    this.tokens = new TokenSecrets(this, 'token-secrets');
     new TerraformOutput(this, 'database_endpoint', { value: this.database.endpoint });
     new TerraformOutput(this, 'database_secret_arn', { value: this.connection.secretArn });
   }

@@ -10,7 +10,7 @@ import { TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
-import { batchTargetEnv } from '../lib/batch-targets.ts';
+import { executorBackendEnv } from '../lib/batch-targets.ts';
 import { executorStatements } from '../lib/executor-permissions.ts';
 import { fargateSizeProblem } from '../lib/fargate.ts';
 import { ServiceRole } from '../lib/iam.ts';
@@ -118,10 +118,9 @@ export class ExecutorStack extends AirfleetStack {
 
     // --- roles ---------------------------------------------------------------------------------------------
     const tokenSecret = this.arn('secretsmanager', `secret:${env.nomad.executorTokenSecretName}`);
-    const enrollSecret = this.arn('secretsmanager', `secret:${env.enrollTokenSecretName}`);
     const execution = new ServiceRole(this, 'execution-role', {
       name: this.resourceName('executor-execution'),
-      description: 'Starts the executor task: image, logs, database, enrollment and Nomad secrets',
+      description: 'Starts the executor task: image, logs, database and Nomad secrets',
       assumedBy: 'ecs-tasks.amazonaws.com',
       statements: [
         { Sid: 'EcrToken', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
@@ -134,7 +133,7 @@ export class ExecutorStack extends AirfleetStack {
         {
           Sid: 'ReadSecrets',
           Action: 'secretsmanager:GetSecretValue',
-          Resource: [data.connection.secretArn, `${tokenSecret}-??????`, `${enrollSecret}-??????`],
+          Resource: [data.connection.secretArn, `${tokenSecret}-??????`],
         },
         { Sid: 'DecryptDatabaseSecret', Action: 'kms:Decrypt', Resource: data.connection.kmsKeyArn },
       ],
@@ -142,7 +141,7 @@ export class ExecutorStack extends AirfleetStack {
     });
     const task = new ServiceRole(this, 'task-role', {
       name: this.resourceName('executor-task'),
-      description: 'The executor service: submits and watches Batch jobs, publishes the backlog metric',
+      description: 'The executor service: Batch jobs, the backlog metric, its API token secrets',
       assumedBy: 'ecs-tasks.amazonaws.com',
       statements: executorStatements(this),
       partition: this.partition,
@@ -175,7 +174,10 @@ export class ExecutorStack extends AirfleetStack {
         { name: 'PGDATABASE', value: data.connection.name },
         { name: 'PGSSLMODE', value: 'verify-full' },
         { name: 'AIRFLEET_BATCH_RESOURCE_PREFIX', value: `airfleet-${env.name}-` },
-        ...Object.entries(batchTargetEnv(env)).map(([name, value]) => ({ name, value })),
+        ...Object.entries({ ...executorBackendEnv(env), ...data.tokens.environment() }).map(([name, value]) => ({
+          name,
+          value,
+        })),
         { name: 'NOMAD_ADDR', value: env.nomad.address },
         { name: 'NOMAD_REGION', value: env.nomad.region },
         { name: 'NOMAD_NAMESPACE', value: env.nomad.namespace },
@@ -184,7 +186,6 @@ export class ExecutorStack extends AirfleetStack {
       secrets: [
         { name: 'PGUSER', valueFrom: `${data.connection.secretArn}:username::` },
         { name: 'PGPASSWORD', valueFrom: `${data.connection.secretArn}:password::` },
-        { name: 'AIRFLEET_ENROLL_TOKEN', valueFrom: enrollSecret },
         { name: 'NOMAD_TOKEN', valueFrom: tokenSecret },
       ],
       logConfiguration: {

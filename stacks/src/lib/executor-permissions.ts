@@ -1,5 +1,6 @@
 import type { AirfleetStack } from '../airfleet-stack.ts';
 import type { PolicyStatement } from './iam.ts';
+import { tokenSecretStatements } from './token-secrets.ts';
 
 /**
  * Name prefix of the per-attempt secrets the batch backend makes for a job's secret environment
@@ -66,5 +67,6 @@ export function executorStatements(stack: AirfleetStack): PolicyStatement[] {
       Action: 'autoscaling:DescribeAutoScalingGroups',
       Resource: '*',
     },
+    ...tokenSecretStatements(stack),
   ];
 }

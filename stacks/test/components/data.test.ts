@@ -68,4 +68,18 @@ describe('data stack', () => {
     expect(dev.errors).toEqual([]);
     expect(prod.errors).toEqual([]);
   });
+
+  it('creates the API token secrets with no value: no token is in the state', () => {
+    const secrets = Object.values(resources(dev.tf, 'aws_secretsmanager_secret'));
+    expect(secrets.map((s) => s['name']).sort()).toEqual([
+      'airfleet/dev/admin-token',
+      'airfleet/dev/enroll-token',
+      'airfleet/dev/submit-token',
+    ]);
+    expect(resources(dev.tf, 'aws_secretsmanager_secret_version')).toEqual({});
+    expect(secrets.every((s) => s['recovery_window_in_days'] === 0)).toBe(true);
+    expect(
+      Object.values(resources(prod.tf, 'aws_secretsmanager_secret')).map((s) => s['recovery_window_in_days']),
+    ).toEqual([30, 30, 30]);
+  });
 });

@@ -31,7 +31,6 @@ describe('executor stack (ECS Fargate)', () => {
     expect(container!['secrets']).toEqual([
       { name: 'PGUSER', valueFrom: expect.stringMatching(/secret_arn.*\}:username::$/) },
       { name: 'PGPASSWORD', valueFrom: expect.stringMatching(/secret_arn.*\}:password::$/) },
-      { name: 'AIRFLEET_ENROLL_TOKEN', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/enroll-token$/) },
       { name: 'NOMAD_TOKEN', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token$/) },
     ]);
     const env = Object.fromEntries(
@@ -55,7 +54,7 @@ describe('executor stack (ECS Fargate)', () => {
     );
   });
 
-  it('lets the execution role read exactly the database, enrollment and Nomad token secrets', () => {
+  it('lets the execution role read exactly the database and Nomad token secrets', () => {
     const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
       (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Resource: unknown }[] },
     );
@@ -63,8 +62,30 @@ describe('executor stack (ECS Fargate)', () => {
     expect(read.Resource).toEqual([
       expect.stringMatching(/master_user_secret/),
       expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token-\?\?\?\?\?\?$/),
-      expect.stringMatching(/:secret:airfleet\/dev\/enroll-token-\?\?\?\?\?\?$/),
     ]);
+  });
+
+  it('hands the service its API token secrets by ARN and lets the task role read and fill exactly those', () => {
+    const task = onlyResource(executor.tf, 'aws_ecs_task_definition');
+    const [container] = JSON.parse(String(task['container_definitions'])) as Record<string, unknown>[];
+    const env = Object.fromEntries(
+      (container!['environment'] as { name: string; value: string }[]).map((e) => [e.name, e.value]),
+    );
+    for (const kind of ['ADMIN', 'SUBMIT', 'ENROLL']) {
+      expect(env[`AIRFLEET_${kind}_TOKEN_SECRET_ARN`]).toMatch(/cross-stack-reference-input-dev-data/);
+    }
+    expect(env['AIRFLEET_BACKENDS']).toBe('pool,batch');
+    expect(env['AIRFLEET_BATCH_LOG_GROUP']).toBe('/airfleet/dev/batch');
+    const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
+      (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Action: unknown; Resource: unknown }[] },
+    );
+    const fill = policies.flatMap((p) => p.Statement).find((s) => s.Sid === 'ReadAndFillTokenSecrets')!;
+    expect(fill.Action).toEqual(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue']);
+    expect(fill.Resource).toEqual(
+      ['admin-token', 'submit-token', 'enroll-token'].map((n) =>
+        expect.stringMatching(new RegExp(`:secret:airfleet/dev/${n}-\\?{6}$`)),
+      ),
+    );
   });
 
   it("hands the batch backend its queues and the job definition of each queue's platform", () => {

@@ -4,6 +4,7 @@ import { configFromEnv, parseServiceConfig, type ServiceConfig } from '../../con
 import type { BackendName } from '../../domain/workload.ts';
 import { createLogger } from '../../lib/logging.ts';
 import { ExecutorService } from '../../service/executor-service.ts';
+import { tokenSecretArns, tokensFromSecrets } from '../../service/token-secrets.ts';
 import type { GlobalOptions } from '../context.ts';
 import { int, list } from '../parse.ts';
 
@@ -44,12 +45,19 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
           ...(opts.backends ? { backends: opts.backends as BackendName[] } : {}),
           ...(opts.localConcurrency !== undefined ? { localConcurrency: opts.localConcurrency } : {}),
         });
+        const secretArns = tokenSecretArns();
         if (opts.check) {
-          process.stdout.write(`${JSON.stringify(describeConfig(config))}\n`);
+          process.stdout.write(`${JSON.stringify({ ...describeConfig(config), tokenSecrets: secretArns })}\n`);
           return;
         }
         const logger = createLogger(config.logLevel);
-        const service = await ExecutorService.open(config, logger);
+        const fromSecrets = Object.keys(secretArns).length
+          ? await tokensFromSecrets(secretArns, await secretsClient(), logger)
+          : [];
+        const service = await ExecutorService.open(
+          { ...config, bootstrapTokens: [...config.bootstrapTokens, ...fromSecrets] },
+          logger,
+        );
         const app = await buildApi(service, logger);
         await app.listen({ host: config.host, port: config.port });
         let closing = false;
@@ -84,4 +92,10 @@ export function describeConfig(config: ServiceConfig): Record<string, unknown> {
     backends: config.backends ?? (config.databaseUrl ? ['pool'] : ['pool', 'local']),
     bootstrapTokens: config.bootstrapTokens.map((t) => t.name),
   };
+}
+
+/** Loaded only when a secret is configured: the SDK client costs memory a service without one should not pay. */
+async function secretsClient() {
+  const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+  return new SecretsManagerClient({});
 }
