@@ -2,8 +2,9 @@
 # which fills in the variables below; it also runs as is with
 #   nomad job run -var-file=executor.vars.hcl stacks/jobs/executor.nomad.hcl
 #
-# No secret appears here. The database credentials are read by the service from the Secrets Manager secret
-# RDS manages and rotates (AIRFLEET_DATABASE_SECRET_ARN; the client's instance role may read it). The API
+# No secret appears here. The database credentials are read by the service from the Secrets Manager secret of
+# its own database role (AIRFLEET_DATABASE_SECRET_ARN; the client's instance role may read it), again when a
+# login is refused (rotation). The API
 # tokens (admin, submit, enroll) are Secrets Manager secrets too, by ARN: the service fills an empty one on
 # its first start and registers their values (executor/src/service/token-secrets.ts). The Nomad API is
 # reached through the Task API socket with the job's workload identity, whose ACL policy the nomad stack
@@ -122,7 +123,7 @@ variable "database_name" {
 
 variable "database_secret_arn" {
   type        = string
-  description = "ARN of the RDS-managed secret (JSON with username and password)"
+  description = "ARN of the executor's database role secret (JSON with username and password)"
 }
 
 job "airfleet-executor" {
@@ -202,6 +203,7 @@ job "airfleet-executor" {
         PGPORT                         = var.database_port
         PGDATABASE                     = var.database_name
         PGSSLMODE                      = "verify-full"
+        PGSSLROOTCERT                  = "/opt/airfleet/rds-ca-bundle.pem"
         AIRFLEET_DATABASE_SECRET_ARN   = var.database_secret_arn
         AIRFLEET_BATCH_RESOURCE_PREFIX = "airfleet-${var.environment}-"
         AIRFLEET_BACKENDS              = var.backends

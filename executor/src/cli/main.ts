@@ -3,6 +3,7 @@ import { ApiError, UnreachableError } from '../client/api-client.ts';
 import { ConfigError } from '../errors.ts';
 import { VERSION } from '../service/executor-service.ts';
 import { cancelCommand } from './commands/cancel.ts';
+import { databaseCommand } from './commands/database.ts';
 import { logsCommand } from './commands/logs.ts';
 import { maintenanceCommand } from './commands/maintenance.ts';
 import { queuesCommand } from './commands/queues.ts';
@@ -40,6 +41,7 @@ export function buildCli(): Command {
   ]) {
     command(program, globals);
   }
+  databaseCommand(program);
   return program;
 }
 

@@ -3,6 +3,7 @@ import { DbParameterGroup } from '@cdktf/provider-aws/lib/db-parameter-group/ind
 import { DbSubnetGroup } from '@cdktf/provider-aws/lib/db-subnet-group/index.js';
 import { KmsAlias } from '@cdktf/provider-aws/lib/kms-alias/index.js';
 import { KmsKey } from '@cdktf/provider-aws/lib/kms-key/index.js';
+import { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret/index.js';
 import { TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
@@ -22,8 +23,17 @@ export interface DatabaseConnection {
   host: string;
   port: number;
   name: string;
-  /** Secrets Manager secret RDS manages (JSON with `username` and `password`), rotated by RDS. */
+  /**
+   * Secrets Manager secret RDS manages (JSON with `username` and `password`), rotated by RDS: the master
+   * user, for `airfleet database create-role` only.
+   */
   secretArn: string;
+  /**
+   * Secret of the executor's own login role (JSON with `username` and `password`), created here empty and
+   * filled by `airfleet database create-role` (docs/deployment-secrets.md): the executor never logs in as
+   * the master user.
+   */
+  executorSecretArn: string;
   /** Key that encrypts the storage and the secret; readers of the secret need kms:Decrypt on it. */
   kmsKeyArn: string;
 }
@@ -132,7 +142,14 @@ export class DataStack extends AirfleetStack {
         : {}),
     });
 
+    const executorSecret = new SecretsmanagerSecret(this, 'executor-database-secret', {
+      name: `airfleet/${this.env.name}/database-executor`,
+      description: `airfleet ${this.env.name}: the executor's database role, filled by airfleet database create-role`,
+      kmsKeyId: this.key.arn,
+      recoveryWindowInDays: this.env.production ? 30 : 0,
+    });
     this.connection = {
+      executorSecretArn: executorSecret.arn,
       host: this.database.address,
       port: POSTGRES_PORT,
       name: db.databaseName,
@@ -142,5 +159,6 @@ export class DataStack extends AirfleetStack {
     this.tokens = new TokenSecrets(this, 'token-secrets');
     new TerraformOutput(this, 'database_endpoint', { value: this.database.endpoint });
     new TerraformOutput(this, 'database_secret_arn', { value: this.connection.secretArn });
+    new TerraformOutput(this, 'database_executor_secret_arn', { value: executorSecret.arn });
   }
 }

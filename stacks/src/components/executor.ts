@@ -11,7 +11,7 @@ import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
 import { executorBackendEnv } from '../lib/batch-targets.ts';
-import { executorStatements } from '../lib/executor-permissions.ts';
+import { databaseSecretStatements, executorStatements, RDS_CA_BUNDLE } from '../lib/executor-permissions.ts';
 import { fargateSizeProblem } from '../lib/fargate.ts';
 import { ServiceRole } from '../lib/iam.ts';
 import { allowIngress, securityGroup } from '../lib/security-groups.ts';
@@ -120,7 +120,7 @@ export class ExecutorStack extends AirfleetStack {
     const tokenSecret = this.arn('secretsmanager', `secret:${env.nomad.executorTokenSecretName}`);
     const execution = new ServiceRole(this, 'execution-role', {
       name: this.resourceName('executor-execution'),
-      description: 'Starts the executor task: image, logs, database and Nomad secrets',
+      description: 'Starts the executor task: image, logs, the Nomad token secret',
       assumedBy: 'ecs-tasks.amazonaws.com',
       statements: [
         { Sid: 'EcrToken', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
@@ -133,9 +133,8 @@ export class ExecutorStack extends AirfleetStack {
         {
           Sid: 'ReadSecrets',
           Action: 'secretsmanager:GetSecretValue',
-          Resource: [data.connection.secretArn, `${tokenSecret}-??????`],
+          Resource: `${tokenSecret}-??????`,
         },
-        { Sid: 'DecryptDatabaseSecret', Action: 'kms:Decrypt', Resource: data.connection.kmsKeyArn },
       ],
       partition: this.partition,
     });
@@ -143,7 +142,7 @@ export class ExecutorStack extends AirfleetStack {
       name: this.resourceName('executor-task'),
       description: 'The executor service: Batch jobs, the backlog metric, its API token secrets',
       assumedBy: 'ecs-tasks.amazonaws.com',
-      statements: executorStatements(this),
+      statements: [...executorStatements(this), ...databaseSecretStatements(data.connection)],
       partition: this.partition,
     });
 
@@ -163,8 +162,8 @@ export class ExecutorStack extends AirfleetStack {
       portMappings: [{ containerPort: executor.port, protocol: 'tcp' }],
       readonlyRootFilesystem: true,
       linuxParameters: { initProcessEnabled: true },
-      // The service reads PostgreSQL settings the libpq way (PG* variables, as node-postgres does); the
-      // credentials come from the RDS-managed secret, resolved by ECS when the task starts.
+      // The service reads PostgreSQL settings the libpq way (PG* variables); the credentials it reads from
+      // its role's secret by ARN, so a rotated password is picked up without a new task.
       environment: [
         { name: 'AIRFLEET_ENVIRONMENT', value: env.name },
         { name: 'AIRFLEET_HOST', value: '0.0.0.0' },
@@ -173,6 +172,9 @@ export class ExecutorStack extends AirfleetStack {
         { name: 'PGPORT', value: String(data.connection.port) },
         { name: 'PGDATABASE', value: data.connection.name },
         { name: 'PGSSLMODE', value: 'verify-full' },
+        { name: 'PGSSLROOTCERT', value: RDS_CA_BUNDLE },
+        // The executor's own role; read (and re-read on a refused login) by the service itself.
+        { name: 'AIRFLEET_DATABASE_SECRET_ARN', value: data.connection.executorSecretArn },
         { name: 'AIRFLEET_BATCH_RESOURCE_PREFIX', value: `airfleet-${env.name}-` },
         ...Object.entries({ ...executorBackendEnv(env), ...data.tokens.environment() }).map(([name, value]) => ({
           name,
@@ -183,11 +185,7 @@ export class ExecutorStack extends AirfleetStack {
         { name: 'NOMAD_NAMESPACE', value: env.nomad.namespace },
         { name: 'AWS_REGION', value: env.aws.region },
       ],
-      secrets: [
-        { name: 'PGUSER', valueFrom: `${data.connection.secretArn}:username::` },
-        { name: 'PGPASSWORD', valueFrom: `${data.connection.secretArn}:password::` },
-        { name: 'NOMAD_TOKEN', valueFrom: tokenSecret },
-      ],
+      secrets: [{ name: 'NOMAD_TOKEN', valueFrom: tokenSecret }],
       logConfiguration: {
         logDriver: 'awslogs',
         options: { 'awslogs-group': logs.name, 'awslogs-region': env.aws.region, 'awslogs-stream-prefix': 'executor' },

@@ -130,7 +130,7 @@ export class NomadStack extends AirfleetStack {
             database_host: props.data.connection.host,
             database_port: String(props.data.connection.port),
             database_name: props.data.connection.name,
-            database_secret_arn: props.data.connection.secretArn,
+            database_secret_arn: props.data.connection.executorSecretArn,
             backends: EXECUTOR_BACKENDS.join(','),
             admin_token_secret_arn: props.data.tokens.secrets.admin.arn,
             submit_token_secret_arn: props.data.tokens.secrets.submit.arn,

@@ -70,3 +70,17 @@ export function executorStatements(stack: AirfleetStack): PolicyStatement[] {
     ...tokenSecretStatements(stack),
   ];
 }
+
+/** The RDS CA bundle in the executor image (images/executor/prepare.sh), for PGSSLROOTCERT. */
+export const RDS_CA_BUNDLE = '/opt/airfleet/rds-ca-bundle.pem';
+
+/** Reading the executor's database secret (encrypted with the database key). */
+export function databaseSecretStatements(connection: {
+  executorSecretArn: string;
+  kmsKeyArn: string;
+}): PolicyStatement[] {
+  return [
+    { Sid: 'ReadDatabaseSecret', Action: 'secretsmanager:GetSecretValue', Resource: connection.executorSecretArn },
+    { Sid: 'DecryptDatabaseSecret', Action: 'kms:Decrypt', Resource: connection.kmsKeyArn },
+  ];
+}

@@ -73,6 +73,7 @@ describe('data stack', () => {
     const secrets = Object.values(resources(dev.tf, 'aws_secretsmanager_secret'));
     expect(secrets.map((s) => s['name']).sort()).toEqual([
       'airfleet/dev/admin-token',
+      'airfleet/dev/database-executor',
       'airfleet/dev/enroll-token',
       'airfleet/dev/submit-token',
     ]);
@@ -80,6 +81,6 @@ describe('data stack', () => {
     expect(secrets.every((s) => s['recovery_window_in_days'] === 0)).toBe(true);
     expect(
       Object.values(resources(prod.tf, 'aws_secretsmanager_secret')).map((s) => s['recovery_window_in_days']),
-    ).toEqual([30, 30, 30]);
+    ).toEqual([30, 30, 30, 30]);
   });
 });

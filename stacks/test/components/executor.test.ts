@@ -25,19 +25,30 @@ describe('executor stack (ECS Fargate)', () => {
     });
   });
 
-  it('wires the database through ECS secrets: the task definition holds only the secret ARN', () => {
+  it("hands the service its own database role's secret by ARN (read and re-read by the service), TLS verified", () => {
     const task = onlyResource(executor.tf, 'aws_ecs_task_definition');
     const [container] = JSON.parse(String(task['container_definitions'])) as Record<string, unknown>[];
     expect(container!['secrets']).toEqual([
-      { name: 'PGUSER', valueFrom: expect.stringMatching(/secret_arn.*\}:username::$/) },
-      { name: 'PGPASSWORD', valueFrom: expect.stringMatching(/secret_arn.*\}:password::$/) },
       { name: 'NOMAD_TOKEN', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token$/) },
     ]);
     const env = Object.fromEntries(
       (container!['environment'] as { name: string; value: string }[]).map((e) => [e.name, e.value]),
     );
     expect(env['PGHOST']).toMatch(/cross-stack-reference-input-dev-data/);
-    expect(env).toMatchObject({ PGSSLMODE: 'verify-full', AIRFLEET_HOST: '0.0.0.0', AIRFLEET_PORT: '8470' });
+    expect(env).toMatchObject({
+      PGSSLMODE: 'verify-full',
+      PGSSLROOTCERT: '/opt/airfleet/rds-ca-bundle.pem',
+      AIRFLEET_HOST: '0.0.0.0',
+      AIRFLEET_PORT: '8470',
+    });
+    // The executor's role, not the master secret RDS manages.
+    expect(env['AIRFLEET_DATABASE_SECRET_ARN']).toMatch(/executor-database-secret/);
+    const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
+      (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Resource: unknown }[] },
+    );
+    const read = policies.flatMap((p) => p.Statement).find((s) => s.Sid === 'ReadDatabaseSecret')!;
+    expect(read.Resource).toMatch(/executor-database-secret/);
+    expect(JSON.stringify(policies)).not.toMatch(/master_user_secret/);
     expect(JSON.stringify(env)).not.toMatch(/password/i);
     expect(container!['readonlyRootFilesystem']).toBe(true);
     // The image's entrypoint is `tini -- airfleet`: the command starts at the subcommand.
@@ -54,15 +65,12 @@ describe('executor stack (ECS Fargate)', () => {
     );
   });
 
-  it('lets the execution role read exactly the database and Nomad token secrets', () => {
+  it('lets the execution role read exactly the Nomad token secret', () => {
     const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
       (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Resource: unknown }[] },
     );
     const read = policies.flatMap((p) => p.Statement).find((s) => s.Sid === 'ReadSecrets')!;
-    expect(read.Resource).toEqual([
-      expect.stringMatching(/master_user_secret/),
-      expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token-\?\?\?\?\?\?$/),
-    ]);
+    expect(read.Resource).toEqual(expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token-\?\?\?\?\?\?$/));
   });
 
   it('hands the service its API token secrets by ARN and lets the task role read and fill exactly those', () => {

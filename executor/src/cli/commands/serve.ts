@@ -80,10 +80,15 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
 
 /** What `serve --check` prints: where the service would listen and what it would use, never a secret. */
 export function describeConfig(config: ServiceConfig): Record<string, unknown> {
-  let database = 'embedded';
+  let database: Record<string, unknown> | string = 'embedded';
   if (config.databaseUrl) {
     const url = new URL(config.databaseUrl);
-    database = `${url.protocol}//${url.hostname}${url.port ? `:${url.port}` : ''}${url.pathname}`;
+    database = {
+      at: `${url.protocol}//${url.hostname}${url.port ? `:${url.port}` : ''}${url.pathname}`,
+      sslmode: url.searchParams.get('sslmode'),
+      sslrootcert: url.searchParams.get('sslrootcert'),
+      credentials: config.databaseSecretArn ?? (url.password ? 'in the URL' : 'none'),
+    };
   }
   return {
     ok: true,
