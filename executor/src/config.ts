@@ -31,6 +31,21 @@ export const serviceConfigSchema = z
     /** Where the embedded database and the bootstrap admin token live. */
     dataDir: z.string().min(1).default(join(process.cwd(), '.airfleet')),
     host: z.string().default('127.0.0.1'),
+    /**
+     * HTTPS (executor/src/api/tls.ts): certificate and key files (watched and reloaded on change) or PEM
+     * values; with `clientCaFile`, the worker protocol requires client certificates that CA signed.
+     * @default none: plain HTTP
+     */
+    tls: z
+      .object({
+        certFile: z.string().min(1).optional(),
+        keyFile: z.string().min(1).optional(),
+        cert: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+        clientCaFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
     port: z.number().int().min(0).max(65_535).default(8_470),
     /** How often workers heartbeat, ms. */
     heartbeatIntervalMs: z.number().int().min(100).max(300_000).default(10_000),
@@ -177,6 +192,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   if (env.AIRFLEET_SECRET_KEY) out.secretKey = env.AIRFLEET_SECRET_KEY;
   if (env.AIRFLEET_SECRET_KEY_FILE) out.secretKeyFile = env.AIRFLEET_SECRET_KEY_FILE;
   if (env.AIRFLEET_HOST) out.host = env.AIRFLEET_HOST;
+  const tls: Record<string, string> = {};
+  if (env.AIRFLEET_TLS_CERT_FILE) tls.certFile = env.AIRFLEET_TLS_CERT_FILE;
+  if (env.AIRFLEET_TLS_KEY_FILE) tls.keyFile = env.AIRFLEET_TLS_KEY_FILE;
+  if (env.AIRFLEET_TLS_CERT) tls.cert = env.AIRFLEET_TLS_CERT;
+  if (env.AIRFLEET_TLS_KEY) tls.key = env.AIRFLEET_TLS_KEY;
+  if (env.AIRFLEET_TLS_CLIENT_CA_FILE) tls.clientCaFile = env.AIRFLEET_TLS_CLIENT_CA_FILE;
+  if (Object.keys(tls).length) out.tls = tls;
   num('AIRFLEET_PORT', 'port');
   num('AIRFLEET_HEARTBEAT_INTERVAL_MS', 'heartbeatIntervalMs');
   num('AIRFLEET_HEARTBEAT_TIMEOUT_MS', 'heartbeatTimeoutMs');

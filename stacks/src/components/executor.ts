@@ -29,6 +29,11 @@ export interface ExecutorStackProps {
 
 type EcsExecutor = Extract<EnvironmentConfig['executor'], { runtime: 'ecs' }>;
 
+/** Secrets Manager secret with the executor's TLS certificate and key, created outside Terraform. */
+export function executorTlsSecretName(env: EnvironmentConfig): string {
+  return `airfleet/${env.name}/executor-tls`;
+}
+
 /**
  * The executor service where Nomad does not host it: an ECS Fargate service in the private subnets behind
  * an internal Application Load Balancer. The database credentials reach the container as ECS secrets
@@ -99,14 +104,22 @@ export class ExecutorStack extends AirfleetStack {
       // Workers and the Airflow plugin long-poll; the idle timeout must outlast the longest poll.
       idleTimeout: 300,
     });
+    // ALB -> tasks over HTTPS too: the service serves TLS from the certificate in its TLS secret (the ALB
+    // does not verify target certificates, so a private CA's or a self-signed one does).
     const targets = new LbTargetGroup(this, 'targets', {
       name,
       port: executor.port,
-      protocol: 'HTTP',
+      protocol: 'HTTPS',
       targetType: 'ip',
       vpcId: network.vpc.id,
       deregistrationDelay: '30',
-      healthCheck: { path: executor.healthCheckPath, matcher: '200', interval: 15, healthyThreshold: 2 },
+      healthCheck: {
+        path: executor.healthCheckPath,
+        protocol: 'HTTPS',
+        matcher: '200',
+        interval: 15,
+        healthyThreshold: 2,
+      },
     });
     const listener = new LbListener(this, 'listener', {
       loadBalancerArn: lb.arn,
@@ -118,9 +131,10 @@ export class ExecutorStack extends AirfleetStack {
 
     // --- roles ---------------------------------------------------------------------------------------------
     const tokenSecret = this.arn('secretsmanager', `secret:${env.nomad.executorTokenSecretName}`);
+    const tlsSecret = this.arn('secretsmanager', `secret:${executorTlsSecretName(env)}`);
     const execution = new ServiceRole(this, 'execution-role', {
       name: this.resourceName('executor-execution'),
-      description: 'Starts the executor task: image, logs, the Nomad token secret',
+      description: 'Starts the executor task: image, logs, the Nomad token and TLS secrets',
       assumedBy: 'ecs-tasks.amazonaws.com',
       statements: [
         { Sid: 'EcrToken', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
@@ -133,7 +147,7 @@ export class ExecutorStack extends AirfleetStack {
         {
           Sid: 'ReadSecrets',
           Action: 'secretsmanager:GetSecretValue',
-          Resource: `${tokenSecret}-??????`,
+          Resource: [`${tokenSecret}-??????`, `${tlsSecret}-??????`],
         },
       ],
       partition: this.partition,
@@ -185,7 +199,12 @@ export class ExecutorStack extends AirfleetStack {
         { name: 'NOMAD_NAMESPACE', value: env.nomad.namespace },
         { name: 'AWS_REGION', value: env.aws.region },
       ],
-      secrets: [{ name: 'NOMAD_TOKEN', valueFrom: tokenSecret }],
+      secrets: [
+        { name: 'NOMAD_TOKEN', valueFrom: tokenSecret },
+        // HTTPS: certificate and key (PEM) from the TLS secret, JSON {"cert": …, "key": …}.
+        { name: 'AIRFLEET_TLS_CERT', valueFrom: `${tlsSecret}:cert::` },
+        { name: 'AIRFLEET_TLS_KEY', valueFrom: `${tlsSecret}:key::` },
+      ],
       logConfiguration: {
         logDriver: 'awslogs',
         options: { 'awslogs-group': logs.name, 'awslogs-region': env.aws.region, 'awslogs-stream-prefix': 'executor' },

@@ -30,6 +30,8 @@ describe('executor stack (ECS Fargate)', () => {
     const [container] = JSON.parse(String(task['container_definitions'])) as Record<string, unknown>[];
     expect(container!['secrets']).toEqual([
       { name: 'NOMAD_TOKEN', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token$/) },
+      { name: 'AIRFLEET_TLS_CERT', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/executor-tls:cert::$/) },
+      { name: 'AIRFLEET_TLS_KEY', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/executor-tls:key::$/) },
     ]);
     const env = Object.fromEntries(
       (container!['environment'] as { name: string; value: string }[]).map((e) => [e.name, e.value]),
@@ -65,12 +67,22 @@ describe('executor stack (ECS Fargate)', () => {
     );
   });
 
-  it('lets the execution role read exactly the Nomad token secret', () => {
+  it('lets the execution role read exactly the Nomad token and TLS secrets', () => {
     const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
       (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Resource: unknown }[] },
     );
     const read = policies.flatMap((p) => p.Statement).find((s) => s.Sid === 'ReadSecrets')!;
-    expect(read.Resource).toEqual(expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token-\?\?\?\?\?\?$/));
+    expect(read.Resource).toEqual([
+      expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token-\?{6}$/),
+      expect.stringMatching(/:secret:airfleet\/dev\/executor-tls-\?{6}$/),
+    ]);
+  });
+
+  it('sends the load balancer to the tasks over HTTPS, health checks too', () => {
+    expect(onlyResource(executor.tf, 'aws_lb_target_group')).toMatchObject({
+      protocol: 'HTTPS',
+      health_check: expect.objectContaining({ protocol: 'HTTPS', path: '/healthz' }),
+    });
   });
 
   it('hands the service its API token secrets by ARN and lets the task role read and fill exactly those', () => {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { buildApi } from '../../api/server.ts';
+import { reloadOnChange, tlsEnabled } from '../../api/tls.ts';
 import { configFromEnv, parseServiceConfig, type ServiceConfig } from '../../config.ts';
 import type { BackendName } from '../../domain/workload.ts';
 import { createLogger } from '../../lib/logging.ts';
@@ -58,8 +59,9 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
           { ...config, bootstrapTokens: [...config.bootstrapTokens, ...fromSecrets] },
           logger,
         );
-        const app = await buildApi(service, logger);
+        const app = await buildApi(service, logger, { tls: config.tls });
         await app.listen({ host: config.host, port: config.port });
+        const stopWatching = reloadOnChange(app.server as never, config.tls, logger);
         let closing = false;
         const close = async (signal: string) => {
           if (closing) return;
@@ -67,6 +69,7 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
           logger.info({ signal }, 'shutting down: no new leases or claims; peers or the successor take the work');
           // Stop handing out work first (parked polls answer now), then stop the HTTP server (it waits for the
           // requests under way), then the rest.
+          stopWatching();
           await service.quiesce();
           await app.close();
           await service.close();
@@ -92,7 +95,8 @@ export function describeConfig(config: ServiceConfig): Record<string, unknown> {
   }
   return {
     ok: true,
-    listen: `${config.host}:${config.port}`,
+    listen: `${tlsEnabled(config.tls) ? 'https' : 'http'}://${config.host}:${config.port}`,
+    clientCertificates: config.tls.clientCaFile ? 'required on /v1/worker/' : 'not asked',
     database,
     backends: config.backends ?? (config.databaseUrl ? ['pool'] : ['pool', 'local']),
     bootstrapTokens: config.bootstrapTokens.map((t) => t.name),
