@@ -88,8 +88,10 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
     'exec docker run --rm --name airfleet-worker --network host \\',
     '  --env AIRFLEET_API_URL="$AIRFLEET_API_URL" --env AIRFLEET_INSTANCE_ID="$AIRFLEET_INSTANCE_ID" \\',
     `  --env AWS_REGION=${region} --env-file /run/airfleet/token.env \\`,
-    '  -v /var/run/docker.sock:/var/run/docker.sock \\',
-    '  "$AIRFLEET_IMAGE" airfleet worker \\',
+    // The image runs as an unprivileged user: it joins the socket's group to reach the Docker API.
+    '  -v /var/run/docker.sock:/var/run/docker.sock --group-add "$(stat -c %g /var/run/docker.sock)" \\',
+    // The image's entrypoint is `tini -- airfleet`: the arguments start at the subcommand.
+    '  "$AIRFLEET_IMAGE" worker \\',
     `  --queues ${shellQuote(pool.queue)} --concurrency ${pool.concurrency} --runtime docker \\`,
     `  --name "$(hostname)" --label instance_type="$AIRFLEET_INSTANCE_TYPE" --label asg=${asg} \\`,
     `  --label airfleet.pool=${shellQuote(pool.queue)} --drain-timeout ${pool.drainTimeoutSeconds} \\`,

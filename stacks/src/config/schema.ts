@@ -501,8 +501,8 @@ export const environmentSchema = z
     nomad: nomadSchema,
     workerPools: z.array(workerPoolSchema).default([]),
     /**
-     * Secrets Manager secret (name) holding the executor's enrollment token (scope `enroll`): pull workers
-     * read it before every start to register, and the ECS-hosted executor gets it as AIRFLEET_ENROLL_TOKEN.
+     * Secrets Manager secret (name) holding the executor's enrollment token (scope `enroll`): the data stack
+     * creates it empty, the executor fills it on its first start, pull workers read it before every start.
      */
     enrollTokenSecretName: secretName,
     executor: executorSchema,
