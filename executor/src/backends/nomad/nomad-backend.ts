@@ -324,6 +324,8 @@ export class NomadBackend implements Backend {
     if (seen.kind === 'running') {
       if (!w.reportedRunning) {
         w.reportedRunning = true;
+        // The first copy one interval after the start: a short task's whole log comes with its end instead.
+        w.lastLogCopy = Date.now();
         void this.enqueue({ ...base, state: 'running' });
         // The template has rendered by the time the task starts: the variable is no longer needed.
         if (w.hasSecret !== false) this.track(this.deleteSecret(w));
