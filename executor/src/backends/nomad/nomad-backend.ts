@@ -368,8 +368,11 @@ export class NomadBackend implements Backend {
         );
     }
     w.logsFinal = true;
+    if (update.state === 'succeeded' && w.logs.gaps.length > 0) {
+      await w.logs.note(w.logs.gaps).catch(() => undefined);
+    }
     if (update.state !== 'succeeded') {
-      const lines = [...notes];
+      const lines = [...notes, ...w.logs.gaps];
       if (update.state === 'failed')
         lines.push(`nomad job ${w.jobId} failed: ${update.reason}: ${update.message ?? ''}`);
       else lines.push(`nomad job ${w.jobId} was stopped on request`);
