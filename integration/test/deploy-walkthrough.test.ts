@@ -150,6 +150,16 @@ describeIf('the deploy walkthrough on moto', () => {
     return text;
   }
 
+  /** dev's database protected, or not, outside Terraform (its config leaves protection off). */
+  const deletionProtection = (on: boolean) =>
+    aws('rds', {
+      Action: 'ModifyDBInstance',
+      DBInstanceIdentifier: 'airfleet-dev-postgres',
+      DeletionProtection: String(on),
+      ApplyImmediately: 'true',
+      Version: '2014-10-31',
+    });
+
   beforeAll(async () => {
     server = await startMoto();
     // Credentials that moto maps to the production account (an access key of a user created there), so
@@ -349,14 +359,7 @@ describeIf('the deploy walkthrough on moto', () => {
       // Deletion protection turned on outside Terraform (dev's config has it off): RDS, and moto, refuse
       // to delete the instance. Protected configs never get this far: prevent_destroy stops their plan
       // (stacks/test/components/data.test.ts).
-      const identifier = 'airfleet-dev-postgres';
-      await aws('rds', {
-        Action: 'ModifyDBInstance',
-        DBInstanceIdentifier: identifier,
-        DeletionProtection: 'true',
-        ApplyImmediately: 'true',
-        Version: '2014-10-31',
-      });
+      await deletionProtection(true);
       const run = await deploy('destroy refused at dev-data', [
         '--env',
         'dev',
@@ -393,13 +396,7 @@ describeIf('the deploy walkthrough on moto', () => {
   it(
     'destroys the rest of dev and leaves nothing behind',
     async () => {
-      await aws('rds', {
-        Action: 'ModifyDBInstance',
-        DBInstanceIdentifier: 'airfleet-dev-postgres',
-        DeletionProtection: 'false',
-        ApplyImmediately: 'true',
-        Version: '2014-10-31',
-      });
+      await deletionProtection(false);
       const run = await deploy('destroy of dev', [
         '--env',
         'dev',
