@@ -4,7 +4,7 @@ import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig, NomadClientPoolConfig } from '../config/schema.ts';
 import { renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts';
-import { executorStatements } from '../lib/executor-permissions.ts';
+import { databaseSecretStatements, executorStatements } from '../lib/executor-permissions.ts';
 import { type PolicyStatement, ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
 import { NOMAD_TLS_DIR, NOMAD_TLS_FILES, renderNomadClientConfig } from '../lib/nomad-client-config.ts';
@@ -147,15 +147,7 @@ export class NomadClientsStack extends AirfleetStack {
       // The executor job runs on these clients with host networking (the only tasks allowed to reach the
       // instance metadata service: the task namespace forbids host networking, and the hop limit of 1 keeps
       // bridge-networked containers out), so the clients' role carries the executor's permissions.
-      statements.push(
-        {
-          Sid: 'ReadDatabaseSecret',
-          Action: 'secretsmanager:GetSecretValue',
-          Resource: data.connection.secretArn,
-        },
-        { Sid: 'DecryptDatabaseSecret', Action: 'kms:Decrypt', Resource: data.connection.kmsKeyArn },
-        ...executorStatements(this),
-      );
+      statements.push(...databaseSecretStatements(data.connection), ...executorStatements(this));
     }
     this.role = new ServiceRole(this, 'client-role', {
       name: this.resourceName('nomad-client'),

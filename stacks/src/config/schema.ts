@@ -365,7 +365,10 @@ const workerPoolSchema = z
   .strictObject({
     /** Airflow queue the pool's workers pull from. */
     queue: name('queue'),
-    /** One Auto Scaling group per instance type, all tracking the queue's backlog per instance. */
+    /**
+     * Instance types of the queue's one Auto Scaling group (mixed instances policy overrides): On-Demand
+     * uses them in this order, Spot by price and capacity.
+     */
     instanceTypes: z.array(instanceType).min(1).max(10),
     minSize: z.number().int().min(0).max(1000),
     maxSize: z.number().int().min(1).max(1000),
@@ -498,8 +501,8 @@ export const environmentSchema = z
     nomad: nomadSchema,
     workerPools: z.array(workerPoolSchema).default([]),
     /**
-     * Secrets Manager secret (name) holding the executor's enrollment token (scope `enroll`): pull workers
-     * read it before every start to register, and the ECS-hosted executor gets it as AIRFLEET_ENROLL_TOKEN.
+     * Secrets Manager secret (name) holding the executor's enrollment token (scope `enroll`): the data stack
+     * creates it empty, the executor fills it on its first start, pull workers read it before every start.
      */
     enrollTokenSecretName: secretName,
     executor: executorSchema,

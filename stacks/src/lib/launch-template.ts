@@ -38,7 +38,11 @@ export class HardenedLaunchTemplate extends Construct {
     let imageId: string | undefined;
     if (props.machineImage && 'amiId' in props.machineImage) imageId = props.machineImage.amiId;
     else if (props.machineImage) {
-      imageId = new DataAwsSsmParameter(this, 'ami', { name: props.machineImage.ssmParameter }).insecureValue;
+      // A public String parameter: nothing to decrypt, and AF-PLAINTEXT-SECRETS refuses a decrypting read.
+      imageId = new DataAwsSsmParameter(this, 'ami', {
+        name: props.machineImage.ssmParameter,
+        withDecryption: false,
+      }).insecureValue;
     }
     const tags = { ...stackTags(this), ...props.instanceTags };
     if (props.userData !== undefined) {
