@@ -175,10 +175,7 @@ function summary(results, order) {
 async function destroy(tf, manifest, args, order) {
   const dependents = unselectedDependents(manifest, args.env, order);
   for (const name of dependents) {
-    const stack = tf.stacks.get(name);
-    await tf.init(stack, () => {});
-    const list = await tf.run(stack, ['state', 'list'], 'state list', () => {}, [0, 1]);
-    if (list.exitCode === 0 && list.stdout.trim() !== '') {
+    if (await tf.isDeployed(tf.stacks.get(name))) {
       throw new DeployError(
         `${name} reads from ${order.filter((n) => manifest.stacks[name].dependencies.includes(n)).join(', ')} and is still deployed: destroy it first (add it to --stacks). Nothing was destroyed.`,
       );
@@ -275,6 +272,19 @@ class Engine {
 
   forgetOutputs(name) {
     this.outputs.delete(name);
+  }
+
+  /** Whether a stack's state holds any resource (a local state file is read directly: no init needed). */
+  async isDeployed(stack) {
+    const local = stack.config.terraform?.backend?.local?.path;
+    if (local) {
+      const file = path.resolve(stack.dir, local);
+      if (!existsSync(file)) return false;
+      return (JSON.parse(readFileSync(file, 'utf8')).resources ?? []).length > 0;
+    }
+    await this.init(stack, () => {});
+    const list = await this.run(stack, ['state', 'list'], 'state list', () => {}, [0, 1]);
+    return list.exitCode === 0 && list.stdout.trim() !== '';
   }
 
   /** Outputs of a stack's current state (none when it was never applied). */
