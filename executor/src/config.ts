@@ -12,6 +12,18 @@ export const serviceConfigSchema = z
     /** PostgreSQL URL; without one the service uses an embedded PGlite database in `dataDir`. */
     databaseUrl: z.string().url('databaseUrl must be a postgres:// URL').optional(),
     /**
+     * Secrets Manager secret (ARN) with the database `username` and `password` (JSON, as RDS writes it):
+     * read at start and again whenever PostgreSQL refuses a login (rotation). Host, port, database and TLS
+     * come from `databaseUrl` (or the PG* variables).
+     */
+    databaseSecretArn: z
+      .string()
+      .regex(
+        /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/,
+        'databaseSecretArn must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)',
+      )
+      .optional(),
+    /**
      * Key for workloads' write-only secrets (secretEnv): 32 bytes, base64, the same on every instance. The
      * embedded default makes one in `<dataDir>/secret.key`; with PostgreSQL and no key, secretEnv is refused.
      */
@@ -21,6 +33,21 @@ export const serviceConfigSchema = z
     /** Where the embedded database and the bootstrap admin token live. */
     dataDir: z.string().min(1).default(join(process.cwd(), '.airfleet')),
     host: z.string().default('127.0.0.1'),
+    /**
+     * HTTPS (executor/src/api/tls.ts): certificate and key files (watched and reloaded on change) or PEM
+     * values; with `clientCaFile`, the worker protocol requires client certificates that CA signed.
+     * @default none: plain HTTP
+     */
+    tls: z
+      .object({
+        certFile: z.string().min(1).optional(),
+        keyFile: z.string().min(1).optional(),
+        cert: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+        clientCaFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
     port: z.number().int().min(0).max(65_535).default(8_470),
     /** How often workers heartbeat, ms. */
     heartbeatIntervalMs: z.number().int().min(100).max(300_000).default(10_000),
@@ -133,6 +160,14 @@ export function parseServiceConfig(input: ServiceConfigInput): ServiceConfig {
           message: `must be at least 3 × instanceHeartbeatMs (${c.instanceHeartbeatMs * 3}), or one late renewal makes the instance look dead`,
         });
       }
+      if (c.databaseSecretArn && !c.databaseUrl) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['databaseSecretArn'],
+          message:
+            'needs the database it is for: set PGHOST (and PGPORT, PGDATABASE, PGSSLMODE) or AIRFLEET_DATABASE_URL',
+        });
+      }
       if (c.heartbeatIntervalMs * 2 > c.heartbeatTimeoutMs) {
         ctx.addIssue({
           code: 'custom',
@@ -162,10 +197,18 @@ export function configFromEnv(given: NodeJS.ProcessEnv = process.env): ServiceCo
   };
   if (env.AIRFLEET_DATABASE_URL) out.databaseUrl = env.AIRFLEET_DATABASE_URL;
   else if (env.PGHOST) out.databaseUrl = urlFromLibpqEnv(env);
+  if (env.AIRFLEET_DATABASE_SECRET_ARN) out.databaseSecretArn = env.AIRFLEET_DATABASE_SECRET_ARN;
   if (env.AIRFLEET_DATA_DIR) out.dataDir = env.AIRFLEET_DATA_DIR;
   if (env.AIRFLEET_SECRET_KEY) out.secretKey = env.AIRFLEET_SECRET_KEY;
   if (env.AIRFLEET_SECRET_KEY_FILE) out.secretKeyFile = env.AIRFLEET_SECRET_KEY_FILE;
   if (env.AIRFLEET_HOST) out.host = env.AIRFLEET_HOST;
+  const tls: Record<string, string> = {};
+  if (env.AIRFLEET_TLS_CERT_FILE) tls.certFile = env.AIRFLEET_TLS_CERT_FILE;
+  if (env.AIRFLEET_TLS_KEY_FILE) tls.keyFile = env.AIRFLEET_TLS_KEY_FILE;
+  if (env.AIRFLEET_TLS_CERT) tls.cert = env.AIRFLEET_TLS_CERT;
+  if (env.AIRFLEET_TLS_KEY) tls.key = env.AIRFLEET_TLS_KEY;
+  if (env.AIRFLEET_TLS_CLIENT_CA_FILE) tls.clientCaFile = env.AIRFLEET_TLS_CLIENT_CA_FILE;
+  if (Object.keys(tls).length) out.tls = tls;
   num('AIRFLEET_PORT', 'port');
   num('AIRFLEET_HEARTBEAT_INTERVAL_MS', 'heartbeatIntervalMs');
   num('AIRFLEET_HEARTBEAT_TIMEOUT_MS', 'heartbeatTimeoutMs');
@@ -223,8 +266,10 @@ function withSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 /**
- * PostgreSQL from the libpq variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE), the way
- * the stacks hand the database to the service on ECS (user and password injected as secrets).
+ * PostgreSQL from the libpq variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE,
+ * PGSSLROOTCERT), the way the stacks hand the database to the service (the credentials from a secret).
+ * PGSSLROOTCERT names the CA bundle that verifies the server (`sslmode=verify-full`); the image ships the
+ * RDS bundle at /opt/airfleet/rds-ca-bundle.pem (images/executor).
  */
 export function urlFromLibpqEnv(env: NodeJS.ProcessEnv): string {
   const url = new URL('postgres://localhost');
@@ -234,5 +279,6 @@ export function urlFromLibpqEnv(env: NodeJS.ProcessEnv): string {
   if (env.PGUSER) url.username = encodeURIComponent(env.PGUSER);
   if (env.PGPASSWORD) url.password = encodeURIComponent(env.PGPASSWORD);
   if (env.PGSSLMODE) url.searchParams.set('sslmode', env.PGSSLMODE);
+  if (env.PGSSLROOTCERT) url.searchParams.set('sslrootcert', env.PGSSLROOTCERT);
   return url.toString();
 }

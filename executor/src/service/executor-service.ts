@@ -10,6 +10,8 @@ import type { Backend, BackendHost, BackendUpdate } from '../backends/backend.ts
 import { BatchBackend } from '../backends/batch/batch-backend.ts';
 import { batchConfigFromEnv } from '../backends/batch/batch-config.ts';
 import { LocalBackend } from '../backends/local/local-backend.ts';
+import { NomadBackend } from '../backends/nomad/nomad-backend.ts';
+import { nomadConfigFromEnv } from '../backends/nomad/nomad-config.ts';
 import { PoolBackend } from '../backends/pool/pool-backend.ts';
 import type { PoolHost } from '../backends/pool/pool-host.ts';
 import type { ServiceConfig } from '../config.ts';
@@ -144,6 +146,8 @@ export class ExecutorService {
     }
     // AWS Batch reads its own settings (the names the stacks set) from the environment, validated here.
     if (enabledBackends(config).includes('batch')) enabled.set('batch', new BatchBackend(batchConfigFromEnv()));
+    // Nomad reads NOMAD_* (as the nomad CLI does) and AIRFLEET_NOMAD_*, validated here.
+    if (enabledBackends(config).includes('nomad')) enabled.set('nomad', new NomadBackend(nomadConfigFromEnv()));
     for (const backend of extra) enabled.set(backend.name, backend);
     this.backends = enabled;
     this.stopper = new Stopper(this.life, this.backends, this.membership.id, config.stopResendSeconds);

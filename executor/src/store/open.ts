@@ -12,7 +12,15 @@ import { PostgresDb } from './postgres.ts';
  * later as well as those an older version left readable.
  */
 export async function openDatabase(config: ServiceConfig, logger: Logger): Promise<Db> {
-  if (config.databaseUrl) return new PostgresDb({ url: config.databaseUrl, poolSize: config.poolSize, logger });
+  if (config.databaseUrl) {
+    if (!config.databaseSecretArn)
+      return new PostgresDb({ url: config.databaseUrl, poolSize: config.poolSize, logger });
+    const { secretCredentials } = await import('./database-credentials.ts');
+    const credentials = await secretCredentials(config.databaseSecretArn, logger);
+    const { username } = await credentials.current();
+    logger.info({ secret: config.databaseSecretArn, user: username }, 'database credentials from Secrets Manager');
+    return new PostgresDb({ url: config.databaseUrl, poolSize: config.poolSize, logger, credentials, user: username });
+  }
   const { PgliteDb } = await import('./pglite.ts'); // large; a PostgreSQL deployment never loads it
   if (config.dataDir.startsWith('memory://')) return PgliteDb.open(config.dataDir);
   // Files created from here on (PGlite's, the admin token, local runs) are the owner's only.

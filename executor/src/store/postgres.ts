@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Logger } from 'pino';
+import { isAuthFailure, type SecretCredentials } from './database-credentials.ts';
 import { DatabaseUnavailableError, type Db, type HeldLock, isConnectionError, type Queryable } from './db.ts';
 
 // int8 (bigint, e.g. event seq and log offsets) as numbers: they stay far below 2^53 here.
@@ -11,6 +13,10 @@ export interface PostgresDbOptions {
   /** @default 10 */
   poolSize?: number;
   logger: Logger;
+  /** Credentials from a secret (AIRFLEET_DATABASE_SECRET_ARN), re-read when a login is refused. */
+  credentials?: SecretCredentials;
+  /** The credentials' username, read once at start. */
+  user?: string;
 }
 
 /**
@@ -52,7 +58,7 @@ export class PostgresDb implements Db {
   constructor(options: PostgresDbOptions) {
     this.options = options;
     this.pool = new pg.Pool({
-      connectionString: options.url,
+      ...this.connection(),
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
@@ -61,12 +67,30 @@ export class PostgresDb implements Db {
     this.pool.on('error', (error) => options.logger.warn({ err: error.message }, 'idle PostgreSQL connection lost'));
   }
 
+  /** A refused login means the secret rotated: the next connection reads it again. */
+  private wrap(error: unknown): unknown {
+    if (isAuthFailure(error)) this.options.credentials?.invalidate();
+    return wrap(error);
+  }
+
+  /**
+   * Where and how to connect: the URL alone, or, with credentials from a secret, the URL's host, port,
+   * database and TLS settings with the secret's user and a password callback (pg calls it for every new
+   * connection, so a rotated password is picked up without a restart).
+   */
+  private connection(): pg.ClientConfig {
+    const { credentials, user, url } = this.options;
+    if (!credentials) return { connectionString: url };
+    const parsed = parseIntoClientConfig(url);
+    return { ...parsed, user: user ?? parsed.user, password: () => credentials.password() };
+  }
+
   async query<T>(sql: string, params?: readonly unknown[]): Promise<{ rows: T[] }> {
     try {
       const result = await this.pool.query(config(sql, params));
       return { rows: result.rows as T[] };
     } catch (error) {
-      throw wrap(error);
+      throw this.wrap(error);
     }
   }
 
@@ -79,7 +103,7 @@ export class PostgresDb implements Db {
     try {
       client = await this.pool.connect();
     } catch (error) {
-      throw wrap(error);
+      throw this.wrap(error);
     }
     // A connection that dies while checked out emits 'error' on the client; without a listener that would
     // crash the process. The failing query rejects on its own, so the listener only has to exist.
@@ -104,7 +128,7 @@ export class PostgresDb implements Db {
     } catch (error) {
       broken = isConnectionError(error);
       if (!broken) await client.query('ROLLBACK').catch(() => undefined);
-      throw wrap(error);
+      throw this.wrap(error);
     } finally {
       client.off('error', onError);
       client.release(broken);
@@ -114,7 +138,7 @@ export class PostgresDb implements Db {
   async tryLock(key: number): Promise<HeldLock | null> {
     // A connection of its own: a session lock taken on a pooled connection would go back to the pool with it.
     const client = new pg.Client({
-      connectionString: this.options.url,
+      ...this.connection(),
       connectionTimeoutMillis: 5_000,
       keepAlive: true,
     });
@@ -132,7 +156,7 @@ export class PostgresDb implements Db {
       }
     } catch (error) {
       await client.end().catch(() => undefined);
-      throw wrap(error);
+      throw this.wrap(error);
     }
     return {
       check: async () => {
@@ -172,7 +196,7 @@ export class PostgresDb implements Db {
   /** Connects the LISTEN client; on failure or loss, retries every second until closed. */
   private async connectListener(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ connectionString: this.options.url, connectionTimeoutMillis: 5_000 });
+    const client = new pg.Client({ ...this.connection(), connectionTimeoutMillis: 5_000 });
     client.on('notification', (message) => {
       for (const fn of this.listeners.get(message.channel) ?? []) fn(message.payload ?? '');
     });
@@ -196,6 +220,7 @@ export class PostgresDb implements Db {
       // Wake everyone once after a reconnect: notifications sent while we were away are lost.
       for (const set of this.listeners.values()) for (const fn of set) fn('');
     } catch (error) {
+      if (isAuthFailure(error)) this.options.credentials?.invalidate();
       this.options.logger.warn({ err: (error as Error).message }, 'LISTEN connection failed; retrying');
       client.end().catch(() => undefined);
       retry();

@@ -103,4 +103,27 @@ describe('service configuration', () => {
       'postgres://a@b/c',
     );
   });
+
+  it('takes the CA bundle from PGSSLROOTCERT and the credentials secret by ARN, and says what is missing', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:airfleet/dev/database-executor-AbCdEf';
+    const config = parseServiceConfig(
+      configFromEnv({
+        PGHOST: 'db.internal',
+        PGDATABASE: 'airfleet',
+        PGSSLMODE: 'verify-full',
+        PGSSLROOTCERT: '/opt/airfleet/rds-ca-bundle.pem',
+        AIRFLEET_DATABASE_SECRET_ARN: arn,
+      }),
+    );
+    expect(config.databaseUrl).toBe(
+      'postgres://db.internal/airfleet?sslmode=verify-full&sslrootcert=%2Fopt%2Fairfleet%2Frds-ca-bundle.pem',
+    );
+    expect(config.databaseSecretArn).toBe(arn);
+    expect(() => parseServiceConfig(configFromEnv({ AIRFLEET_DATABASE_SECRET_ARN: arn }))).toThrow(
+      /databaseSecretArn: needs the database it is for: set PGHOST/,
+    );
+    expect(() => parseServiceConfig(configFromEnv({ PGHOST: 'h', AIRFLEET_DATABASE_SECRET_ARN: 'db-secret' }))).toThrow(
+      /databaseSecretArn must be a Secrets Manager secret ARN/,
+    );
+  });
 });

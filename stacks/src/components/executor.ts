@@ -10,8 +10,8 @@ import { TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
-import { batchTargetEnv } from '../lib/batch-targets.ts';
-import { executorStatements } from '../lib/executor-permissions.ts';
+import { executorBackendEnv } from '../lib/batch-targets.ts';
+import { databaseSecretStatements, executorStatements, RDS_CA_BUNDLE } from '../lib/executor-permissions.ts';
 import { fargateSizeProblem } from '../lib/fargate.ts';
 import { ServiceRole } from '../lib/iam.ts';
 import { allowIngress, securityGroup } from '../lib/security-groups.ts';
@@ -28,6 +28,11 @@ export interface ExecutorStackProps {
 }
 
 type EcsExecutor = Extract<EnvironmentConfig['executor'], { runtime: 'ecs' }>;
+
+/** Secrets Manager secret with the executor's TLS certificate and key, created outside Terraform. */
+export function executorTlsSecretName(env: EnvironmentConfig): string {
+  return `airfleet/${env.name}/executor-tls`;
+}
 
 /**
  * The executor service where Nomad does not host it: an ECS Fargate service in the private subnets behind
@@ -54,6 +59,7 @@ export class ExecutorStack extends AirfleetStack {
     const logs = new CloudwatchLogGroup(this, 'logs', {
       name: `/airfleet/${env.name}/executor`,
       retentionInDays: env.logRetentionDays,
+      ...(network.logsKey ? { kmsKeyId: network.logsKey.arn } : {}),
     });
     const cluster = new EcsCluster(this, 'cluster', {
       name,
@@ -99,14 +105,22 @@ export class ExecutorStack extends AirfleetStack {
       // Workers and the Airflow plugin long-poll; the idle timeout must outlast the longest poll.
       idleTimeout: 300,
     });
+    // ALB -> tasks over HTTPS too: the service serves TLS from the certificate in its TLS secret (the ALB
+    // does not verify target certificates, so a private CA's or a self-signed one does).
     const targets = new LbTargetGroup(this, 'targets', {
       name,
       port: executor.port,
-      protocol: 'HTTP',
+      protocol: 'HTTPS',
       targetType: 'ip',
       vpcId: network.vpc.id,
       deregistrationDelay: '30',
-      healthCheck: { path: executor.healthCheckPath, matcher: '200', interval: 15, healthyThreshold: 2 },
+      healthCheck: {
+        path: executor.healthCheckPath,
+        protocol: 'HTTPS',
+        matcher: '200',
+        interval: 15,
+        healthyThreshold: 2,
+      },
     });
     const listener = new LbListener(this, 'listener', {
       loadBalancerArn: lb.arn,
@@ -118,10 +132,10 @@ export class ExecutorStack extends AirfleetStack {
 
     // --- roles ---------------------------------------------------------------------------------------------
     const tokenSecret = this.arn('secretsmanager', `secret:${env.nomad.executorTokenSecretName}`);
-    const enrollSecret = this.arn('secretsmanager', `secret:${env.enrollTokenSecretName}`);
+    const tlsSecret = this.arn('secretsmanager', `secret:${executorTlsSecretName(env)}`);
     const execution = new ServiceRole(this, 'execution-role', {
       name: this.resourceName('executor-execution'),
-      description: 'Starts the executor task: image, logs, database, enrollment and Nomad secrets',
+      description: 'Starts the executor task: image, logs, the Nomad token and TLS secrets',
       assumedBy: 'ecs-tasks.amazonaws.com',
       statements: [
         { Sid: 'EcrToken', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
@@ -134,17 +148,16 @@ export class ExecutorStack extends AirfleetStack {
         {
           Sid: 'ReadSecrets',
           Action: 'secretsmanager:GetSecretValue',
-          Resource: [data.connection.secretArn, `${tokenSecret}-??????`, `${enrollSecret}-??????`],
+          Resource: [`${tokenSecret}-??????`, `${tlsSecret}-??????`],
         },
-        { Sid: 'DecryptDatabaseSecret', Action: 'kms:Decrypt', Resource: data.connection.kmsKeyArn },
       ],
       partition: this.partition,
     });
     const task = new ServiceRole(this, 'task-role', {
       name: this.resourceName('executor-task'),
-      description: 'The executor service: submits and watches Batch jobs, publishes the backlog metric',
+      description: 'The executor service: Batch jobs, the backlog metric, its API token secrets',
       assumedBy: 'ecs-tasks.amazonaws.com',
-      statements: executorStatements(this),
+      statements: [...executorStatements(this), ...databaseSecretStatements(data.connection)],
       partition: this.partition,
     });
 
@@ -159,12 +172,13 @@ export class ExecutorStack extends AirfleetStack {
       name: 'executor',
       image: `${registry.repositories.executor.repositoryUrl}:${env.imageTag}`,
       essential: true,
-      command: ['airfleet', 'serve'],
+      // The image's entrypoint is `tini -- airfleet`: the command is the subcommand alone.
+      command: ['serve'],
       portMappings: [{ containerPort: executor.port, protocol: 'tcp' }],
       readonlyRootFilesystem: true,
       linuxParameters: { initProcessEnabled: true },
-      // The service reads PostgreSQL settings the libpq way (PG* variables, as node-postgres does); the
-      // credentials come from the RDS-managed secret, resolved by ECS when the task starts.
+      // The service reads PostgreSQL settings the libpq way (PG* variables); the credentials it reads from
+      // its role's secret by ARN, so a rotated password is picked up without a new task.
       environment: [
         { name: 'AIRFLEET_ENVIRONMENT', value: env.name },
         { name: 'AIRFLEET_HOST', value: '0.0.0.0' },
@@ -173,18 +187,24 @@ export class ExecutorStack extends AirfleetStack {
         { name: 'PGPORT', value: String(data.connection.port) },
         { name: 'PGDATABASE', value: data.connection.name },
         { name: 'PGSSLMODE', value: 'verify-full' },
+        { name: 'PGSSLROOTCERT', value: RDS_CA_BUNDLE },
+        // The executor's own role; read (and re-read on a refused login) by the service itself.
+        { name: 'AIRFLEET_DATABASE_SECRET_ARN', value: data.connection.executorSecretArn },
         { name: 'AIRFLEET_BATCH_RESOURCE_PREFIX', value: `airfleet-${env.name}-` },
-        ...Object.entries(batchTargetEnv(env)).map(([name, value]) => ({ name, value })),
+        ...Object.entries({ ...executorBackendEnv(env), ...data.tokens.environment() }).map(([name, value]) => ({
+          name,
+          value,
+        })),
         { name: 'NOMAD_ADDR', value: env.nomad.address },
         { name: 'NOMAD_REGION', value: env.nomad.region },
         { name: 'NOMAD_NAMESPACE', value: env.nomad.namespace },
         { name: 'AWS_REGION', value: env.aws.region },
       ],
       secrets: [
-        { name: 'PGUSER', valueFrom: `${data.connection.secretArn}:username::` },
-        { name: 'PGPASSWORD', valueFrom: `${data.connection.secretArn}:password::` },
-        { name: 'AIRFLEET_ENROLL_TOKEN', valueFrom: enrollSecret },
         { name: 'NOMAD_TOKEN', valueFrom: tokenSecret },
+        // HTTPS: certificate and key (PEM) from the TLS secret, JSON {"cert": …, "key": …}.
+        { name: 'AIRFLEET_TLS_CERT', valueFrom: `${tlsSecret}:cert::` },
+        { name: 'AIRFLEET_TLS_KEY', valueFrom: `${tlsSecret}:key::` },
       ],
       logConfiguration: {
         logDriver: 'awslogs',

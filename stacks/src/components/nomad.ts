@@ -8,7 +8,7 @@ import { NomadProvider } from '@cdktf/provider-nomad/lib/provider/index.js';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
-import { batchTargetEnv } from '../lib/batch-targets.ts';
+import { batchTargetEnv, EXECUTOR_BACKENDS } from '../lib/batch-targets.ts';
 import { hclString } from '../lib/nomad-client-config.ts';
 import type { DataStack } from './data.ts';
 import type { RegistryStack } from './registry.ts';
@@ -130,7 +130,11 @@ export class NomadStack extends AirfleetStack {
             database_host: props.data.connection.host,
             database_port: String(props.data.connection.port),
             database_name: props.data.connection.name,
-            database_secret_arn: props.data.connection.secretArn,
+            database_secret_arn: props.data.connection.executorSecretArn,
+            backends: EXECUTOR_BACKENDS.join(','),
+            admin_token_secret_arn: props.data.tokens.secrets.admin.arn,
+            submit_token_secret_arn: props.data.tokens.secrets.submit.arn,
+            enroll_token_secret_arn: props.data.tokens.secrets.enroll.arn,
           },
         },
         // Wait for the deployment, so a broken rollout fails the deploy (and auto_revert rolls it back).
@@ -149,5 +153,6 @@ function batchVars(env: EnvironmentConfig): Record<string, string> {
     batch_job_definition: targets.AIRFLEET_BATCH_JOB_DEFINITION!,
     batch_queues: targets.AIRFLEET_BATCH_QUEUES!,
     batch_runnable_timeout_seconds: targets.AIRFLEET_BATCH_RUNNABLE_TIMEOUT_SECONDS!,
+    batch_log_group: targets.AIRFLEET_BATCH_LOG_GROUP!,
   };
 }

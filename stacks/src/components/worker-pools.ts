@@ -10,6 +10,7 @@ import { renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts
 import { BACKLOG_METRIC } from '../lib/executor-permissions.ts';
 import { ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
+import { autoScalingTags } from '../lib/tags.ts';
 import type { NetworkStack } from './network.ts';
 import { repositoryName } from './registry.ts';
 
@@ -87,8 +88,10 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
     'exec docker run --rm --name airfleet-worker --network host \\',
     '  --env AIRFLEET_API_URL="$AIRFLEET_API_URL" --env AIRFLEET_INSTANCE_ID="$AIRFLEET_INSTANCE_ID" \\',
     `  --env AWS_REGION=${region} --env-file /run/airfleet/token.env \\`,
-    '  -v /var/run/docker.sock:/var/run/docker.sock \\',
-    '  "$AIRFLEET_IMAGE" airfleet worker \\',
+    // The image runs as an unprivileged user: it joins the socket's group to reach the Docker API.
+    '  -v /var/run/docker.sock:/var/run/docker.sock --group-add "$(stat -c %g /var/run/docker.sock)" \\',
+    // The image's entrypoint is `tini -- airfleet`: the arguments start at the subcommand.
+    '  "$AIRFLEET_IMAGE" worker \\',
     `  --queues ${shellQuote(pool.queue)} --concurrency ${pool.concurrency} --runtime docker \\`,
     `  --name "$(hostname)" --label instance_type="$AIRFLEET_INSTANCE_TYPE" --label asg=${asg} \\`,
     `  --label airfleet.pool=${shellQuote(pool.queue)} --drain-timeout ${pool.drainTimeoutSeconds} \\`,
@@ -274,10 +277,13 @@ export class WorkerPoolsStack extends AirfleetStack {
         healthCheckGracePeriod: 180,
         defaultInstanceWarmup: 180,
         enabledMetrics: ['GroupDesiredCapacity', 'GroupInServiceInstances', 'GroupTotalInstances'],
-        tag: [
-          { key: 'Name', value: group.name, propagateAtLaunch: true },
-          { key: 'airfleet:queue', value: pool.queue, propagateAtLaunch: true },
-        ],
+        tag: autoScalingTags(this, { Name: group.name, 'airfleet:queue': pool.queue }),
+        // A changed launch template (new AMI, agent, config) rolls through the group; busy workers keep
+        // their scale-in protection until the guard drops it when idle, and the refresh waits for that.
+        instanceRefresh: {
+          strategy: 'Rolling',
+          preferences: { minHealthyPercentage: 90, scaleInProtectedInstances: 'Wait', skipMatching: true },
+        },
         ...(pool.spot ? { capacityRebalance: pool.spot.capacityRebalance } : {}),
         mixedInstancesPolicy: {
           instancesDistribution: pool.spot

@@ -23,6 +23,10 @@ export const plaintextSecrets: GuardRule = {
     'Keep the secret in Secrets Manager or SSM SecureString and read it at run time (ECS/Batch `secrets`, a boot script, manage_master_user_password).',
   evaluate(block: SynthBlock): RuleResult {
     if (block.kind === 'provider') return verdict(providerFindings(block.type, block.config));
+    if (block.kind === 'data') {
+      const read = SECRET_READING_DATA[block.type];
+      return read ? verdict(read(block.config)) : NOT_APPLICABLE;
+    }
     if (block.kind !== 'resource') return NOT_APPLICABLE;
     const c = block.config;
     const stateful = STATEFUL_SECRETS[block.type];
@@ -65,6 +69,28 @@ const STATEFUL_SECRETS: Readonly<Record<string, (c: JsonObject) => string[]>> = 
   ],
   random_password: () => ['generates a password that is stored in the state'],
   tls_private_key: () => ['generates a private key that is stored in the state'],
+};
+
+/**
+ * Data sources whose result (the secret's value) Terraform writes into the state at every refresh, whoever
+ * reads it later. The executor and the boot scripts read secrets at run time instead; ephemeral resources
+ * (never stored) are not blocks this rule sees.
+ */
+const SECRET_READING_DATA: Readonly<Record<string, (c: JsonObject) => string[]>> = {
+  aws_secretsmanager_secret_version: () => [
+    'reads a secret value into the state; hand the secret ARN to whoever needs the value and read it there',
+  ],
+  aws_secretsmanager_random_password: () => ['generates a password that is stored in the state'],
+  aws_kms_secrets: () => ['decrypts ciphertext into the state'],
+  // A SecureString is decrypted into the state unless with_decryption is false (a String needs no decryption).
+  aws_ssm_parameter: (c) =>
+    c['with_decryption'] === false
+      ? []
+      : [
+          'reads the parameter decrypted into the state (a SecureString ends up there); set with_decryption = false or read it at run time',
+        ],
+  nomad_acl_token: () => ["reads a Nomad ACL token's secret_id into the state"],
+  nomad_variable: () => ['reads Nomad variable items (secrets) into the state'],
 };
 
 function present(config: JsonObject, keys: readonly string[], fix: string): string[] {

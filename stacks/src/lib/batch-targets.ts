@@ -45,6 +45,8 @@ export function batchTargets(env: EnvironmentConfig): {
 export function batchTargetEnv(env: EnvironmentConfig): Record<string, string> {
   const targets = batchTargets(env);
   return {
+    // The job definitions log here (stacks/src/components/batch.ts); the backend copies task logs from it.
+    AIRFLEET_BATCH_LOG_GROUP: `/airfleet/${env.name}/batch`,
     AIRFLEET_BATCH_JOB_QUEUE: targets.jobQueue,
     AIRFLEET_BATCH_JOB_DEFINITION: targets.jobDefinition,
     AIRFLEET_BATCH_QUEUES: JSON.stringify(targets.queues),
@@ -54,3 +56,14 @@ export function batchTargetEnv(env: EnvironmentConfig): Record<string, string> {
     ),
   };
 }
+
+/**
+ * The backends the deployed executor runs and what they read: `pool` (the worker pools) and `batch` (the
+ * batch stack's queues). Without AIRFLEET_BACKENDS a service on PostgreSQL runs `pool` alone and refuses
+ * every `batch` workload (executor/src/config.ts).
+ */
+export function executorBackendEnv(env: EnvironmentConfig): Record<string, string> {
+  return { AIRFLEET_BACKENDS: EXECUTOR_BACKENDS.join(','), ...batchTargetEnv(env) };
+}
+
+export const EXECUTOR_BACKENDS = ['pool', 'batch'] as const;

@@ -1,5 +1,6 @@
 import type { AirfleetStack } from '../airfleet-stack.ts';
 import type { PolicyStatement } from './iam.ts';
+import { tokenSecretStatements } from './token-secrets.ts';
 
 /**
  * Name prefix of the per-attempt secrets the batch backend makes for a job's secret environment
@@ -76,5 +77,20 @@ export function executorStatements(stack: AirfleetStack): PolicyStatement[] {
         `autoScalingGroup:*:autoScalingGroupName/airfleet-${stack.env.name}-workers-*`,
       ),
     },
+    ...tokenSecretStatements(stack),
+  ];
+}
+
+/** The RDS CA bundle in the executor image (images/executor/prepare.sh), for PGSSLROOTCERT. */
+export const RDS_CA_BUNDLE = '/opt/airfleet/rds-ca-bundle.pem';
+
+/** Reading the executor's database secret (encrypted with the database key). */
+export function databaseSecretStatements(connection: {
+  executorSecretArn: string;
+  kmsKeyArn: string;
+}): PolicyStatement[] {
+  return [
+    { Sid: 'ReadDatabaseSecret', Action: 'secretsmanager:GetSecretValue', Resource: connection.executorSecretArn },
+    { Sid: 'DecryptDatabaseSecret', Action: 'kms:Decrypt', Resource: connection.kmsKeyArn },
   ];
 }

@@ -25,22 +25,36 @@ describe('executor stack (ECS Fargate)', () => {
     });
   });
 
-  it('wires the database through ECS secrets: the task definition holds only the secret ARN', () => {
+  it("hands the service its own database role's secret by ARN (read and re-read by the service), TLS verified", () => {
     const task = onlyResource(executor.tf, 'aws_ecs_task_definition');
     const [container] = JSON.parse(String(task['container_definitions'])) as Record<string, unknown>[];
     expect(container!['secrets']).toEqual([
-      { name: 'PGUSER', valueFrom: expect.stringMatching(/secret_arn.*\}:username::$/) },
-      { name: 'PGPASSWORD', valueFrom: expect.stringMatching(/secret_arn.*\}:password::$/) },
-      { name: 'AIRFLEET_ENROLL_TOKEN', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/enroll-token$/) },
       { name: 'NOMAD_TOKEN', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token$/) },
+      { name: 'AIRFLEET_TLS_CERT', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/executor-tls:cert::$/) },
+      { name: 'AIRFLEET_TLS_KEY', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/executor-tls:key::$/) },
     ]);
     const env = Object.fromEntries(
       (container!['environment'] as { name: string; value: string }[]).map((e) => [e.name, e.value]),
     );
     expect(env['PGHOST']).toMatch(/cross-stack-reference-input-dev-data/);
-    expect(env).toMatchObject({ PGSSLMODE: 'verify-full', AIRFLEET_HOST: '0.0.0.0', AIRFLEET_PORT: '8470' });
+    expect(env).toMatchObject({
+      PGSSLMODE: 'verify-full',
+      PGSSLROOTCERT: '/opt/airfleet/rds-ca-bundle.pem',
+      AIRFLEET_HOST: '0.0.0.0',
+      AIRFLEET_PORT: '8470',
+    });
+    // The executor's role, not the master secret RDS manages.
+    expect(env['AIRFLEET_DATABASE_SECRET_ARN']).toMatch(/executor-database-secret/);
+    const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
+      (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Resource: unknown }[] },
+    );
+    const read = policies.flatMap((p) => p.Statement).find((s) => s.Sid === 'ReadDatabaseSecret')!;
+    expect(read.Resource).toMatch(/executor-database-secret/);
+    expect(JSON.stringify(policies)).not.toMatch(/master_user_secret/);
     expect(JSON.stringify(env)).not.toMatch(/password/i);
     expect(container!['readonlyRootFilesystem']).toBe(true);
+    // The image's entrypoint is `tini -- airfleet`: the command starts at the subcommand.
+    expect(container!['command']).toEqual(['serve']);
   });
 
   it('admits callers from the VPC to the load balancer, and only the load balancer to the tasks', () => {
@@ -53,16 +67,45 @@ describe('executor stack (ECS Fargate)', () => {
     );
   });
 
-  it('lets the execution role read exactly the database, enrollment and Nomad token secrets', () => {
+  it('lets the execution role read exactly the Nomad token and TLS secrets', () => {
     const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
       (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Resource: unknown }[] },
     );
     const read = policies.flatMap((p) => p.Statement).find((s) => s.Sid === 'ReadSecrets')!;
     expect(read.Resource).toEqual([
-      expect.stringMatching(/master_user_secret/),
-      expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token-\?\?\?\?\?\?$/),
-      expect.stringMatching(/:secret:airfleet\/dev\/enroll-token-\?\?\?\?\?\?$/),
+      expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token-\?{6}$/),
+      expect.stringMatching(/:secret:airfleet\/dev\/executor-tls-\?{6}$/),
     ]);
+  });
+
+  it('sends the load balancer to the tasks over HTTPS, health checks too', () => {
+    expect(onlyResource(executor.tf, 'aws_lb_target_group')).toMatchObject({
+      protocol: 'HTTPS',
+      health_check: expect.objectContaining({ protocol: 'HTTPS', path: '/healthz' }),
+    });
+  });
+
+  it('hands the service its API token secrets by ARN and lets the task role read and fill exactly those', () => {
+    const task = onlyResource(executor.tf, 'aws_ecs_task_definition');
+    const [container] = JSON.parse(String(task['container_definitions'])) as Record<string, unknown>[];
+    const env = Object.fromEntries(
+      (container!['environment'] as { name: string; value: string }[]).map((e) => [e.name, e.value]),
+    );
+    for (const kind of ['ADMIN', 'SUBMIT', 'ENROLL']) {
+      expect(env[`AIRFLEET_${kind}_TOKEN_SECRET_ARN`]).toMatch(/cross-stack-reference-input-dev-data/);
+    }
+    expect(env['AIRFLEET_BACKENDS']).toBe('pool,batch');
+    expect(env['AIRFLEET_BATCH_LOG_GROUP']).toBe('/airfleet/dev/batch');
+    const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
+      (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Action: unknown; Resource: unknown }[] },
+    );
+    const fill = policies.flatMap((p) => p.Statement).find((s) => s.Sid === 'ReadAndFillTokenSecrets')!;
+    expect(fill.Action).toEqual(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue']);
+    expect(fill.Resource).toEqual(
+      ['admin-token', 'submit-token', 'enroll-token'].map((n) =>
+        expect.stringMatching(new RegExp(`:secret:airfleet/dev/${n}-\\?{6}$`)),
+      ),
+    );
   });
 
   it("hands the batch backend its queues and the job definition of each queue's platform", () => {

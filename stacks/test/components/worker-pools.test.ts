@@ -93,7 +93,9 @@ describe('worker-pools stack', () => {
     };
     const file = (path: string) => doc.write_files.find((f) => f.path === path)!.content;
     const run = file('/usr/local/sbin/airfleet-worker-run');
-    expect(run).toContain('airfleet worker');
+    // The image's entrypoint is `tini -- airfleet`; integration/test/stack-command-lines.test.ts runs the line.
+    expect(run).toContain('"$AIRFLEET_IMAGE" worker \\');
+    expect(run).not.toMatch(/airfleet worker/);
     expect(run).toContain("--queues 'etl' --concurrency 4 --runtime docker");
     expect(run).toContain('--drain-timeout 1800');
     expect(run).toContain('--env-file /run/airfleet/token.env');

@@ -1,4 +1,5 @@
 import { BatchJobDefinition } from '@cdktf/provider-aws/lib/batch-job-definition/index.js';
+import { DataAwsSecretsmanagerSecretVersion } from '@cdktf/provider-aws/lib/data-aws-secretsmanager-secret-version/index.js';
 import { DbInstance } from '@cdktf/provider-aws/lib/db-instance/index.js';
 import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template/index.js';
 import { Fn } from 'cdktf';
@@ -33,6 +34,14 @@ describe('AF-PLAINTEXT-SECRETS', () => {
         userData: base64('#!/bin/bash\nTOKEN=$(curl -X PUT http://169.254.169.254/latest/api/token)\n'),
       });
       expect(() => fullSynth(stack)).not.toThrow();
+    });
+
+    it('fails the synth when a token secret would be read into the state (non-compliant)', () => {
+      const stack = guardedStack([rule]);
+      new DataAwsSecretsmanagerSecretVersion(stack, 'admin', { secretId: 'airfleet/dev/admin-token' });
+      expect(() => fullSynth(stack)).toThrow(
+        /\[AF-PLAINTEXT-SECRETS\] data\.aws_secretsmanager_secret_version\.admin: reads a secret value into the state/,
+      );
     });
 
     it('fails the synth on a literal database password (non-compliant)', () => {
@@ -79,6 +88,33 @@ describe('AF-PLAINTEXT-SECRETS', () => {
       expect(statusOf(rule.evaluate(resource('aws_ssm_parameter', { name: '/x', type: 'String', value: 'url' })))).toBe(
         'compliant',
       );
+    });
+
+    it('refuses data sources that read a secret value into the state', () => {
+      const data = (type: string, config: Record<string, unknown>) => ({
+        kind: 'data' as const,
+        type,
+        name: 'd',
+        config,
+      });
+      for (const [type, config] of [
+        ['aws_secretsmanager_secret_version', { secret_id: 'airfleet/dev/admin-token' }],
+        ['aws_ssm_parameter', { name: '/airfleet/dev/nomad/tls/client-key.pem' }],
+        ['aws_kms_secrets', { secret: [] }],
+        ['nomad_acl_token', { accessor_id: 'x' }],
+        ['nomad_variable', { path: 'nomad/jobs/x' }],
+      ] as const) {
+        expect(statusOf(rule.evaluate(data(type, config)))).toBe('non-compliant');
+      }
+      expect(findingsOf(rule.evaluate(data('aws_secretsmanager_secret_version', { secret_id: 'x' })))).toEqual([
+        'reads a secret value into the state; hand the secret ARN to whoever needs the value and read it there',
+      ]);
+      for (const [type, config] of [
+        ['aws_ssm_parameter', { name: '/airfleet/dev/executor-url', with_decryption: false }],
+        ['aws_secretsmanager_secret', { name: 'airfleet/dev/admin-token' }],
+      ] as const) {
+        expect(statusOf(rule.evaluate(data(type, config)))).not.toBe('non-compliant');
+      }
     });
 
     it('refuses credentials in provider blocks', () => {

@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { buildApi } from '../../api/server.ts';
-import { configFromEnv, parseServiceConfig } from '../../config.ts';
+import { reloadOnChange, tlsEnabled } from '../../api/tls.ts';
+import { configFromEnv, parseServiceConfig, type ServiceConfig } from '../../config.ts';
 import type { BackendName } from '../../domain/workload.ts';
 import { createLogger } from '../../lib/logging.ts';
 import { ExecutorService } from '../../service/executor-service.ts';
+import { tokenSecretArns, tokensFromSecrets } from '../../service/token-secrets.ts';
 import type { GlobalOptions } from '../context.ts';
 import { int, list } from '../parse.ts';
 
@@ -22,6 +24,7 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
       list,
     )
     .option('--local-concurrency <n>', 'most tasks the local backend runs at once', int('--local-concurrency'))
+    .option('--check', 'validate the configuration (environment and options), print it without secrets, and exit')
     .action(
       async (opts: {
         databaseUrl?: string;
@@ -30,6 +33,7 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
         logLevel?: string;
         backends?: string[];
         localConcurrency?: number;
+        check?: boolean;
       }) => {
         const g = globals();
         const config = parseServiceConfig({
@@ -42,10 +46,22 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
           ...(opts.backends ? { backends: opts.backends as BackendName[] } : {}),
           ...(opts.localConcurrency !== undefined ? { localConcurrency: opts.localConcurrency } : {}),
         });
+        const secretArns = tokenSecretArns();
+        if (opts.check) {
+          process.stdout.write(`${JSON.stringify({ ...describeConfig(config), tokenSecrets: secretArns })}\n`);
+          return;
+        }
         const logger = createLogger(config.logLevel);
-        const service = await ExecutorService.open(config, logger);
-        const app = await buildApi(service, logger);
+        const fromSecrets = Object.keys(secretArns).length
+          ? await tokensFromSecrets(secretArns, await secretsClient(), logger)
+          : [];
+        const service = await ExecutorService.open(
+          { ...config, bootstrapTokens: [...config.bootstrapTokens, ...fromSecrets] },
+          logger,
+        );
+        const app = await buildApi(service, logger, { tls: config.tls });
         await app.listen({ host: config.host, port: config.port });
+        const stopWatching = reloadOnChange(app.server as never, config.tls, logger);
         let closing = false;
         const close = async (signal: string) => {
           if (closing) return;
@@ -53,6 +69,7 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
           logger.info({ signal }, 'shutting down: no new leases or claims; peers or the successor take the work');
           // Stop handing out work first (parked polls answer now), then stop the HTTP server (it waits for the
           // requests under way), then the rest.
+          stopWatching();
           await service.quiesce();
           await app.close();
           await service.close();
@@ -62,4 +79,32 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
         process.on('SIGTERM', () => void close('SIGTERM'));
       },
     );
+}
+
+/** What `serve --check` prints: where the service would listen and what it would use, never a secret. */
+export function describeConfig(config: ServiceConfig): Record<string, unknown> {
+  let database: Record<string, unknown> | string = 'embedded';
+  if (config.databaseUrl) {
+    const url = new URL(config.databaseUrl);
+    database = {
+      at: `${url.protocol}//${url.hostname}${url.port ? `:${url.port}` : ''}${url.pathname}`,
+      sslmode: url.searchParams.get('sslmode'),
+      sslrootcert: url.searchParams.get('sslrootcert'),
+      credentials: config.databaseSecretArn ?? (url.password ? 'in the URL' : 'none'),
+    };
+  }
+  return {
+    ok: true,
+    listen: `${tlsEnabled(config.tls) ? 'https' : 'http'}://${config.host}:${config.port}`,
+    clientCertificates: config.tls.clientCaFile ? 'required on /v1/worker/' : 'not asked',
+    database,
+    backends: config.backends ?? (config.databaseUrl ? ['pool'] : ['pool', 'local']),
+    bootstrapTokens: config.bootstrapTokens.map((t) => t.name),
+  };
+}
+
+/** Loaded only when a secret is configured: the SDK client costs memory a service without one should not pay. */
+async function secretsClient() {
+  const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+  return new SecretsManagerClient({});
 }

@@ -122,6 +122,7 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
       'on EC2 Auto Scaling: keep this instance protected from scale-in while tasks run (env AIRFLEET_ASG_NAME; instance id from AIRFLEET_INSTANCE_ID or the metadata service)',
       process.env.AIRFLEET_ASG_NAME,
     )
+    .option('--check', 'validate the options and the token, print them without the token, and exit')
     .action(
       async (opts: {
         asgProtection?: string;
@@ -138,11 +139,17 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
         workDir: string;
         stateDir?: string;
         spoolMax: number;
+        check?: boolean;
       }) => {
         const g = globals();
         const token = resolveToken(g);
         if (!token)
           throw new ConfigError('the worker needs an enrollment token: --token or AIRFLEET_TOKEN (scope enroll)');
+        if (opts.check) {
+          const { check: _, ...shown } = opts;
+          process.stdout.write(`${JSON.stringify({ ok: true, apiUrl: clientFrom(g).baseUrl, ...shown })}\n`);
+          return;
+        }
         const logger = createLogger(process.env.AIRFLEET_LOG_LEVEL ?? 'info');
         const dataDir = g.dataDir ?? process.env.AIRFLEET_DATA_DIR ?? join(process.cwd(), '.airfleet');
         const runtime =

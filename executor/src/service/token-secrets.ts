@@ -1,0 +1,112 @@
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Logger } from 'pino';
+import { ConfigError } from '../errors.ts';
+import { newSecret, type Scope } from '../store/tokens.ts';
+
+/**
+ * The deployment's API tokens in Secrets Manager (docs/deployment-secrets.md): the stacks create one secret
+ * per token with no value (so no token is ever in Terraform state); the first executor to start fills each
+ * empty one with a new token, and every instance registers the secrets' current values, hashed, like the
+ * tokens given by value (bootstrapTokens). Clients read the same secrets: workers the enroll token, Airflow
+ * the submit token, operators the admin token.
+ */
+export const TOKEN_SECRETS = {
+  admin: { env: 'AIRFLEET_ADMIN_TOKEN_SECRET_ARN', scopes: ['admin'] },
+  submit: { env: 'AIRFLEET_SUBMIT_TOKEN_SECRET_ARN', scopes: ['submit', 'read'] },
+  enroll: { env: 'AIRFLEET_ENROLL_TOKEN_SECRET_ARN', scopes: ['enroll'] },
+} as const satisfies Record<string, { env: string; scopes: Scope[] }>;
+
+export type TokenSecretKind = keyof typeof TOKEN_SECRETS;
+
+/**
+ * The version id of the first value: two instances starting together both try to fill an empty secret with
+ * this ClientRequestToken, Secrets Manager keeps the first and refuses the other's different value
+ * (ResourceExistsException), and the loser reads the winner's.
+ */
+export const FIRST_VERSION_ID = 'airfleet-first-value-00000000000000000000';
+
+/** A new API token, `aft_<id>_<secret>` (the format `airfleet token generate` prints). */
+export function generateApiToken(): string {
+  return `aft_${newSecret()
+    .replace(/[^A-Za-z0-9]/g, '')
+    .slice(0, 18)}_${newSecret()}`;
+}
+
+function isEmptySecret(error: unknown): boolean {
+  // A secret with no version: GetSecretValue answers ResourceNotFoundException for the AWSCURRENT label.
+  return (error as Error).name === 'ResourceNotFoundException';
+}
+
+/** The SDK's commands, loaded on first use: a service configured without secrets never pays for the SDK. */
+const sdk = () => import('@aws-sdk/client-secrets-manager');
+
+async function readValue(client: SecretsManagerClient, arn: string): Promise<string | undefined> {
+  const { GetSecretValueCommand } = await sdk();
+  try {
+    const out = await client.send(new GetSecretValueCommand({ SecretId: arn }));
+    const value = out.SecretString?.trim();
+    return value ? value : undefined;
+  } catch (error) {
+    if (isEmptySecret(error)) return undefined;
+    throw error;
+  }
+}
+
+/** The token in one secret, filling the secret with a new token first if it has none. */
+export async function tokenFromSecret(
+  client: SecretsManagerClient,
+  arn: string,
+  logger: Logger,
+  kind: string,
+): Promise<string> {
+  const current = await readValue(client, arn);
+  if (current) return current;
+  const { PutSecretValueCommand } = await sdk();
+  try {
+    await client.send(
+      new PutSecretValueCommand({
+        SecretId: arn,
+        SecretString: generateApiToken(),
+        ClientRequestToken: FIRST_VERSION_ID,
+      }),
+    );
+    logger.info({ secret: arn, kind }, 'filled an empty token secret with a new token');
+  } catch (error) {
+    if ((error as Error).name !== 'ResourceExistsException') throw error;
+  }
+  const filled = await readValue(client, arn);
+  if (!filled) throw new ConfigError(`token secret ${arn} is still empty after filling it`);
+  return filled;
+}
+
+/** ARNs of the token secrets from the environment (`AIRFLEET_<KIND>_TOKEN_SECRET_ARN`). */
+export function tokenSecretArns(env: NodeJS.ProcessEnv = process.env): Partial<Record<TokenSecretKind, string>> {
+  const out: Partial<Record<TokenSecretKind, string>> = {};
+  for (const [kind, spec] of Object.entries(TOKEN_SECRETS) as Array<
+    [TokenSecretKind, (typeof TOKEN_SECRETS)[TokenSecretKind]]
+  >) {
+    const arn = env[spec.env];
+    if (!arn) continue;
+    if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/.test(arn)) {
+      throw new ConfigError(
+        `${spec.env}=${arn} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)`,
+      );
+    }
+    out[kind] = arn;
+  }
+  return out;
+}
+
+/** Reads (and where empty, fills) every configured token secret; the tokens to register at start-up. */
+export async function tokensFromSecrets(
+  arns: Partial<Record<TokenSecretKind, string>>,
+  client: SecretsManagerClient,
+  logger: Logger,
+): Promise<Array<{ name: string; token: string; scopes: Scope[] }>> {
+  const out: Array<{ name: string; token: string; scopes: Scope[] }> = [];
+  for (const [kind, arn] of Object.entries(arns) as Array<[TokenSecretKind, string]>) {
+    const token = await tokenFromSecret(client, arn, logger, kind);
+    out.push({ name: `secret-${kind}`, token, scopes: [...TOKEN_SECRETS[kind].scopes] });
+  }
+  return out;
+}

@@ -1,0 +1,63 @@
+import { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret/index.js';
+import { Construct } from 'constructs';
+import type { AirfleetStack } from '../airfleet-stack.ts';
+import type { EnvironmentConfig } from '../config/schema.ts';
+import type { PolicyStatement } from './iam.ts';
+
+/**
+ * The deployment's API tokens, one Secrets Manager secret each, created here with no value: Terraform never
+ * sees a token, so none is in its state. The executor fills an empty one with a new token on its first start
+ * and registers the current values (executor/src/service/token-secrets.ts); workers read the enroll token,
+ * Airflow the submit token, operators the admin token.
+ */
+export const TOKEN_KINDS = ['admin', 'submit', 'enroll'] as const;
+export type TokenKind = (typeof TOKEN_KINDS)[number];
+
+/** The environment variable that hands the executor each secret's ARN. */
+export const TOKEN_SECRET_ENV: Readonly<Record<TokenKind, string>> = {
+  admin: 'AIRFLEET_ADMIN_TOKEN_SECRET_ARN',
+  submit: 'AIRFLEET_SUBMIT_TOKEN_SECRET_ARN',
+  enroll: 'AIRFLEET_ENROLL_TOKEN_SECRET_ARN',
+};
+
+/** `airfleet/<env>/<kind>-token`; the enroll token's name is configurable (`enrollTokenSecretName`). */
+export function tokenSecretName(env: EnvironmentConfig, kind: TokenKind): string {
+  return kind === 'enroll' ? env.enrollTokenSecretName : `airfleet/${env.name}/${kind}-token`;
+}
+
+/** What the executor needs on its token secrets: read them, and fill an empty one (first start). */
+export function tokenSecretStatements(stack: AirfleetStack): PolicyStatement[] {
+  return [
+    {
+      Sid: 'ReadAndFillTokenSecrets',
+      Action: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'],
+      Resource: TOKEN_KINDS.map((kind) =>
+        stack.arn('secretsmanager', `secret:${tokenSecretName(stack.env, kind)}-??????`),
+      ),
+    },
+  ];
+}
+
+export class TokenSecrets extends Construct {
+  readonly secrets: Record<TokenKind, SecretsmanagerSecret>;
+
+  constructor(scope: AirfleetStack, id: string) {
+    super(scope, id);
+    const env = scope.env;
+    this.secrets = Object.fromEntries(
+      TOKEN_KINDS.map((kind) => [
+        kind,
+        new SecretsmanagerSecret(this, kind, {
+          name: tokenSecretName(env, kind),
+          description: `airfleet ${env.name}: the ${kind} API token, filled by the executor on its first start`,
+          recoveryWindowInDays: env.production ? 30 : 0,
+        }),
+      ]),
+    ) as Record<TokenKind, SecretsmanagerSecret>;
+  }
+
+  /** Secret ARNs by the executor's environment variable names. */
+  environment(): Record<string, string> {
+    return Object.fromEntries(TOKEN_KINDS.map((kind) => [TOKEN_SECRET_ENV[kind], this.secrets[kind].arn]));
+  }
+}
