@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,6 +6,7 @@ import Docker from 'dockerode';
 import type { Workload } from '../../executor/src/domain/workload.ts';
 import { ServiceProcess, waitFor } from '../src/airfleet-process.ts';
 import { projectImage, testLabels } from '../src/docker-env.ts';
+import { freePort } from '../src/ports.ts';
 import { createWorkerService, isSwarmManager, replicasOf, serviceTasks } from '../src/swarm-workers.ts';
 
 /**
@@ -13,7 +15,7 @@ import { createWorkerService, isSwarmManager, replicasOf, serviceTasks } from '.
  * minimum by removing drained workers only; the `steady` pool beside it keeps its own size.
  *
  * Sizes: CI time is the constraint, so by default a scaled-down burst keeps every assertion: 24 tasks of
- * 5 s, workers of one slot, at most 4 of them, an 8 s scale-in cooldown (65 to 100 s in all on the 2-core CI
+ * 5 s, workers of one slot, at most 4 of them, an 8 s scale-in cooldown (60 to 90 s in all on the 2-core CI
  * machine under load). The issue's burst is an opt-in: AUTOSCALE_TASKS=40 AUTOSCALE_TASK_SECONDS=10
  * AUTOSCALE_MAX_WORKERS=8 (95 to 145 s); AUTOSCALE_COOLDOWN_SECONDS sets the cooldown.
  */
@@ -64,19 +66,25 @@ describe('autoscaler on Docker Swarm', () => {
       drainTimeoutSeconds: 60,
       driver: { kind: 'swarm', service: svc },
     });
-    service = await ServiceProcess.start({
+    // The workers' services start while the service does (they retry registering until it answers): the
+    // enrollment token is given to the service by value, and the port is chosen first.
+    const port = await freePort();
+    const token = `aft_${randomBytes(9).toString('hex')}_${randomBytes(24).toString('base64url')}`;
+    const starting = ServiceProcess.start({
+      port,
       heartbeatIntervalMs: 1_000,
       heartbeatTimeoutMs: 10_000,
       env: {
         AIRFLEET_AUTOSCALE_INTERVAL_MS: '1000',
+        AIRFLEET_ENROLL_TOKEN: token,
         AIRFLEET_POOLS: JSON.stringify([
           pool('burst', 'burst', BURST_SERVICE, MAX_WORKERS),
           pool('steady', 'steady', STEADY_SERVICE, 3),
         ]),
       },
-    });
-    const { token } = await service.client.request<{ token: string }>('POST', '/v1/tokens', {
-      body: { name: 'swarm-workers', scopes: ['enroll'] },
+    }).then((started) => {
+      service = started; // for afterAll, even if what follows fails
+      return started;
     });
     const created = await docker.createSecret({
       Name: `af-enroll-${run}`,
@@ -86,7 +94,7 @@ describe('autoscaler on Docker Swarm', () => {
     secret = docker.getSecret(created.id);
     const common = {
       image: projectImage('executor'),
-      apiUrl: service.url,
+      apiUrl: `http://127.0.0.1:${port}`,
       tokenSecret: { id: created.id, name: `af-enroll-${run}` },
       concurrency: 1,
       replicas: 1,
@@ -94,6 +102,7 @@ describe('autoscaler on Docker Swarm', () => {
     };
     await createWorkerService(docker, { ...common, name: BURST_SERVICE, queue: 'burst', pool: 'burst' });
     await createWorkerService(docker, { ...common, name: STEADY_SERVICE, queue: 'steady', pool: 'steady' });
+    service = await starting;
     // Both minimum workers registered before the burst.
     await waitFor(
       'the two minimum workers to register',
@@ -215,7 +224,7 @@ describe('autoscaler on Docker Swarm', () => {
       sizes: `${TASKS} tasks of ${TASK_SECONDS} s, max ${MAX_WORKERS} workers, ${COOLDOWN_SECONDS} s scale-in cooldown${
         ISSUE_SIZES
           ? " (the issue's burst)"
-          : " (scaled down from the issue's 40 tasks of 10 s by AUTOSCALE_* variables)"
+          : " (scaled down for CI time; the issue's 40 × 10 s: AUTOSCALE_TASKS=40 AUTOSCALE_TASK_SECONDS=10 AUTOSCALE_MAX_WORKERS=8)"
       }`,
       burstToFirstExtraWorkerRunningSeconds: firstExtra ? (firstExtra.at - burstAt) / 1000 : null,
       peakWorkers: peak,
