@@ -110,6 +110,8 @@ export class DataStack extends AirfleetStack {
       recoveryWindowInDays: this.env.production ? 30 : 0,
     });
 
+    this.tokens = new TokenSecrets(this, 'token-secrets');
+
     this.database = new DbInstance(this, 'database', {
       identifier,
       engine: 'postgres',
@@ -156,7 +158,7 @@ export class DataStack extends AirfleetStack {
       // Destroyed first in its stack: when RDS refuses (deletion protection), nothing else of the stack is
       // gone yet (the ingress rules would otherwise go in parallel and cut every client off). Where deletion
       // protection is on, Terraform itself refuses to plan the destroy.
-      dependsOn: [alias, executorSecret, ...ingress],
+      dependsOn: [alias, executorSecret, ...Object.values(this.tokens.secrets), ...ingress],
       lifecycle: {
         preventDestroy: db.deletionProtection,
         ...(db.deletionProtection ? { ignoreChanges: ['final_snapshot_identifier'] } : {}),
@@ -171,7 +173,6 @@ export class DataStack extends AirfleetStack {
       secretArn: this.database.masterUserSecret.get(0).secretArn,
       kmsKeyArn: this.key.arn,
     };
-    this.tokens = new TokenSecrets(this, 'token-secrets');
     new TerraformOutput(this, 'database_endpoint', { value: this.database.endpoint });
     new TerraformOutput(this, 'database_secret_arn', { value: this.connection.secretArn });
     new TerraformOutput(this, 'database_executor_secret_arn', { value: executorSecret.arn });
