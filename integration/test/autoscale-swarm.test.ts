@@ -72,9 +72,12 @@ describe('autoscaler on Docker Swarm', () => {
     const token = `aft_${randomBytes(9).toString('hex')}_${randomBytes(24).toString('base64url')}`;
     const starting = ServiceProcess.start({
       port,
+      // Generous timeouts: at a load average of 20 a worker's heartbeat can arrive seconds late, and a late
+      // heartbeat sent before a lease arrived must not read as the worker denying it (lease-ack timeout).
       heartbeatIntervalMs: 1_000,
-      heartbeatTimeoutMs: 10_000,
+      heartbeatTimeoutMs: 30_000,
       env: {
+        AIRFLEET_LEASE_ACK_TIMEOUT_MS: '15000',
         AIRFLEET_AUTOSCALE_INTERVAL_MS: '1000',
         AIRFLEET_ENROLL_TOKEN: token,
         AIRFLEET_POOLS: JSON.stringify([
