@@ -6,11 +6,12 @@
 //   npm run bench                          # PostgreSQL in a container from images/postgres (Docker needed)
 //   npm run bench -- --database-url URL    # an existing PostgreSQL (an empty database)
 //   npm run bench -- --quick               # smaller counts, for a quick look
-//   npm run bench -- --only dispatch       # some sections: submit, dispatch, leases, live, batch (comma-separated)
+//   npm run bench -- --only dispatch       # some sections: submit, dispatch, leases, live, batch, nomad (comma-separated)
 //
 // The batch section runs the batch backend against moto (integration/.venv) behind the throttling proxy,
 // which enforces AWS's SubmitJob quota (50/s); the jobs are held in SUBMITTED by moto's state manager, so
-// moto starts no containers and the figures are those of the API traffic alone.
+// moto starts no containers and the figures are those of the API traffic alone. The nomad section runs the
+// nomad backend against the Nomad fake: register rate, and requests per job over its life (scripts/bench/nomad.mjs).
 //   npm run bench -- --cpu-prof DIR        # the service writes a V8 CPU profile into DIR when it stops
 //   npm run bench -- --vs edge3,celery     # and the same scenarios on Airflow's Edge executor and on Celery,
 //                                          # in one side-by-side table (scripts/bench/, README "Benchmark");
@@ -25,6 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { CpuMeter, containerPid } from './bench/cpu.mjs';
+import { benchNomad, nomadAvailable } from './bench/nomad.mjs';
 import { formatVs, ratio, vsRows } from './bench/table.mjs';
 
 const { values: args } = parseArgs({
@@ -39,7 +41,7 @@ const { values: args } = parseArgs({
     readme: { type: 'boolean', default: false },
   },
 });
-const SECTIONS = ['submit', 'dispatch', 'leases', 'live', 'batch'];
+const SECTIONS = ['submit', 'dispatch', 'leases', 'live', 'batch', 'nomad'];
 const only = new Set(args.only ? args.only.split(',').map((x) => x.trim()) : SECTIONS);
 for (const name of only) {
   if (!SECTIONS.includes(name)) {
@@ -647,6 +649,17 @@ try {
     );
   }
 
+  if (only.has('nomad')) {
+    const available = nomadAvailable();
+    if (available.ok) {
+      results.nomad = await benchNomad({ root, databaseUrl, admin: ADMIN, quick, log, freePort, sleep });
+    } else if (args.only) {
+      throw new Error(`the nomad section cannot run: ${available.reason}`);
+    } else {
+      log(`the nomad section is skipped: ${available.reason}`);
+    }
+  }
+
   // ---------------------------------------------------------------- side by side (--vs)
   if (vs.size) {
     // The main instance and its 2,000 simulated workers are done: nothing of airfleet's runs while the peers do.
@@ -1043,6 +1056,17 @@ function DESIGN_TARGETS(r) {
     );
     atMost('Batch workloads failed by throttling', r.batch.throttlingFailures, 0);
     atMost('Batch DescribeJobs calls per job per poll', r.batch.describeCallsPerJobPerPoll, 0.01);
+  }
+  if (r.nomad) {
+    row('Nomad registers/s to the fake', r.nomad.submitPerSecond, '(fake: API traffic)', null);
+    atMost('Nomad watch requests per job, whole life', r.nomad.watchRequestsPerJob, 2);
+    row(
+      'Nomad requests per job in all (register, logs, purge)',
+      r.nomad.requestsPerJob,
+      '(seed: 4-5 per heartbeat)',
+      null,
+    );
+    atMost(`Nomad peak connections (${r.nomad.ran} jobs)`, r.nomad.peakConnections, 17);
   }
   if (r.vs) {
     // DESIGN.md: ahead of Edge by 10x on latency and dispatch rate; within 2x of Celery's latency, durable.

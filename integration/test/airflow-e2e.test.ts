@@ -26,6 +26,7 @@ import { launchChromium, screenshot } from '../src/browser.ts';
 import { projectImage } from '../src/docker-env.ts';
 import { type StartedMoto, startMoto } from '../src/moto.ts';
 import { createMotoBatch, MOTO_CREDENTIALS, MOTO_REGION } from '../src/moto-batch.ts';
+import { type NomadFake, startNomadFake } from '../src/nomad-fake/index.ts';
 import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
 
 jest.setTimeout(12 * 60_000);
@@ -50,6 +51,7 @@ interface Workload {
 const JWT = /eyJhbGciOi[A-Za-z0-9_-]+\.eyJ/;
 let pg: StartedPostgres;
 let moto: StartedMoto;
+let nomad: NomadFake;
 let service: ServiceProcess;
 let airflow: AirflowDeployment;
 const workers = new Map<string, AirfleetProcess>();
@@ -114,9 +116,17 @@ beforeAll(async () => {
   // definition's: moto runs each job as its container on the host network, where Airflow's api-server is.
   moto = await startMoto();
   const batch = await createMotoBatch(moto, { prefix: 'airfleet-e2e-', image: projectImage('task-runner') });
+  // Nomad (the fake of integration/src/nomad-fake/): its task containers get the DAGs folder as the `dags` host
+  // volume, where the task-runner image reads DAGs.
+  const nomadConfig = join(scratch, 'nomad-config');
+  mkdirSync(nomadConfig);
+  nomad = await startNomadFake({
+    token: 'e2e-nomad-token',
+    hostVolumes: { dags: { path: dags }, config: { path: nomadConfig } },
+  });
   service = await ServiceProcess.start({
     databaseUrl: airfleetDb,
-    backends: 'pool,local,batch',
+    backends: 'pool,local,batch,nomad',
     heartbeatIntervalMs: 1_000,
     heartbeatTimeoutMs: 8_000,
     // On PostgreSQL, secretEnv (the workload JSON) is encrypted with this key. Airflow's UI (on another loopback
@@ -124,6 +134,9 @@ beforeAll(async () => {
     env: {
       ...workerEnv,
       ...batch.serviceEnv(),
+      NOMAD_ADDR: nomad.address,
+      NOMAD_TOKEN: 'e2e-nomad-token',
+      AIRFLEET_NOMAD_LOG_INTERVAL_MS: '1000',
       AIRFLEET_BATCH_POLL_INTERVAL_MS: '1000',
       AIRFLEET_BATCH_LOG_INTERVAL_MS: '1000',
       AIRFLEET_SECRET_KEY: randomBytes(32).toString('base64'),
@@ -171,6 +184,7 @@ afterAll(async () => {
   await Promise.all([...workers.values()].map((w) => w.kill('SIGTERM')));
   await service?.stop();
   await moto?.stop();
+  await nomad?.stop();
   await pg?.stop();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
@@ -421,6 +435,25 @@ test('a task on AWS Batch (moto): one job, its output in the Airflow log, its XC
   } finally {
     client.destroy();
   }
+});
+
+test('a task on Nomad (the fake): one job, its output in the Airflow log, its XCom read by the next task', async () => {
+  const { state, tis } = await finished('airfleet_on_nomad');
+  expect(summary(tis)).toEqual(['double:success:try1', 'on_nomad:success:try1']);
+  expect(state).toBe('success');
+  const [w] = await endedWorkloadsOf('airfleet_on_nomad', 'on_nomad');
+  expect(w).toMatchObject({ backend: 'nomad', state: 'succeeded', attempt: 1, workerName: null });
+  const lines = await log('airfleet_on_nomad', 'on_nomad', 1);
+  expect(events(lines)).toContain(`on nomad: WHERE=nomad job=${w!.backendRef}`);
+  expectNoToken(lines);
+  expect(events(await log('airfleet_on_nomad', 'double', 1))).toContain('after nomad: 42');
+  // The job as any reader of the namespace sees it: the runner's command, no token anywhere.
+  const spec = nomad.store.specs.find((s) => JSON.parse(s).ID === w!.backendRef);
+  expect(JSON.parse(spec!).TaskGroups[0].Tasks[0].Config).toMatchObject({
+    command: 'python3',
+    args: ['-m', 'airfleet_airflow.run'],
+  });
+  for (const s of nomad.store.specs) expect(JWT.test(s)).toBe(false);
 });
 
 test('an infrastructure failure (image pull) fails the task with the reason and message in its log', async () => {

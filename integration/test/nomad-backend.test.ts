@@ -253,10 +253,17 @@ describe('nomad backend (service as a process)', () => {
     },
   );
 
-  it('re-attaches a running job after the service is SIGKILLed, without a second submission', async () => {
+  it('re-attaches a job after the service is SIGKILLed, learns how it ended meanwhile, without a second submission', async () => {
     const w = await submit({ image: IMAGE, command: ['sh', '-c', 'echo begin; sleep 4; echo end'] });
     await waitState(w.id, (x) => x.state === 'running', 'to run');
-    await service.restart('SIGKILL');
+    await service.process!.kill('SIGKILL');
+    // The task ends while no service watches it (its end is then only in Nomad's state, not in the stream).
+    if (fake) {
+      await waitFor('the task to end at Nomad', async () =>
+        [...fake!.store.allocs.values()].some((a) => a.JobID === jobId(w) && a.ClientStatus === 'complete'),
+      );
+    }
+    await service.restart();
     const done = await waitEnded(w.id, 90_000);
     expect(done).toMatchObject({ state: 'succeeded', attempt: 1, backendRef: jobId(w) });
     expect(await logs(w.id, 'stdout')).toBe('begin\nend\n');

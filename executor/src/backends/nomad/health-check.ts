@@ -16,7 +16,9 @@ export async function nomadHealthProblems(client: NomadClient, config: NomadConf
     return [connectionProblem(error, config)];
   }
   const problems: string[] = [];
-  if (config.token) {
+  // Through the Task API socket NOMAD_TOKEN is a workload identity, not an ACL token: /v1/acl/token/self
+  // does not know it, so the namespace read below is its check.
+  if (config.token && !config.address.startsWith('unix://')) {
     try {
       await client.request('GET', '/v1/acl/token/self', { scoped: false, timeoutMs: 10_000 });
     } catch (error) {

@@ -30,6 +30,8 @@ export class NomadLogCopier {
   private readonly stored: Partial<Record<LogStream, number>> = {};
   private running: Promise<void> = Promise.resolve();
   private gapNoted = false;
+  /** Lines for the attempt's log about output lost to rotation (written with the end's notes). */
+  readonly gaps: string[] = [];
 
   constructor(host: BackendHost, client: NomadClient, workloadId: string, attempt: number) {
     this.host = host;
@@ -98,6 +100,9 @@ export class NomadLogCopier {
   private async noteGap(stream: LogStream, firstIndex: number): Promise<void> {
     if (this.gapNoted) return;
     this.gapNoted = true;
+    this.gaps.push(
+      `Nomad had deleted ${stream} files 0 to ${firstIndex - 1} (logs.max_files) before they could be copied: the ${stream} kept starts with file ${firstIndex}`,
+    );
     this.host.logger.warn(
       { workload: this.workloadId, attempt: this.attempt, stream, firstIndex },
       'Nomad rotated task log files away before they were copied',

@@ -52,6 +52,12 @@ interface Watched {
   logsFinal: boolean;
   /** When the job was registered (ms): ours, or Nomad's SubmitTime for a job found by reconcile. */
   submittedAt: number | null;
+  /**
+   * Attached by reconcile at this time and not yet adopted: the service records the adoption after
+   * reconcile returns, and an end reported before it would be refused (the attempt is not ours yet). Its
+   * state is read once it shows in this instance's `inFlight()`.
+   */
+  attachedAt: number | null;
 }
 
 /**
@@ -294,6 +300,7 @@ export class NomadBackend implements Backend {
       copying: false,
       logsFinal: false,
       submittedAt: null,
+      attachedAt: null,
     };
     this.watched.set(id, w);
     return w;
@@ -309,7 +316,7 @@ export class NomadBackend implements Backend {
     }
     for (const a of allocations) {
       const w = this.watched.get(a.JobID);
-      if (!w || w.ended) continue;
+      if (!w || w.ended || w.attachedAt !== null) continue;
       const current = w.alloc;
       if (current && current.ID === a.ID && (current.ModifyIndex ?? 0) > (a.ModifyIndex ?? 0)) continue;
       if (current && current.ID !== a.ID && (current.CreateIndex ?? 0) > (a.CreateIndex ?? 0)) continue;
@@ -324,6 +331,8 @@ export class NomadBackend implements Backend {
     if (seen.kind === 'running') {
       if (!w.reportedRunning) {
         w.reportedRunning = true;
+        // The first copy one interval after the start: a short task's whole log comes with its end instead.
+        w.lastLogCopy = Date.now();
         void this.enqueue({ ...base, state: 'running' });
         // The template has rendered by the time the task starts: the variable is no longer needed.
         if (w.hasSecret !== false) this.track(this.deleteSecret(w));
@@ -359,8 +368,11 @@ export class NomadBackend implements Backend {
         );
     }
     w.logsFinal = true;
+    if (update.state === 'succeeded' && w.logs.gaps.length > 0) {
+      await w.logs.note(w.logs.gaps).catch(() => undefined);
+    }
     if (update.state !== 'succeeded') {
-      const lines = [...notes];
+      const lines = [...notes, ...w.logs.gaps];
       if (update.state === 'failed')
         lines.push(`nomad job ${w.jobId} failed: ${update.reason}: ${update.message ?? ''}`);
       else lines.push(`nomad job ${w.jobId} was stopped on request`);
@@ -470,12 +482,17 @@ export class NomadBackend implements Backend {
     if (this.watched.size === 0) return;
     const inFlight = await this.host!.inFlight();
     const now = Date.now();
-    const live = new Set<string>();
+    const live = new Set<string>(inFlight.map((a) => a.ref ?? jobId(this.config.jobPrefix, a.workloadId, a.attempt)));
+    // Re-attached attempts now ours: their current state, in two requests for all of them.
+    const adopted = [...this.watched.values()].filter((w) => w.attachedAt !== null && live.has(w.jobId));
+    if (adopted.length > 0) {
+      for (const w of adopted) w.attachedAt = null;
+      await this.resyncAttached();
+    }
     for (const a of inFlight) {
       const id = a.ref ?? jobId(this.config.jobPrefix, a.workloadId, a.attempt);
-      live.add(id);
       const w = this.watched.get(id);
-      if (!w || w.ended) continue;
+      if (!w || w.ended || w.attachedAt !== null) continue;
       if (w.reportedRunning) {
         this.copyLogsIfDue(w, now);
         continue;
@@ -489,6 +506,8 @@ export class NomadBackend implements Backend {
     }
     for (const [id, w] of this.watched) {
       // Ended in the database without an end from Nomad (a deadline, a cancel of a job never placed...).
+      // A re-attached attempt not adopted yet is not ours to stop (for a minute: then it never will be).
+      if (w.attachedAt !== null && now - w.attachedAt < 60_000) continue;
       if (!live.has(id) && !w.ended && this.submitsInFlight === 0) {
         w.ended = true;
         this.watched.delete(id);
@@ -592,16 +611,15 @@ export class NomadBackend implements Backend {
     }
     const byId = new Map(jobs.map((j) => [j.ID, j]));
     const verdicts: ReconcileVerdict[] = [];
-    let attached = false;
     for (const a of inFlight) {
       const id = a.ref ?? jobId(this.config.jobPrefix, a.workloadId, a.attempt);
       const base = { workloadId: a.workloadId, attempt: a.attempt };
       const found = byId.get(id);
       if (found) {
         const w = this.watch(a.workloadId, a.attempt, id, null);
+        w.attachedAt = Date.now();
         // Nomad's SubmitTime (ns) survives our restart: the pending timeout goes on from there.
         if (found.SubmitTime) w.submittedAt = Math.floor(found.SubmitTime / 1e6);
-        attached = true;
         verdicts.push({ ...base, verdict: 'attached', ref: id });
       } else if (a.state === 'submitting') {
         // The variable may have been written before the crash.
@@ -616,7 +634,6 @@ export class NomadBackend implements Backend {
         });
       }
     }
-    if (attached) await this.resyncAttached();
     return verdicts;
   }
 
