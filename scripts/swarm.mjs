@@ -6,14 +6,14 @@
 // environment, in the compose file or on a command line. GPU queues run docker-runtime workers on nodes
 // labelled `airfleet.gpu=true`, and their tasks get GPUs through device requests (execConfig/resources.gpus).
 //
-//   zx scripts/swarm.mjs up [--stack airfleet] [--tag dev] [--queues default:4:1:4,gpu:1:0:2] [--gpu-queues gpu]
+//   npx zx scripts/swarm.mjs up [--stack airfleet] [--tag dev] [--queues default:4:1:4,gpu:1:0:2] [--gpu-queues gpu]
 //                           [--port 8470]
-//   zx scripts/swarm.mjs down [--stack airfleet] [--keep-secrets]
-//   zx scripts/swarm.mjs config ...   (prints the stack file `up` deploys, nothing else)
+//   npx zx scripts/swarm.mjs down [--stack airfleet] [--keep-secrets]
+//   npx zx scripts/swarm.mjs config ...   (prints the stack file `up` deploys, nothing else)
 //
 // A queue is `name:slotsPerWorker:minWorkers:maxWorkers` (docs/autoscaler.md). The admin token is written to
 // .airfleet/swarm-<stack>/admin.token (mode 0600), where the CLI finds it:
-//   airfleet --data-dir .airfleet/swarm-<stack> --api-url http://127.0.0.1:8470 pools
+//   npx airfleet pools --data-dir .airfleet/swarm-<stack> --api-url http://127.0.0.1:8470
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -210,7 +210,7 @@ if (command === 'config') {
   say(
     `stack ${stack} deployed: executor on http://127.0.0.1:${port}, workers for ${queues.map((q) => q.name).join(', ')}`,
   );
-  say(`try: airfleet --data-dir ${join('.airfleet', `swarm-${stack}`)} --api-url http://127.0.0.1:${port} pools`);
+  say(`try: npx airfleet pools --data-dir ${join('.airfleet', `swarm-${stack}`)} --api-url http://127.0.0.1:${port}`);
   if (gpuQueues.size > 0)
     say('GPU workers run on nodes labelled airfleet.gpu=true: docker node update --label-add airfleet.gpu=true <node>');
 } else if (command === 'down') {

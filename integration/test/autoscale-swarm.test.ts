@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,6 +6,7 @@ import Docker from 'dockerode';
 import type { Workload } from '../../executor/src/domain/workload.ts';
 import { ServiceProcess, waitFor } from '../src/airfleet-process.ts';
 import { projectImage, testLabels } from '../src/docker-env.ts';
+import { freePort } from '../src/ports.ts';
 import { createWorkerService, isSwarmManager, replicasOf, serviceTasks } from '../src/swarm-workers.ts';
 
 /**
@@ -12,15 +14,16 @@ import { createWorkerService, isSwarmManager, replicasOf, serviceTasks } from '.
  * to the maximum, every task runs exactly once, and once the burst is over the service goes back to the
  * minimum by removing drained workers only; the `steady` pool beside it keeps its own size.
  *
- * Sizes: CI runs a scaled-down burst (24 tasks of 5 s, at most 4 workers, 8 s scale-in cooldown) to stay
- * within its time budget on a 2-core machine. The issue's figures (40 tasks of 10 s) are an opt-in:
- * AUTOSCALE_TASKS=40 AUTOSCALE_TASK_SECONDS=10 AUTOSCALE_MAX_WORKERS=8 (and AUTOSCALE_COOLDOWN_SECONDS).
+ * Sizes: CI time is the constraint, so by default a scaled-down burst keeps every assertion: 24 tasks of
+ * 5 s, workers of one slot, at most 4 of them, an 8 s scale-in cooldown (60 to 90 s in all on the 2-core CI
+ * machine under load). The issue's burst is an opt-in: AUTOSCALE_TASKS=40 AUTOSCALE_TASK_SECONDS=10
+ * AUTOSCALE_MAX_WORKERS=8 (95 to 145 s); AUTOSCALE_COOLDOWN_SECONDS sets the cooldown.
  */
 const TASKS = Number(process.env.AUTOSCALE_TASKS ?? 24);
 const TASK_SECONDS = Number(process.env.AUTOSCALE_TASK_SECONDS ?? 5);
 const MAX_WORKERS = Number(process.env.AUTOSCALE_MAX_WORKERS ?? 4);
 const COOLDOWN_SECONDS = Number(process.env.AUTOSCALE_COOLDOWN_SECONDS ?? 8);
-const SCALED_DOWN = !process.env.AUTOSCALE_TASKS;
+const ISSUE_SIZES = TASKS === 40 && TASK_SECONDS === 10;
 
 const docker = new Docker();
 const run = testLabels()
@@ -63,19 +66,28 @@ describe('autoscaler on Docker Swarm', () => {
       drainTimeoutSeconds: 60,
       driver: { kind: 'swarm', service: svc },
     });
-    service = await ServiceProcess.start({
+    // The workers' services start while the service does (they retry registering until it answers): the
+    // enrollment token is given to the service by value, and the port is chosen first.
+    const port = await freePort();
+    const token = `aft_${randomBytes(9).toString('hex')}_${randomBytes(24).toString('base64url')}`;
+    const starting = ServiceProcess.start({
+      port,
+      // Generous timeouts: at a load average of 20 a worker's heartbeat can arrive seconds late, and a late
+      // heartbeat sent before a lease arrived must not read as the worker denying it (lease-ack timeout).
       heartbeatIntervalMs: 1_000,
-      heartbeatTimeoutMs: 10_000,
+      heartbeatTimeoutMs: 30_000,
       env: {
+        AIRFLEET_LEASE_ACK_TIMEOUT_MS: '15000',
         AIRFLEET_AUTOSCALE_INTERVAL_MS: '1000',
+        AIRFLEET_ENROLL_TOKEN: token,
         AIRFLEET_POOLS: JSON.stringify([
           pool('burst', 'burst', BURST_SERVICE, MAX_WORKERS),
           pool('steady', 'steady', STEADY_SERVICE, 3),
         ]),
       },
-    });
-    const { token } = await service.client.request<{ token: string }>('POST', '/v1/tokens', {
-      body: { name: 'swarm-workers', scopes: ['enroll'] },
+    }).then((started) => {
+      service = started; // for afterAll, even if what follows fails
+      return started;
     });
     const created = await docker.createSecret({
       Name: `af-enroll-${run}`,
@@ -85,7 +97,7 @@ describe('autoscaler on Docker Swarm', () => {
     secret = docker.getSecret(created.id);
     const common = {
       image: projectImage('executor'),
-      apiUrl: service.url,
+      apiUrl: `http://127.0.0.1:${port}`,
       tokenSecret: { id: created.id, name: `af-enroll-${run}` },
       concurrency: 1,
       replicas: 1,
@@ -93,6 +105,7 @@ describe('autoscaler on Docker Swarm', () => {
     };
     await createWorkerService(docker, { ...common, name: BURST_SERVICE, queue: 'burst', pool: 'burst' });
     await createWorkerService(docker, { ...common, name: STEADY_SERVICE, queue: 'steady', pool: 'steady' });
+    service = await starting;
     // Both minimum workers registered before the burst.
     await waitFor(
       'the two minimum workers to register',
@@ -211,9 +224,11 @@ describe('autoscaler on Docker Swarm', () => {
       (w) => w.labels['airfleet.pool'] === 'burst' && w.state !== 'idle' && w.state !== 'running',
     );
     const figures = {
-      sizes: SCALED_DOWN
-        ? `scaled down for CI: ${TASKS} tasks of ${TASK_SECONDS} s, max ${MAX_WORKERS} workers, ${COOLDOWN_SECONDS} s scale-in cooldown (the issue's 40 × 10 s: AUTOSCALE_TASKS=40 AUTOSCALE_TASK_SECONDS=10 AUTOSCALE_MAX_WORKERS=8)`
-        : `${TASKS} tasks of ${TASK_SECONDS} s, max ${MAX_WORKERS} workers, ${COOLDOWN_SECONDS} s scale-in cooldown`,
+      sizes: `${TASKS} tasks of ${TASK_SECONDS} s, max ${MAX_WORKERS} workers, ${COOLDOWN_SECONDS} s scale-in cooldown${
+        ISSUE_SIZES
+          ? " (the issue's burst)"
+          : " (scaled down for CI time; the issue's 40 × 10 s: AUTOSCALE_TASKS=40 AUTOSCALE_TASK_SECONDS=10 AUTOSCALE_MAX_WORKERS=8)"
+      }`,
       burstToFirstExtraWorkerRunningSeconds: firstExtra ? (firstExtra.at - burstAt) / 1000 : null,
       peakWorkers: peak,
       lastTaskDoneToMinSeconds: (backAt - doneAt) / 1000,

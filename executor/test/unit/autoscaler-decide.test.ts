@@ -230,6 +230,15 @@ describe('pool configuration', () => {
       'pools.0.driver.service: a Docker service name',
     );
     expect(bad([{ ...basePool, cooldown: 5 }])).toContain('cooldown');
+    expect(
+      bad([
+        {
+          ...basePool,
+          queues: ['a', 'b'],
+          driver: { kind: 'aws', autoScalingGroup: 'airfleet-dev-workers-a', environment: 'dev' },
+        },
+      ]),
+    ).toContain('pools.0.queues: an aws pool serves exactly one queue');
   });
 
   it('defaults: hysteresis half a worker, cooldowns, drain timeout', () => {

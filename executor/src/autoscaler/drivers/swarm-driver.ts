@@ -79,6 +79,18 @@ export class SwarmDriver implements PoolDriver {
   async observe(): Promise<{ target: number; running: number }> {
     const [{ replicas }, tasks] = await Promise.all([this.inspect(), this.tasks()]);
     const running = tasks.filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running').length;
+    // A task that exited 0 is a worker that left after a drain (ours whose removal did not finish, or an
+    // operator's): under on-failure it never comes back, so its slot is capacity in name only. Give it up;
+    // Swarm takes stopped tasks first.
+    const left = tasks.filter((t) => t.DesiredState === 'running' && t.Status?.State === 'complete').length;
+    if (left > 0 && replicas > 0) {
+      const target = await this.setReplicas((current) => Math.max(0, current - left));
+      this.ctx.logger.info(
+        { service: this.config.service, left, replicas: target },
+        'gave up the slots of workers that left',
+      );
+      return { target, running };
+    }
     return { target: replicas, running };
   }
 
