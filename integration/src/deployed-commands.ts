@@ -166,6 +166,8 @@ export interface WorkerRunHost {
   runDir: string;
   /** The script with /run/airfleet pointed at runDir; run it with `env` (PATH has the docker shim first). */
   script: string;
+  /** The script's text, as run. */
+  scriptText: string;
   env: NodeJS.ProcessEnv;
 }
 
@@ -178,7 +180,15 @@ export interface WorkerRunHost {
  */
 export function prepareWorkerHost(
   runScript: string,
-  options: { apiUrl: string; image: string; token: string; labels: Record<string, string>; extraArgs?: string[] },
+  options: {
+    apiUrl: string;
+    image: string;
+    token: string;
+    labels: Record<string, string>;
+    extraArgs?: string[];
+    /** More `docker run` options, before the image (e.g. a CA to trust). */
+    dockerRunArgs?: string[];
+  },
 ): WorkerRunHost {
   const base = mkdtempSync(join(tmpdir(), 'airfleet-worker-host-'));
   const runDir = join(base, 'run-airfleet');
@@ -200,7 +210,7 @@ if [ "$1" = run ]; then
   shift
   args=()
   for a in "$@"; do [ "$a" = airfleet-worker ] && a=${name}; args+=("$a"); done
-  exec ${realDocker} run ${labels} "\${args[@]}" ${(options.extraArgs ?? []).map(shellQuote).join(' ')}
+  exec ${realDocker} run ${labels} ${(options.dockerRunArgs ?? []).map(shellQuote).join(' ')} "\${args[@]}" ${(options.extraArgs ?? []).map(shellQuote).join(' ')}
 fi
 exec ${realDocker} "$@"
 `,
@@ -212,6 +222,7 @@ exec ${realDocker} "$@"
   return {
     containerName: name,
     runDir,
+    scriptText: script,
     script: join(base, 'airfleet-worker-run'),
     env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
   };

@@ -85,8 +85,10 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
     // Host networking and the Docker socket: the docker runtime starts one container per task.
     'exec docker run --rm --name airfleet-worker --network host \\',
     '  --env AIRFLEET_API_URL="$AIRFLEET_API_URL" --env-file /run/airfleet/token.env \\',
-    // The image runs as an unprivileged user: it joins the socket's group to reach the Docker API.
-    '  -v /var/run/docker.sock:/var/run/docker.sock --group-add "$(stat -c %g /var/run/docker.sock)" \\',
+    // Root with CAP_NET_ADMIN in the host's network namespace: the docker runtime installs the rule that
+    // keeps task containers off the instance metadata service (DOCKER-USER). The Docker socket is
+    // root-equivalent anyway; the image's unprivileged default user is for the service.
+    '  --user 0:0 --cap-add NET_ADMIN -v /var/run/docker.sock:/var/run/docker.sock \\',
     // The image's entrypoint is `tini -- airfleet`: the arguments start at the subcommand.
     '  "$AIRFLEET_IMAGE" worker \\',
     `  --queues ${shellQuote(pool.queue)} --concurrency ${pool.concurrency} --runtime docker \\`,
