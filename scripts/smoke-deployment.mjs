@@ -2,8 +2,8 @@
 // `airfleet_smoke` DAG (executor/airflow/examples/airfleet_smoke.py) through Airflow's REST API and submit one
 // direct workload per backend the environment configures; print a table; return the exit code.
 //
-//   zx scripts/smoke.mjs --env staging --airflow-url URL [--executor-url URL] [--image IMAGE]
-//   zx scripts/smoke.mjs --airflow-url URL --executor-url URL [--queues a,b] [--image IMAGE]
+//   npx zx scripts/smoke.mjs --env staging --airflow-url URL [--executor-url URL] [--image IMAGE]
+//   npx zx scripts/smoke.mjs --airflow-url URL --executor-url URL [--queues a,b] [--image IMAGE]
 //
 // Credentials: --token (AIRFLEET_TOKEN: scopes submit,read), --airflow-user (default admin) and
 // --airflow-password (AIRFLOW_PASSWORD) for the simple auth manager's POST /auth/token, or --airflow-token

@@ -3,10 +3,10 @@
 // directory, no Docker, no cloud) and two local pull workers on two queues, submits a mix of workloads,
 // waits, checks every outcome and log, and prints a results table. Exits 1 on any mismatch.
 //
-//   zx scripts/smoke.mjs                              # embedded default
-//   zx scripts/smoke.mjs --api-url URL --token T      # against a deployed service whose workers serve
+//   npx zx scripts/smoke.mjs                              # embedded default
+//   npx zx scripts/smoke.mjs --api-url URL --token T      # against a deployed service whose workers serve
 //                                                     # the queues named by --queues (default smoke-a,smoke-b)
-//   zx scripts/smoke.mjs --env staging --airflow-url URL ...   # a deployment: Airflow's smoke DAG and one
+//   npx zx scripts/smoke.mjs --env staging --airflow-url URL ...   # a deployment: Airflow's smoke DAG and one
 //                                                     # workload per backend (scripts/smoke-deployment.mjs)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { poolsConfigSchema, poolsFromEnv } from './autoscaler/pool-config.ts';
 import { BACKENDS } from './domain/workload.ts';
 import { ConfigError } from './errors.ts';
 
@@ -104,6 +106,13 @@ export const serviceConfigSchema = z
     dispatchBatchSize: z.number().int().min(1).max(10_000).default(100),
     /** Most submit calls in flight per push backend. */
     submitConcurrency: z.number().int().min(1).max(1_000).default(16),
+    /**
+     * Autoscaled pools of pull workers (docs/autoscaler.md): per pool its queues, slots per worker, bounds,
+     * cooldowns, hysteresis and driver. The leader instance runs the autoscaler. @default none
+     */
+    pools: poolsConfigSchema.default([]),
+    /** How often the leader's autoscaler looks at every pool, ms. */
+    autoscaleIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /**
      * Origins that may show the dashboard (`/ui`) in a frame besides the service itself: Airflow's UI, for
@@ -176,7 +185,8 @@ export function parseServiceConfig(input: ServiceConfigInput): ServiceConfig {
 }
 
 /** Reads AIRFLEET_* environment variables into a config input; flags given on the CLI win over these. */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfigInput {
+export function configFromEnv(given: NodeJS.ProcessEnv = process.env): ServiceConfigInput {
+  const env = withSecretFiles(given);
   const out: Record<string, unknown> = {};
   const num = (name: string, key: string) => {
     const value = env[name];
@@ -222,12 +232,37 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   num('AIRFLEET_LOCAL_KILL_GRACE_MS', 'localKillGraceMs');
   num('AIRFLEET_DISPATCH_BATCH_SIZE', 'dispatchBatchSize');
   num('AIRFLEET_SUBMIT_CONCURRENCY', 'submitConcurrency');
+  num('AIRFLEET_AUTOSCALE_INTERVAL_MS', 'autoscaleIntervalMs');
+  const pools = poolsFromEnv(env);
+  if (pools !== undefined) out.pools = pools;
   const tokens: Array<{ name: string; token: string; scopes: string[] }> = [];
   if (env.AIRFLEET_ADMIN_TOKEN) tokens.push({ name: 'env-admin', token: env.AIRFLEET_ADMIN_TOKEN, scopes: ['admin'] });
   if (env.AIRFLEET_ENROLL_TOKEN)
     tokens.push({ name: 'env-enroll', token: env.AIRFLEET_ENROLL_TOKEN, scopes: ['enroll'] });
   if (tokens.length) out.bootstrapTokens = tokens;
   return out as ServiceConfigInput;
+}
+
+/** Variables that hold secrets, which may also be given as a file (`<NAME>_FILE`, e.g. a Docker secret). */
+const SECRET_VARIABLES = ['AIRFLEET_DATABASE_URL', 'AIRFLEET_ADMIN_TOKEN', 'AIRFLEET_ENROLL_TOKEN', 'PGPASSWORD'];
+
+/**
+ * The environment with each `<NAME>_FILE` of a secret variable read into `<NAME>`, so that a secret can come
+ * from a Docker secret (/run/secrets/...) and stay out of the environment that `docker inspect` shows.
+ */
+function withSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (!file) continue;
+    if (env[name]) throw new ConfigError(`give ${name} or ${name}_FILE, not both`);
+    try {
+      out[name] = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigError(`${name}_FILE: cannot read ${file}: ${(error as Error).message}`);
+    }
+  }
+  return out;
 }
 
 /**

@@ -5,11 +5,12 @@
  * (the compiled service and the built dashboard, as `npm run build` leaves them) and two real pull workers:
  * sign in, the workers and their heartbeat metrics, maintenance with a comment, a workload's whole life in
  * the list without a reload, its log followed while it runs, a cancel, drain and forget, every page at 1280
- * px and on a phone-sized screen in light and dark, the keyboard, and what a read-only token sees (no
+ * px and on a phone-sized screen in light and dark, an axe-core accessibility audit (WCAG 2.1 AA, contrast
+ * included) of every page in both themes at both widths, the keyboard, and what a read-only token sees (no
  * actions) and gets when it forces a request (403). Screenshots of each page go to reports/dashboard/.
  */
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
@@ -442,6 +443,61 @@ test('the keyboard reaches the content and every page from the top', async () =>
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'Dispatch', level: 1 }).waitFor();
   expect(await page.evaluate(() => document.activeElement?.id)).toBe('main'); // focus moves to the new page
+});
+
+const AXE_SOURCE = readFileSync(join(REPO, 'node_modules/axe-core/axe.min.js'), 'utf8');
+
+/** axe-core's WCAG 2 A/AA rules run in the page; serious and critical findings, each with where it is. */
+async function audit(p: Page): Promise<string[]> {
+  // Evaluated over the DevTools protocol: the page's own CSP (script-src 'self') rightly refuses an injected tag.
+  await p.evaluate(AXE_SOURCE);
+  return p.evaluate(async () => {
+    interface AxeResult {
+      violations: { id: string; impact: string | null; help: string; nodes: { target: string[] }[] }[];
+    }
+    const axe = (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<AxeResult> } }).axe;
+    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa'] } });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.help}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+}
+
+test('every page passes an accessibility audit (axe, WCAG 2.1 AA) in light and dark, wide and narrow', async () => {
+  const { workloads } = await service.client.request<{ workloads: Workload[] }>('GET', '/v1/workloads', {
+    query: { limit: 100 },
+  });
+  // The followed workload of the earlier test has both streams; run alone (-t), the suite makes one.
+  const one =
+    workloads.find((w) => w.key === 'dash-follow') ??
+    (await submit('dash-audit', 'alpha', 'echo out; echo err >&2; exit 3'));
+  const findings: string[] = [];
+  for (const colorScheme of ['light', 'dark'] as const) {
+    for (const width of [1280, 390]) {
+      const ctx = await browser.newContext({ viewport: { width, height: 900 }, colorScheme });
+      const p = await ctx.newPage();
+      try {
+        await p.goto(`${service.url}/ui/`);
+        await p.getByLabel('API token').waitFor();
+        for (const f of await audit(p)) findings.push(`login ${colorScheme} ${width}px: ${f}`);
+        await signIn(p, ADMIN_TOKEN);
+        for (const hash of ['workers', 'queues', 'workloads', `workloads/${one.id}`, 'dispatch']) {
+          await p.goto(`${service.url}/ui/#/${hash}`);
+          await p.getByRole('heading', { level: 1 }).waitFor();
+          await until(
+            `${hash} to load`,
+            () => p.locator('.loading').count(),
+            (n) => n === 0,
+          );
+          for (const f of await audit(p)) findings.push(`${hash} ${colorScheme} ${width}px: ${f}`);
+        }
+        if (width === 1280) await screenshot(p, `workers-wide-${colorScheme}`);
+      } finally {
+        await ctx.close();
+      }
+    }
+  }
+  expect(findings).toEqual([]);
 });
 
 test('drain a worker: it finishes, leaves, shows offline, and can then be forgotten', async () => {

@@ -1,5 +1,4 @@
 import { relative, resolve } from 'node:path';
-import { DataAwsCallerIdentity } from '@cdktf/provider-aws/lib/data-aws-caller-identity/index.js';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
 import { Aspects, LocalBackend, S3Backend, TerraformStack } from 'cdktf';
 import type { Construct } from 'constructs';
@@ -63,7 +62,7 @@ export class AirfleetStack extends TerraformStack {
       const { region, accountId } = props.env.aws;
       new AwsProvider(this, 'aws', {
         region,
-        ...(accountId ? { allowedAccountIds: [accountId] } : {}),
+        allowedAccountIds: [accountId],
         defaultTags: [{ tags: this.tags() }],
       });
       this.pinProvider('aws');
@@ -71,18 +70,14 @@ export class AirfleetStack extends TerraformStack {
     Aspects.of(this).add(new GuardAspect());
   }
 
-  private callerIdentity?: DataAwsCallerIdentity;
-
   /** ARN partition of the environment's region (`aws`, `aws-cn`, `aws-us-gov`). */
   get partition(): string {
     return partitionOf(this.env.aws.region);
   }
 
-  /** The AWS account: the configured one, else whatever account the credentials belong to. */
+  /** The AWS account: the one the environment pins (the provider refuses any other). */
   get accountId(): string {
-    if (this.env.aws.accountId) return this.env.aws.accountId;
-    this.callerIdentity ??= new DataAwsCallerIdentity(this, 'caller');
-    return this.callerIdentity.accountId;
+    return this.env.aws.accountId;
   }
 
   /** `arn:<partition>:<service>:<region>:<account>:<resource>` in this environment. */

@@ -66,3 +66,51 @@ export function unselectedDependencies(manifest: ManifestLike, selected: readonl
   const deps = selected.flatMap((name) => manifest.stacks[name]?.dependencies ?? []);
   return [...new Set(deps)].filter((dep) => !selected.includes(dep));
 }
+
+/**
+ * The selected stacks in dependency waves: every stack of a wave reads only from earlier waves (or from
+ * stacks outside the selection, which must already exist), so the stacks of one wave can run together.
+ */
+export function dependencyWaves(manifest: ManifestLike, order: readonly string[]): string[][] {
+  const waves: string[][] = [];
+  const placed = new Map<string, number>();
+  for (const name of order) {
+    const deps = (manifest.stacks[name]?.dependencies ?? []).filter((d) => order.includes(d));
+    const wave = Math.max(-1, ...deps.map((d) => placed.get(d) ?? -1)) + 1;
+    placed.set(name, wave);
+    if (!waves[wave]) waves[wave] = [];
+    waves[wave].push(name);
+  }
+  return waves;
+}
+
+/** Stacks of the environment, outside the selection, that read from a selected stack (destroy them first). */
+export function unselectedDependents(manifest: ManifestLike, env: string, selected: readonly string[]): string[] {
+  const all = deploymentOrder(manifest, env);
+  return all.filter(
+    (name) => !selected.includes(name) && (manifest.stacks[name]?.dependencies ?? []).some((d) => selected.includes(d)),
+  );
+}
+
+const REMOTE_OUTPUT =
+  /data\.terraform_remote_state\.cross-stack-reference-input-([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/g;
+
+/** The upstream outputs a synthesized stack reads through remote state, by upstream stack name. */
+export function upstreamReads(stackJson: unknown): Map<string, string[]> {
+  const reads = new Map<string, Set<string>>();
+  for (const [, stack, output] of JSON.stringify(stackJson).matchAll(REMOTE_OUTPUT)) {
+    if (!reads.has(stack!)) reads.set(stack!, new Set());
+    reads.get(stack!)!.add(output!);
+  }
+  return new Map([...reads].map(([stack, outputs]) => [stack, [...outputs].sort()]));
+}
+
+/**
+ * What an output of a synthesized stack holds, for people: cdktf names cross-stack outputs
+ * `cross-stack-output-<mangled address>`; their value says which attribute it is (`aws_vpc.vpc.id`).
+ */
+export function describeOutput(upstreamJson: unknown, output: string): string {
+  const value = (upstreamJson as { output?: Record<string, { value?: unknown }> }).output?.[output]?.value;
+  const address = typeof value === 'string' ? value.match(/^\$\{(.+)\}$/)?.[1] : undefined;
+  return address ?? output;
+}

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { LeasedWorkload } from '../backends/pool/worker-registry.ts';
 import { FAILURE_REASONS, WORKLOAD_STATES } from '../domain/states.ts';
 import { BACKENDS, type Workload } from '../domain/workload.ts';
+import type { PoolSummary } from '../service/executor-service.ts';
 import type { FeedEvent } from '../store/events.ts';
 import { LOG_STREAMS } from '../store/logs.ts';
 import { type ApiToken, SCOPES } from '../store/tokens.ts';
@@ -208,6 +209,42 @@ export const heartbeatView = z
   .object({ stop: z.array(stopOrderView), config: workerConfigView })
   .meta({ id: 'HeartbeatResult' });
 
+/** An autoscaled pool: its configuration and what the leader's autoscaler last saw and decided. */
+export const poolView = z
+  .object({
+    name: z.string(),
+    queues: z.array(z.string()),
+    driver: z.string().describe('what scales it: swarm, nomad, aws'),
+    slotsPerWorker: z.number().int(),
+    minWorkers: z.number().int(),
+    maxWorkers: z.number().int(),
+    scaleOutCooldownSeconds: z.number().int(),
+    scaleInCooldownSeconds: z.number().int(),
+    hysteresisSlots: z.number().int(),
+    drainTimeoutSeconds: z.number().int(),
+    desired: z.number().int().nullable().describe('workers the backlog asks for (status.desired)'),
+    actual: z.number().int().nullable().describe('workers the platform runs (status.running)'),
+    backlog: z.number().int().nullable().describe('slots queued plus running'),
+    status: z
+      .object({
+        queuedSlots: z.number().int(),
+        runningSlots: z.number().int(),
+        desired: z.number().int().describe('ceil((queued + running slots) / slots per worker), within the bounds'),
+        target: z.number().int().describe('the capacity the platform is asked to keep'),
+        running: z.number().int().describe('workers the platform reports running'),
+        workers: z.number().int().describe('workers of the pool registered and live'),
+        scalingIn: z.array(z.string()).describe('workers chosen for scale-in: in maintenance until drained'),
+        lastDecision: z.object({ at: time, action: z.string(), target: z.number().int(), reason: z.string() }),
+        lastScaleOutAt: nullableTime,
+        lastScaleInAt: nullableTime,
+        error: z.string().nullable(),
+        updatedAt: time,
+      })
+      .nullable()
+      .describe('null until the leader has looked at the pool'),
+  })
+  .meta({ id: 'Pool' });
+
 /** 204 No Content. */
 export const noContent = z.null().describe('No Content');
 
@@ -254,4 +291,5 @@ tie<Same<z.output<typeof workerView>, Worker>>();
 tie<Same<z.output<typeof tokenView>, ApiToken>>();
 tie<Same<z.output<typeof pollView>['leases'][number], LeasedWorkload>>();
 tie<Same<Omit<z.output<typeof queueView>, 'workers'>, QueueStats>>();
+tie<Same<z.output<typeof poolView>, PoolSummary>>();
 tie<Same<Omit<z.output<typeof feedEventView>, 'state' | 'reason'>, Omit<FeedEvent, 'state' | 'reason'>>>();

@@ -15,6 +15,7 @@ import { authHook } from './auth.ts';
 import { errorHandler, frameworkErrorHandler } from './errors.ts';
 import { registerJsonBodyParser } from './json-body.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
+import { poolRoutes } from './routes/pools.ts';
 import { systemRoutes } from './routes/system.ts';
 import { workerProtocolRoutes } from './routes/worker-protocol.ts';
 import { workerAdminRoutes } from './routes/workers.ts';
@@ -96,6 +97,7 @@ export async function buildApi(
   await app.register(systemRoutes(service, () => app.swagger()));
   await app.register(workloadRoutes(service));
   await app.register(workerAdminRoutes(service));
+  await app.register(poolRoutes(service));
   await app.register(workerProtocolRoutes(service));
   // The dashboard: its static files at /ui, its login, and the few reads it needs beyond the API's own.
   const history = new MetricsHistory(service.metrics);

@@ -6,6 +6,7 @@ import { cancelCommand } from './commands/cancel.ts';
 import { databaseCommand } from './commands/database.ts';
 import { logsCommand } from './commands/logs.ts';
 import { maintenanceCommand } from './commands/maintenance.ts';
+import { poolsCommand } from './commands/pools.ts';
 import { queuesCommand } from './commands/queues.ts';
 import { serveCommand } from './commands/serve.ts';
 import { statusCommand } from './commands/status.ts';
@@ -37,6 +38,7 @@ export function buildCli(): Command {
     workersCommand,
     maintenanceCommand,
     queuesCommand,
+    poolsCommand,
     tokenCommand,
   ]) {
     command(program, globals);

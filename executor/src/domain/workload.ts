@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nomadExecConfig } from '../backends/nomad/exec-config.ts';
 import { LIMITS } from './limits.ts';
 import type { FailureReason, WorkloadState } from './states.ts';
 
@@ -82,7 +83,16 @@ export const workloadInput = z
       .default({}),
     maxInfraRetries: z.number().int().min(0).max(10).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((w, ctx) => {
+    // A Nomad override that cannot make a job is refused here, naming the field, not when it is submitted.
+    if (w.execConfig.nomad === undefined) return;
+    const parsed = nomadExecConfig.safeParse(w.execConfig.nomad);
+    if (parsed.success) return;
+    for (const issue of parsed.error.issues) {
+      ctx.addIssue({ code: 'custom', path: ['execConfig', 'nomad', ...issue.path], message: issue.message });
+    }
+  });
 
 export type WorkloadInput = z.input<typeof workloadInput>;
 export type ValidWorkloadInput = z.output<typeof workloadInput>;

@@ -2,10 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { Autoscaler } from '../autoscaler/autoscaler.ts';
+import type { PoolDriver } from '../autoscaler/drivers/driver.ts';
+import { createDriver } from '../autoscaler/drivers/index.ts';
+import { registerPoolGauges } from '../autoscaler/pool-metrics.ts';
 import type { Backend, BackendHost, BackendUpdate } from '../backends/backend.ts';
 import { BatchBackend } from '../backends/batch/batch-backend.ts';
 import { batchConfigFromEnv } from '../backends/batch/batch-config.ts';
 import { LocalBackend } from '../backends/local/local-backend.ts';
+import { NomadBackend } from '../backends/nomad/nomad-backend.ts';
+import { nomadConfigFromEnv } from '../backends/nomad/nomad-config.ts';
 import { PoolBackend } from '../backends/pool/pool-backend.ts';
 import type { PoolHost } from '../backends/pool/pool-host.ts';
 import type { ServiceConfig } from '../config.ts';
@@ -19,6 +25,7 @@ import { readCursor, writeCursor } from '../store/instances.ts';
 import { appendLogChunk, type LogStream, readLog, storedLength } from '../store/logs.ts';
 import { migrate } from '../store/migrations.ts';
 import { openDatabase } from '../store/open.ts';
+import { type PoolStatus, readPoolStatuses } from '../store/pool-status.ts';
 import {
   getWorkload,
   type InsertResult,
@@ -44,6 +51,25 @@ import { type Principal, TokenService } from './tokens.ts';
 import { waitingReason } from './waiting.ts';
 
 export const VERSION = '0.1.0';
+
+/** GET /v1/pools: one pool's configuration and last published status. */
+export interface PoolSummary {
+  name: string;
+  queues: string[];
+  driver: string;
+  slotsPerWorker: number;
+  minWorkers: number;
+  maxWorkers: number;
+  scaleOutCooldownSeconds: number;
+  scaleInCooldownSeconds: number;
+  hysteresisSlots: number;
+  drainTimeoutSeconds: number;
+  /** At a glance (null until the leader looked): desired and running workers, backlog slots. */
+  desired: number | null;
+  actual: number | null;
+  backlog: number | null;
+  status: (Omit<PoolStatus, 'pool'> & { updatedAt: string }) | null;
+}
 export type { Principal } from './tokens.ts';
 
 /**
@@ -72,11 +98,23 @@ export class ExecutorService {
   readonly secrets: SecretBox;
   private readonly ownsDb: boolean;
   private reaperTimer: NodeJS.Timeout | null = null;
+  /** The pools' autoscaler (config `pools`); its passes run on the leader only. */
+  readonly autoscaler: Autoscaler | null;
+  private readonly poolDrivers: ReadonlyMap<string, PoolDriver>;
+  private autoscaleTimer: NodeJS.Timeout | null = null;
+  private autoscaling: Promise<void> = Promise.resolve();
   private reaping: Promise<void> = Promise.resolve();
   private quiescing = false;
   private closed = false;
 
-  private constructor(db: Db, config: ServiceConfig, logger: Logger, ownsDb: boolean, extra: readonly Backend[]) {
+  private constructor(
+    db: Db,
+    config: ServiceConfig,
+    logger: Logger,
+    ownsDb: boolean,
+    extra: readonly Backend[],
+    drivers?: ReadonlyMap<string, PoolDriver>,
+  ) {
     this.db = db;
     this.config = config;
     this.logger = logger;
@@ -108,6 +146,8 @@ export class ExecutorService {
     }
     // AWS Batch reads its own settings (the names the stacks set) from the environment, validated here.
     if (enabledBackends(config).includes('batch')) enabled.set('batch', new BatchBackend(batchConfigFromEnv()));
+    // Nomad reads NOMAD_* (as the nomad CLI does) and AIRFLEET_NOMAD_*, validated here.
+    if (enabledBackends(config).includes('nomad')) enabled.set('nomad', new NomadBackend(nomadConfigFromEnv()));
     for (const backend of extra) enabled.set(backend.name, backend);
     this.backends = enabled;
     this.stopper = new Stopper(this.life, this.backends, this.membership.id, config.stopResendSeconds);
@@ -137,6 +177,33 @@ export class ExecutorService {
       windowMs: config.submitBatchWindowMs,
       maxBatch: 500,
       maxParallel: Math.max(1, config.poolSize - 4),
+    });
+    this.poolDrivers =
+      drivers ??
+      new Map(
+        config.pools.map((p) => [
+          p.name,
+          createDriver(p, {
+            logger: logger.child({ pool: p.name, driver: p.driver.kind }),
+            releaseWorker: async (w) => {
+              await this.pool.workers.requestDrain(w.id);
+            },
+          }),
+        ]),
+      );
+    this.autoscaler =
+      config.pools.length > 0
+        ? new Autoscaler({
+            db,
+            logger: logger.child({ component: 'autoscaler' }),
+            pools: config.pools,
+            drivers: this.poolDrivers,
+            workers: this.pool.workers,
+          })
+        : null;
+    if (this.autoscaler) registerPoolGauges(this.metrics.registry, db);
+    this.membership.onLeadership((leader) => {
+      if (!leader) this.autoscaler?.reset();
     });
     const waiters = this.life.queueWaiters;
     this.signals.on((s) => {
@@ -171,9 +238,9 @@ export class ExecutorService {
     db: Db,
     config: ServiceConfig,
     logger: Logger,
-    options: { backends?: readonly Backend[] } = {},
+    options: { backends?: readonly Backend[]; poolDrivers?: ReadonlyMap<string, PoolDriver> } = {},
   ): Promise<ExecutorService> {
-    return ExecutorService.start(db, config, logger, false, options.backends ?? []);
+    return ExecutorService.start(db, config, logger, false, options.backends ?? [], options.poolDrivers);
   }
 
   private static async start(
@@ -182,10 +249,11 @@ export class ExecutorService {
     logger: Logger,
     ownsDb: boolean,
     extra: readonly Backend[] = [],
+    drivers?: ReadonlyMap<string, PoolDriver>,
   ): Promise<ExecutorService> {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
-    const service = new ExecutorService(db, config, logger, ownsDb, extra);
+    const service = new ExecutorService(db, config, logger, ownsDb, extra, drivers);
     await service.run();
     return service;
   }
@@ -201,6 +269,7 @@ export class ExecutorService {
     this.stopper.start();
     this.feed.poke();
     this.scheduleReaper();
+    this.scheduleAutoscale();
     this.logger.info(
       {
         instance: this.membership.id,
@@ -365,6 +434,31 @@ export class ExecutorService {
     return queueStats(this.db);
   }
 
+  /** The configured pools with what the leader's autoscaler last published for each (null: not yet). */
+  async pools(): Promise<PoolSummary[]> {
+    const statuses = await readPoolStatuses(this.db);
+    return this.config.pools.map((p) => {
+      const status = statuses.get(p.name);
+      const { pool: _name, ...rest } = status ?? { pool: '' };
+      return {
+        name: p.name,
+        queues: p.queues,
+        driver: p.driver.kind,
+        slotsPerWorker: p.slotsPerWorker,
+        minWorkers: p.minWorkers,
+        maxWorkers: p.maxWorkers,
+        scaleOutCooldownSeconds: p.scaleOutCooldownSeconds,
+        scaleInCooldownSeconds: p.scaleInCooldownSeconds,
+        hysteresisSlots: p.hysteresisSlots,
+        drainTimeoutSeconds: p.drainTimeoutSeconds,
+        desired: status?.desired ?? null,
+        actual: status?.running ?? null,
+        backlog: status ? status.queuedSlots + status.runningSlots : null,
+        status: status ? (rest as Omit<PoolStatus, 'pool'> & { updatedAt: string }) : null,
+      };
+    });
+  }
+
   // ---------------------------------------------------------------- background work
 
   private scheduleReaper(): void {
@@ -374,6 +468,21 @@ export class ExecutorService {
         .catch((error: Error) => this.logger.warn({ err: error.message }, 'reaper pass failed; will retry'))
         .finally(() => this.scheduleReaper());
     }, this.config.reaperIntervalMs);
+  }
+
+  private scheduleAutoscale(): void {
+    const autoscaler = this.autoscaler;
+    if (this.closed || !autoscaler) return;
+    this.autoscaleTimer = setTimeout(() => {
+      this.autoscaling = (this.membership.isLeader() && !this.quiescing ? autoscaler.pass() : Promise.resolve())
+        .catch((error: Error) => this.logger.warn({ err: error.message }, 'autoscaler pass failed; will retry'))
+        .finally(() => this.scheduleAutoscale());
+    }, this.config.autoscaleIntervalMs);
+  }
+
+  /** One autoscaler pass now, whether or not this instance leads (tests; the timer runs it on the leader). */
+  async autoscale(): Promise<void> {
+    await this.autoscaler?.pass();
   }
 
   /** One leader pass now (tests; the timer runs it every `reaperIntervalMs`). */
@@ -484,7 +593,10 @@ export class ExecutorService {
     await this.quiesce();
     this.closed = true;
     if (this.reaperTimer) clearTimeout(this.reaperTimer);
+    if (this.autoscaleTimer) clearTimeout(this.autoscaleTimer);
     await this.reaping;
+    await this.autoscaling;
+    for (const driver of this.poolDrivers.values()) await driver.close?.();
     await this.stopper.close();
     for (const backend of this.backends.values()) await backend.close();
     // Only now do peers take this instance for gone and adopt what it owned.

@@ -10,6 +10,7 @@ import type { LogStream } from '../store/logs.ts';
 import type { Worker } from '../store/workers.ts';
 import { type Leftover, LogSpool, leftoverSpools, ResumeFrom } from './log-spool.ts';
 import { type RunningTask, StartError, type TaskExit, type TaskRuntime } from './runtime.ts';
+import type { BusyHook } from './scale-in-protection.ts';
 import { StateDir } from './state-dir.ts';
 import { SystemMetrics } from './system-metrics.ts';
 
@@ -41,6 +42,8 @@ export interface AgentOptions {
   logIntervalMs?: number;
   /** Where the free-disk figure of the heartbeat is read. @default '/' */
   diskPath?: string;
+  /** Told before the first task starts and after the last one ends (Auto Scaling scale-in protection). */
+  busyHook?: BusyHook;
 }
 
 interface TaskEntry {
@@ -78,7 +81,10 @@ const fenceMargin = (timeoutMs: number) => Math.min(2_000, timeoutMs / 10);
  * - Once draining or stopping, it starts nothing new: a lease that still arrives is handed back unstarted.
  */
 export class WorkerAgent {
-  private readonly options: Required<Omit<AgentOptions, 'labels'>> & { labels: Record<string, string> };
+  private readonly options: Required<Omit<AgentOptions, 'labels' | 'busyHook'>> & {
+    labels: Record<string, string>;
+    busyHook?: BusyHook | undefined;
+  };
   private readonly logger: Logger;
   private readonly metrics: SystemMetrics;
   private readonly state: StateDir;
@@ -464,6 +470,12 @@ export class WorkerAgent {
     }
   }
 
+  private afterTaskGone(): void {
+    if (this.tasks.size > 0) return;
+    this.options.busyHook?.idle();
+    for (const fn of this.idleWaiters) fn();
+  }
+
   private async execute(entry: TaskEntry): Promise<void> {
     const { lease } = entry;
     let exit: TaskExit | null = null;
@@ -472,6 +484,8 @@ export class WorkerAgent {
       // Everything that can fail before the task's own code runs (image pull, configuration) happens before
       // the start is confirmed: such failures are the service's to retry.
       await this.options.runtime.prepare?.(lease);
+      // Busy before the task can start: an instance that scale-in could take must be protected first.
+      await this.options.busyHook?.busy();
       // The service records the start before the task starts: while an attempt is `pending`, its task has
       // not run, which is what lets the service give a lost worker's leases to another one safely.
       if (!(await this.confirmStart(entry))) {
@@ -509,7 +523,7 @@ export class WorkerAgent {
     );
     await this.finishDelivery(entry, final);
     this.tasks.delete(lease.id);
-    if (this.tasks.size === 0) for (const fn of this.idleWaiters) fn();
+    this.afterTaskGone();
   }
 
   /**
@@ -552,7 +566,7 @@ export class WorkerAgent {
     }
     entry.spool.remove();
     this.tasks.delete(lease.id);
-    if (this.tasks.size === 0) for (const fn of this.idleWaiters) fn();
+    this.afterTaskGone();
   }
 
   /**

@@ -58,6 +58,7 @@ export class BatchStack extends AirfleetStack {
     this.logGroup = new CloudwatchLogGroup(this, 'logs', {
       name: `/airfleet/${this.env.name}/batch`,
       retentionInDays: batch.logRetentionDays,
+      ...(network.logsKey ? { kmsKeyId: network.logsKey.arn } : {}),
     });
 
     // --- roles -------------------------------------------------------------------------------------------
@@ -224,6 +225,8 @@ export class BatchStack extends AirfleetStack {
             allocationStrategy: ce.kind === 'spot' ? 'SPOT_PRICE_CAPACITY_OPTIMIZED' : 'BEST_FIT_PROGRESSIVE',
             ...(ce.kind === 'spot' ? { bidPercentage: ce.spotBidPercentage ?? 100 } : {}),
             launchTemplate: { launchTemplateId: deps.launchTemplateId!, version: '$Latest' },
+            // The instances Batch starts (Fargate takes no tags here).
+            tags: this.tags(),
           }
         : {};
     return new BatchComputeEnvironment(this, `compute-${ce.name}`, {

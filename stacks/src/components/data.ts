@@ -4,7 +4,7 @@ import { DbSubnetGroup } from '@cdktf/provider-aws/lib/db-subnet-group/index.js'
 import { KmsAlias } from '@cdktf/provider-aws/lib/kms-alias/index.js';
 import { KmsKey } from '@cdktf/provider-aws/lib/kms-key/index.js';
 import { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret/index.js';
-import { TerraformOutput } from 'cdktf';
+import { Fn, TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
@@ -63,8 +63,10 @@ export class DataStack extends AirfleetStack {
       description: `airfleet ${this.env.name}: database storage, snapshots and master secret`,
       enableKeyRotation: true,
       deletionWindowInDays: this.env.production ? 30 : 7,
+      // The snapshots of a protected database are only readable with this key.
+      lifecycle: { preventDestroy: db.deletionProtection },
     });
-    new KmsAlias(this, 'database-key-alias', {
+    const alias = new KmsAlias(this, 'database-key-alias', {
       name: `alias/${this.resourceName('database')}`,
       targetKeyId: this.key.keyId,
     });
@@ -91,14 +93,22 @@ export class DataStack extends AirfleetStack {
       description: 'PostgreSQL: only from the airfleet compute security groups',
       vpcId: network.vpc.id,
     });
-    for (const [name, group] of Object.entries(network.securityGroups)) {
+    const ingress = Object.entries(network.securityGroups).map(([name, group]) =>
       allowIngress(this, `database-from-${name}`, {
         securityGroupId: firewall.id,
         description: `PostgreSQL from ${name}`,
         fromPort: POSTGRES_PORT,
         sourceSecurityGroupId: group.id,
-      });
-    }
+      }),
+    );
+
+    const executorSecret = new SecretsmanagerSecret(this, 'executor-database-secret', {
+      name: `airfleet/${this.env.name}/database-executor`,
+      description: `airfleet ${this.env.name}: the executor's database role, filled by airfleet database create-role`,
+      kmsKeyId: this.key.arn,
+      recoveryWindowInDays: this.env.production ? 30 : 0,
+    });
+    this.tokens = new TokenSecrets(this, 'token-secrets');
 
     const identifier = this.resourceName('postgres');
     this.database = new DbInstance(this, 'database', {
@@ -128,8 +138,12 @@ export class DataStack extends AirfleetStack {
       copyTagsToSnapshot: true,
       deletionProtection: db.deletionProtection,
       // A protected database leaves a final snapshot behind if it is ever destroyed; a throwaway one does not.
+      // The name carries the time the database was created (kept by ignore_changes below), so tearing
+      // down a second incarnation of the environment does not collide with the first one's snapshot.
       skipFinalSnapshot: !db.deletionProtection,
-      ...(db.deletionProtection ? { finalSnapshotIdentifier: `${identifier}-final` } : {}),
+      ...(db.deletionProtection
+        ? { finalSnapshotIdentifier: `${identifier}-final-${Fn.formatdate('YYYYMMDDhhmmss', Fn.timestamp())}` }
+        : {}),
       autoMinorVersionUpgrade: true,
       applyImmediately: !this.env.production,
       enabledCloudwatchLogsExports: ['postgresql', 'upgrade'],
@@ -140,14 +154,16 @@ export class DataStack extends AirfleetStack {
             performanceInsightsRetentionPeriod: 7,
           }
         : {}),
+      // Destroyed first in its stack: when RDS refuses (deletion protection), nothing else of the stack is
+      // gone yet (the ingress rules would otherwise go in parallel and cut every client off). Where deletion
+      // protection is on, Terraform itself refuses to plan the destroy.
+      dependsOn: [alias, ...ingress, executorSecret, ...Object.values(this.tokens.secrets)],
+      lifecycle: {
+        preventDestroy: db.deletionProtection,
+        ...(db.deletionProtection ? { ignoreChanges: ['final_snapshot_identifier'] } : {}),
+      },
     });
 
-    const executorSecret = new SecretsmanagerSecret(this, 'executor-database-secret', {
-      name: `airfleet/${this.env.name}/database-executor`,
-      description: `airfleet ${this.env.name}: the executor's database role, filled by airfleet database create-role`,
-      kmsKeyId: this.key.arn,
-      recoveryWindowInDays: this.env.production ? 30 : 0,
-    });
     this.connection = {
       executorSecretArn: executorSecret.arn,
       host: this.database.address,
@@ -156,7 +172,6 @@ export class DataStack extends AirfleetStack {
       secretArn: this.database.masterUserSecret.get(0).secretArn,
       kmsKeyArn: this.key.arn,
     };
-    this.tokens = new TokenSecrets(this, 'token-secrets');
     new TerraformOutput(this, 'database_endpoint', { value: this.database.endpoint });
     new TerraformOutput(this, 'database_secret_arn', { value: this.connection.secretArn });
     new TerraformOutput(this, 'database_executor_secret_arn', { value: executorSecret.arn });

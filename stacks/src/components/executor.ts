@@ -59,6 +59,7 @@ export class ExecutorStack extends AirfleetStack {
     const logs = new CloudwatchLogGroup(this, 'logs', {
       name: `/airfleet/${env.name}/executor`,
       retentionInDays: env.logRetentionDays,
+      ...(network.logsKey ? { kmsKeyId: network.logsKey.arn } : {}),
     });
     const cluster = new EcsCluster(this, 'cluster', {
       name,

@@ -1,6 +1,9 @@
+import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group/index.js';
 import { DefaultSecurityGroup } from '@cdktf/provider-aws/lib/default-security-group/index.js';
 import { Eip } from '@cdktf/provider-aws/lib/eip/index.js';
+import { FlowLog } from '@cdktf/provider-aws/lib/flow-log/index.js';
 import { InternetGateway } from '@cdktf/provider-aws/lib/internet-gateway/index.js';
+import { KmsKey } from '@cdktf/provider-aws/lib/kms-key/index.js';
 import { NatGateway } from '@cdktf/provider-aws/lib/nat-gateway/index.js';
 import { Route } from '@cdktf/provider-aws/lib/route/index.js';
 import { RouteTable } from '@cdktf/provider-aws/lib/route-table/index.js';
@@ -12,8 +15,9 @@ import { VpcEndpoint } from '@cdktf/provider-aws/lib/vpc-endpoint/index.js';
 import { TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
-import type { EnvironmentConfig } from '../config/schema.ts';
+import { type EnvironmentConfig, loggingOf } from '../config/schema.ts';
 import { subnetLayout } from '../lib/cidr.ts';
+import { policyDocument, ServiceRole } from '../lib/iam.ts';
 import { allowAllEgress, allowIngress, securityGroup } from '../lib/security-groups.ts';
 
 export interface NetworkStackProps {
@@ -44,6 +48,8 @@ export class NetworkStack extends AirfleetStack {
   readonly vpcCidr: string;
   readonly privateSubnets: Subnet[];
   readonly securityGroups: ComputeSecurityGroups;
+  /** Encrypts every log group of the environment, where `logging.encryptLogGroups` is on. */
+  readonly logsKey?: KmsKey;
 
   constructor(scope: Construct, props: NetworkStackProps) {
     super(scope, { ...props, component: 'network' });
@@ -187,7 +193,72 @@ export class NetworkStack extends AirfleetStack {
       cidr: network.cidr,
     });
 
+    const logging = loggingOf(this.env);
+    if (logging.encryptLogGroups) this.logsKey = this.logsKmsKey();
+    if (logging.flowLogs) this.flowLogs();
+
     new TerraformOutput(this, 'vpc_id', { value: this.vpc.id });
     new TerraformOutput(this, 'private_subnet_ids', { value: this.privateSubnets.map((s) => s.id) });
+  }
+
+  /** CloudWatch Logs may use the key for the environment's log groups only (`/airfleet/<env>/…`). */
+  private logsKmsKey(): KmsKey {
+    const logsPrincipal = `logs.${this.env.aws.region}.amazonaws.com`;
+    return new KmsKey(this, 'logs-key', {
+      description: `airfleet ${this.env.name}: CloudWatch log groups`,
+      enableKeyRotation: true,
+      deletionWindowInDays: this.env.production ? 30 : 7,
+      policy: policyDocument([
+        {
+          Sid: 'AccountAdministers',
+          Action: 'kms:*',
+          Resource: '*',
+          Principal: { AWS: `arn:${this.partition}:iam::${this.accountId}:root` },
+        },
+        {
+          Sid: 'LogsEncryptTheEnvironmentsGroups',
+          Action: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+          Resource: '*',
+          Principal: { Service: logsPrincipal },
+          Condition: {
+            ArnLike: {
+              'kms:EncryptionContext:aws:logs:arn': this.arn('logs', `log-group:/airfleet/${this.env.name}/*`),
+            },
+          },
+        },
+      ]),
+    });
+  }
+
+  /** Every accepted and rejected flow of the VPC, to a log group with the environment's retention. */
+  private flowLogs(): void {
+    const name = `/airfleet/${this.env.name}/vpc-flow-logs`;
+    const group = new CloudwatchLogGroup(this, 'flow-logs', {
+      name,
+      retentionInDays: this.env.logRetentionDays,
+      ...(this.logsKey ? { kmsKeyId: this.logsKey.arn } : {}),
+    });
+    const role = new ServiceRole(this, 'flow-logs-role', {
+      name: this.resourceName('vpc-flow-logs'),
+      description: 'VPC flow logs delivery to CloudWatch Logs',
+      assumedBy: 'vpc-flow-logs.amazonaws.com',
+      partition: this.partition,
+      statements: [
+        {
+          Sid: 'DeliverFlowLogs',
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+          Resource: [group.arn, `${group.arn}:*`],
+        },
+      ],
+    });
+    new FlowLog(this, 'flow-log', {
+      vpcId: this.vpc.id,
+      trafficType: 'ALL',
+      logDestinationType: 'cloud-watch-logs',
+      logDestination: group.arn,
+      iamRoleArn: role.arn,
+      maxAggregationInterval: 600,
+      dependsOn: role.grants,
+    });
   }
 }

@@ -8,6 +8,7 @@ import { databaseSecretStatements, executorStatements } from '../lib/executor-pe
 import { type PolicyStatement, ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
 import { NOMAD_TLS_DIR, NOMAD_TLS_FILES, renderNomadClientConfig } from '../lib/nomad-client-config.ts';
+import { autoScalingTags } from '../lib/tags.ts';
 import type { DataStack } from './data.ts';
 import type { NetworkStack } from './network.ts';
 import { repositoryName } from './registry.ts';
@@ -116,11 +117,15 @@ export class NomadClientsStack extends AirfleetStack {
         Resource: this.arn('ssm', `parameter${prefix}/*`),
       },
       {
-        // SecureString parameters are decrypted through SSM; the key may be used for nothing else.
+        // SecureString parameters are decrypted through SSM, which names the parameter in the encryption
+        // context: keys of this account, through SSM, for the TLS parameters only.
         Sid: 'DecryptTlsMaterial',
         Action: 'kms:Decrypt',
-        Resource: '*',
-        Condition: { StringEquals: { 'kms:ViaService': `ssm.${aws.region}.amazonaws.com` } },
+        Resource: this.arn('kms', 'key/*'),
+        Condition: {
+          StringEquals: { 'kms:ViaService': `ssm.${aws.region}.amazonaws.com` },
+          StringLike: { 'kms:EncryptionContext:PARAMETER_ARN': this.arn('ssm', `parameter${prefix}/*`) },
+        },
       },
       {
         // Cloud auto-join (provider=aws) lists instances by tag; DescribeInstances has no resource scoping.
@@ -178,7 +183,7 @@ export class NomadClientsStack extends AirfleetStack {
         // A changed launch template (new AMI, new agent config) rolls through the pool.
         instanceRefresh: { strategy: 'Rolling', preferences: { minHealthyPercentage: 90 } },
         enabledMetrics: ['GroupDesiredCapacity', 'GroupInServiceInstances', 'GroupTotalInstances'],
-        tag: [{ key: 'Name', value: name, propagateAtLaunch: true }],
+        tag: autoScalingTags(this, { Name: name }),
         dependsOn: this.role.grants,
       });
     }

@@ -10,6 +10,7 @@ import { renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts
 import { BACKLOG_METRIC } from '../lib/executor-permissions.ts';
 import { ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
+import { autoScalingTags } from '../lib/tags.ts';
 import type { NetworkStack } from './network.ts';
 import { repositoryName } from './registry.ts';
 
@@ -26,22 +27,19 @@ const MAX_HOOK_HEARTBEAT_SECONDS = 7200;
 /** Time to notice a termination (guard timer) and to stop the container once drained, each. */
 const DRAIN_MARGIN_SECONDS = 60;
 
-/** One Auto Scaling group: a queue on one instance type. */
+/**
+ * One Auto Scaling group per queue, its instance types as overrides of a mixed instances policy. One group
+ * per queue *and* type, each tracking the same queue-wide backlog per instance, would each add the capacity
+ * the whole queue needs: N groups overshoot N times.
+ */
 export interface WorkerGroupSpec {
   pool: WorkerPoolConfig;
-  instanceType: string;
   name: string;
 }
 
-/** `airfleet-<env>-workers-<queue>-<type>`, e.g. `airfleet-prod-workers-etl-c7i-2xlarge`. */
+/** `airfleet-<env>-workers-<queue>`, e.g. `airfleet-prod-workers-etl`. */
 export function workerGroups(env: EnvironmentConfig): WorkerGroupSpec[] {
-  return env.workerPools.flatMap((pool) =>
-    pool.instanceTypes.map((instanceType) => ({
-      pool,
-      instanceType,
-      name: `airfleet-${env.name}-workers-${pool.queue}-${instanceType.replace(/\./g, '-')}`,
-    })),
-  );
+  return env.workerPools.map((pool) => ({ pool, name: `airfleet-${env.name}-workers-${pool.queue}` }));
 }
 
 /** SSM parameter (String, not a secret) with the executor URL the workers dial. */
@@ -74,8 +72,12 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
       'account=$(aws sts get-caller-identity --query Account --output text)',
       `registry="$account.dkr.ecr.${env.aws.region}.amazonaws.com"`,
       `aws ecr get-login-password --region ${region} | docker login --username AWS --password-stdin "$registry"`,
+      "imds_token=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)",
+      'imds() { curl -sf -H "X-aws-ec2-metadata-token: $imds_token" "http://169.254.169.254/latest/meta-data/$1"; }',
       'cat > /run/airfleet/run.env <<EOF',
       'AIRFLEET_API_URL=$url',
+      'AIRFLEET_INSTANCE_ID=$(imds instance-id)',
+      'AIRFLEET_INSTANCE_TYPE=$(imds instance-type)',
       `AIRFLEET_IMAGE=$registry/${repositoryName(env, 'worker')}:${env.imageTag}`,
       'EOF',
     ],
@@ -84,7 +86,8 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
     '. /run/airfleet/run.env',
     // Host networking and the Docker socket: the docker runtime starts one container per task.
     'exec docker run --rm --name airfleet-worker --network host \\',
-    '  --env AIRFLEET_API_URL="$AIRFLEET_API_URL" --env-file /run/airfleet/token.env \\',
+    '  --env AIRFLEET_API_URL="$AIRFLEET_API_URL" --env AIRFLEET_INSTANCE_ID="$AIRFLEET_INSTANCE_ID" \\',
+    `  --env AWS_REGION=${region} --env-file /run/airfleet/token.env \\`,
     // Root with CAP_NET_ADMIN in the host's network namespace: the docker runtime installs the rule that
     // keeps task containers off the instance metadata service (DOCKER-USER). The Docker socket is
     // root-equivalent anyway; the image's unprivileged default user is for the service.
@@ -92,18 +95,25 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
     // The image's entrypoint is `tini -- airfleet`: the arguments start at the subcommand.
     '  "$AIRFLEET_IMAGE" worker \\',
     `  --queues ${shellQuote(pool.queue)} --concurrency ${pool.concurrency} --runtime docker \\`,
-    `  --name "$(hostname)" --label instance_type=${shellQuote(group.instanceType)} --label asg=${asg} \\`,
-    `  --drain-timeout ${pool.drainTimeoutSeconds}`,
+    `  --name "$(hostname)" --label instance_type="$AIRFLEET_INSTANCE_TYPE" --label asg=${asg} \\`,
+    `  --label airfleet.pool=${shellQuote(pool.queue)} --drain-timeout ${pool.drainTimeoutSeconds} \\`,
+    // The worker keeps its instance protected from scale-in while it runs tasks (worker/scale-in-protection.ts).
+    `  --asg-protection ${asg}`,
   ]);
   const guard = shellScript(
-    'Keeps Auto Scaling in step with the worker: busy means protected from scale-in, idle means not;\n' +
-      'on termination (lifecycle hook "drain") the worker drains before the instance goes.',
+    'On termination (lifecycle hook "drain": scale-in of an idle instance, a Spot interruption, a rebalance)\n' +
+      "the worker drains before the instance goes. Scale-in protection is the worker's own (--asg-protection).",
     [
       'imds() {',
       "  local t; t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)",
       '  curl -sf -H "X-aws-ec2-metadata-token: $t" "http://169.254.169.254/latest/$1"',
       '}',
       'id=$(imds meta-data/instance-id)',
+      // EC2 gives a Spot instance two minutes: stop taking work at once, let what can finish finish.
+      'if imds meta-data/spot/instance-action >/dev/null 2>&1; then',
+      '  systemctl stop airfleet-worker  # SIGINT: drain',
+      '  exit 0',
+      'fi',
       `state=$(aws autoscaling describe-auto-scaling-instances --region ${region} --instance-ids "$id" --query 'AutoScalingInstances[0].LifecycleState' --output text)`,
       'if [ "$state" = "Terminating:Wait" ]; then',
       '  systemctl stop airfleet-worker  # SIGINT: running tasks finish (bounded by the drain timeout)',
@@ -111,10 +121,6 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
       '    --lifecycle-hook-name drain --instance-id "$id" --lifecycle-action-result CONTINUE',
       '  exit 0',
       'fi',
-      'if [ -n "$(docker ps -q --filter label=airfleet.workload)" ]; then want=--protected-from-scale-in; else want=--no-protected-from-scale-in; fi',
-      '[ "$(cat /run/airfleet/protection 2>/dev/null)" = "$want" ] && exit 0',
-      `aws autoscaling set-instance-protection --region ${region} --auto-scaling-group-name ${asg} --instance-ids "$id" "$want"`,
-      'echo "$want" > /run/airfleet/protection',
     ],
   );
   const unit = `[Unit]
@@ -136,7 +142,7 @@ RestartSec=5
 WantedBy=multi-user.target
 `;
   const guardUnit = `[Unit]
-Description=airfleet worker scale-in protection and drain
+Description=airfleet worker drain on termination
 After=airfleet-worker.service
 
 [Service]
@@ -177,10 +183,11 @@ WantedBy=timers.target
 }
 
 /**
- * Swarm-like pools of `airfleet worker` agents: per queue and instance type an Auto Scaling group that
- * tracks the backlog per instance the executor publishes (CloudWatch `Airfleet/BacklogPerInstance`,
- * dimensions `environment` and `queue`), so all groups of a queue grow and shrink together. New instances
- * start protected from scale-in; a worker drops its own protection once idle, so scale-in never takes a busy
+ * Swarm-like pools of `airfleet worker` agents: per queue one Auto Scaling group, its instance types as
+ * overrides of a mixed instances policy, that tracks the backlog per instance the executor publishes
+ * (CloudWatch `Airfleet/BacklogPerInstance`, dimensions `environment` and `queue`; the executor also takes a
+ * group out of 0, which target tracking cannot). New instances start protected from scale-in; a worker drops
+ * its own protection once idle and takes it again before a task starts, so scale-in never takes a busy
  * worker, and a termination lifecycle hook gives it its drain timeout. Spot pools rebalance capacity ahead of
  * interruptions.
  */
@@ -248,11 +255,10 @@ export class WorkerPoolsStack extends AirfleetStack {
 
     for (const group of workerGroups(env)) {
       const { pool } = group;
-      const id = `${pool.queue}-${group.instanceType.replace(/\./g, '-')}`;
+      const id = pool.queue;
       const launch = new HardenedLaunchTemplate(this, `group-${id}-launch`, {
         name: group.name,
         machineImage: env.machineImage,
-        instanceType: group.instanceType,
         instanceProfileArn: role.instanceProfile!.arn,
         securityGroupIds: [network.securityGroups.workers.id],
         rootVolumeGb: pool.volumeSizeGb,
@@ -260,6 +266,9 @@ export class WorkerPoolsStack extends AirfleetStack {
         instanceTags: { Name: group.name, 'airfleet:queue': pool.queue },
       });
       const templateRef = { id: launch.template.id, version: Token.asString(launch.template.latestVersion) };
+      // The instance types are overrides of one template: the group picks among them (Spot by price and
+      // capacity; On-Demand in the order listed), and one policy sizes the whole queue.
+      const overrides = pool.instanceTypes.map((instanceType) => ({ instanceType }));
       const asg = new AutoscalingGroup(this, `group-${id}`, {
         name: group.name,
         minSize: pool.minSize,
@@ -270,25 +279,27 @@ export class WorkerPoolsStack extends AirfleetStack {
         healthCheckGracePeriod: 180,
         defaultInstanceWarmup: 180,
         enabledMetrics: ['GroupDesiredCapacity', 'GroupInServiceInstances', 'GroupTotalInstances'],
-        tag: [
-          { key: 'Name', value: group.name, propagateAtLaunch: true },
-          { key: 'airfleet:queue', value: pool.queue, propagateAtLaunch: true },
-        ],
-        ...(pool.spot
-          ? {
-              capacityRebalance: pool.spot.capacityRebalance,
-              mixedInstancesPolicy: {
-                instancesDistribution: {
-                  onDemandBaseCapacity: pool.spot.onDemandBaseCapacity,
-                  onDemandPercentageAboveBaseCapacity: pool.spot.onDemandPercentageAboveBase,
-                  spotAllocationStrategy: 'price-capacity-optimized',
-                },
-                launchTemplate: {
-                  launchTemplateSpecification: { launchTemplateId: templateRef.id, version: templateRef.version },
-                },
-              },
-            }
-          : { launchTemplate: templateRef }),
+        tag: autoScalingTags(this, { Name: group.name, 'airfleet:queue': pool.queue }),
+        // A changed launch template (new AMI, agent, config) rolls through the group; busy workers keep
+        // their scale-in protection until the guard drops it when idle, and the refresh waits for that.
+        instanceRefresh: {
+          strategy: 'Rolling',
+          preferences: { minHealthyPercentage: 90, scaleInProtectedInstances: 'Wait', skipMatching: true },
+        },
+        ...(pool.spot ? { capacityRebalance: pool.spot.capacityRebalance } : {}),
+        mixedInstancesPolicy: {
+          instancesDistribution: pool.spot
+            ? {
+                onDemandBaseCapacity: pool.spot.onDemandBaseCapacity,
+                onDemandPercentageAboveBaseCapacity: pool.spot.onDemandPercentageAboveBase,
+                spotAllocationStrategy: 'price-capacity-optimized',
+              }
+            : { onDemandAllocationStrategy: 'prioritized', onDemandPercentageAboveBaseCapacity: 100 },
+          launchTemplate: {
+            launchTemplateSpecification: { launchTemplateId: templateRef.id, version: templateRef.version },
+            override: overrides,
+          },
+        },
         dependsOn: role.grants,
       });
       this.groups[group.name] = asg;

@@ -365,7 +365,10 @@ const workerPoolSchema = z
   .strictObject({
     /** Airflow queue the pool's workers pull from. */
     queue: name('queue'),
-    /** One Auto Scaling group per instance type, all tracking the queue's backlog per instance. */
+    /**
+     * Instance types of the queue's one Auto Scaling group (mixed instances policy overrides): On-Demand
+     * uses them in this order, Spot by price and capacity.
+     */
     instanceTypes: z.array(instanceType).min(1).max(10),
     minSize: z.number().int().min(0).max(1000),
     maxSize: z.number().int().min(1).max(1000),
@@ -467,11 +470,11 @@ export const environmentSchema = z
     production: z.boolean().default(false),
     aws: z.strictObject({
       region: awsRegion,
-      /** Refuses to deploy into any other account (provider `allowed_account_ids`). @default any account */
-      accountId: z
-        .string()
-        .regex(/^\d{12}$/, 'must be a 12-digit AWS account id')
-        .optional(),
+      /**
+       * The only account the provider (and the bootstrap) may touch (`allowed_account_ids`): an apply with
+       * another account's credentials fails before any change. Required in every environment.
+       */
+      accountId: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id'),
     }),
     state: stateSchema,
     /** Added to every AWS resource (provider default_tags) next to Project, Environment and Stack. @default {} */
@@ -485,6 +488,12 @@ export const environmentSchema = z
     machineImage,
     /** @default 30 */
     logRetentionDays: logRetentionDays.default(30),
+    /**
+     * `flowLogs`: VPC flow logs (all traffic) to a CloudWatch log group; `encryptLogGroups`: every log
+     * group of the environment encrypted with a customer-managed KMS key (in the network stack).
+     * @default both on where `production` is true, off elsewhere (see `loggingOf`)
+     */
+    logging: z.strictObject({ flowLogs: z.boolean().optional(), encryptLogGroups: z.boolean().optional() }).default({}),
     network: networkSchema,
     registry: registrySchema.default({ keepImages: 50, untaggedExpiryDays: 7 }),
     database: databaseSchema,
@@ -554,6 +563,17 @@ export const environmentSchema = z
     },
     whenValid('production', 'database', 'state'),
   );
+
+/** The logging options in effect: what the environment says, else on in production and off elsewhere. */
+export function loggingOf(env: {
+  production: boolean;
+  logging: { flowLogs?: boolean | undefined; encryptLogGroups?: boolean | undefined };
+}): { flowLogs: boolean; encryptLogGroups: boolean } {
+  return {
+    flowLogs: env.logging.flowLogs ?? env.production,
+    encryptLogGroups: env.logging.encryptLogGroups ?? env.production,
+  };
+}
 
 /** What an environment file writes (defaults may be left out). */
 export type EnvironmentInput = z.input<typeof environmentSchema>;

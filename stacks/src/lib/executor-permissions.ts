@@ -67,6 +67,16 @@ export function executorStatements(stack: AirfleetStack): PolicyStatement[] {
       Action: 'autoscaling:DescribeAutoScalingGroups',
       Resource: '*',
     },
+    {
+      // Target tracking cannot leave 0 instances: the executor's autoscaler sets the first desired capacity
+      // (executor/src/autoscaler/drivers/aws-driver.ts), on the environment's worker groups only.
+      Sid: 'StartPoolsFromZero',
+      Action: 'autoscaling:SetDesiredCapacity',
+      Resource: stack.arn(
+        'autoscaling',
+        `autoScalingGroup:*:autoScalingGroupName/airfleet-${stack.env.name}-workers-*`,
+      ),
+    },
     ...tokenSecretStatements(stack),
   ];
 }

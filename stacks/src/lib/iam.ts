@@ -11,6 +11,8 @@ export interface PolicyStatement {
   Action: string | string[];
   Resource: string | string[];
   Condition?: Record<string, Record<string, string | string[]>>;
+  /** Resource policies only (KMS key policies). */
+  Principal?: { AWS?: string; Service?: string };
 }
 
 /** An IAM policy document as JSON; cdktf tokens inside strings survive JSON.stringify and resolve later. */

@@ -2,6 +2,7 @@ import { DataAwsSsmParameter } from '@cdktf/provider-aws/lib/data-aws-ssm-parame
 import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template/index.js';
 import { Construct } from 'constructs';
 import type { MachineImageConfig } from '../config/schema.ts';
+import { stackTags } from './tags.ts';
 
 /** EC2's limit on user data, before base64 encoding. */
 export const MAX_USER_DATA_BYTES = 16_384;
@@ -20,7 +21,7 @@ export interface HardenedLaunchTemplateProps {
   rootDeviceName?: string;
   /** cloud-init user data, plain text; encoded here. Must be a synth-time literal (see the secrets guard). */
   userData?: string;
-  /** Tags for the instances and volumes it launches. @default none */
+  /** Tags for the instances and volumes it launches, next to the stack's (default_tags do not reach them). @default the stack's */
   instanceTags?: Record<string, string>;
 }
 
@@ -43,7 +44,7 @@ export class HardenedLaunchTemplate extends Construct {
         withDecryption: false,
       }).insecureValue;
     }
-    const tags = props.instanceTags ?? {};
+    const tags = { ...stackTags(this), ...props.instanceTags };
     if (props.userData !== undefined) {
       const bytes = Buffer.byteLength(props.userData, 'utf8');
       this.node.addValidation({

@@ -14,7 +14,9 @@ export function securityGroup(
   props: { name: string; description: string; vpcId: string },
 ) {
   return new SecurityGroup(scope, id, {
-    name: props.name,
+    // A prefix, not a fixed name: create_before_destroy makes the replacement while the old group exists,
+    // and EC2 refuses two groups of one name in a VPC (InvalidGroup.Duplicate).
+    namePrefix: `${props.name}-`,
     description: props.description,
     vpcId: props.vpcId,
     tags: { Name: props.name },

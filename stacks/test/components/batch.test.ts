@@ -102,7 +102,7 @@ describe('batch stack', () => {
       {
         name: 'AIRFLOW_CONN_WAREHOUSE',
         valueFrom: expect.stringMatching(
-          /^arn:aws:secretsmanager:eu-west-1:\$\{.*\}:secret:airfleet\/staging\/connections\/warehouse$/,
+          /^arn:aws:secretsmanager:eu-west-1:109876543210:secret:airfleet\/staging\/connections\/warehouse$/,
         ),
       },
     ]);

@@ -54,9 +54,14 @@ describe('data stack', () => {
       backup_retention_period: 14,
       deletion_protection: true,
       skip_final_snapshot: false,
-      final_snapshot_identifier: 'airfleet-prod-postgres-final',
       performance_insights_enabled: true,
     });
+    // Named for the time the database was created (then kept), so a second teardown does not collide.
+    const db = onlyResource(prod.tf, 'aws_db_instance');
+    expect(db['final_snapshot_identifier']).toBe(
+      'airfleet-prod-postgres-final-${formatdate("YYYYMMDDhhmmss", timestamp())}',
+    );
+    expect(db['lifecycle']).toEqual({ prevent_destroy: true, ignore_changes: ['final_snapshot_identifier'] });
     expect(dev.json).toHaveResourceWithProperties(DbInstance, {
       multi_az: false,
       deletion_protection: false,
@@ -82,5 +87,28 @@ describe('data stack', () => {
     expect(
       Object.values(resources(prod.tf, 'aws_secretsmanager_secret')).map((s) => s['recovery_window_in_days']),
     ).toEqual([30, 30, 30, 30]);
+  });
+
+  it('destroys the database before anything else of its stack, so a refused destroy removes nothing', () => {
+    // moto refuses to delete a protected instance like RDS does; the walkthrough suite
+    // (integration/test/deploy-walkthrough.test.ts) checks that the rules survive such a refusal.
+    const db = onlyResource(dev.tf, 'aws_db_instance');
+    const others = Object.entries(dev.tf.resource ?? {}).flatMap(([type, byName]) =>
+      type === 'aws_db_instance' ? [] : Object.keys(byName).map((name) => `${type}.${name}`),
+    );
+    const upstream = JSON.stringify(db);
+    const notBefore = others.filter((address) => !upstream.includes(address));
+    expect(notBefore).toEqual([]);
+    expect(db['depends_on']).toEqual(
+      expect.arrayContaining([
+        'aws_kms_alias.database-key-alias',
+        ...Object.keys(resources(dev.tf, 'aws_vpc_security_group_ingress_rule')).map(
+          (name) => `aws_vpc_security_group_ingress_rule.${name}`,
+        ),
+      ]),
+    );
+    // Protected databases (and their key) cannot even be planned for destruction.
+    expect(onlyResource(prod.tf, 'aws_kms_key')['lifecycle']).toEqual({ prevent_destroy: true });
+    expect(db['lifecycle']).toEqual({ prevent_destroy: false });
   });
 });

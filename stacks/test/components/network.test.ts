@@ -63,13 +63,15 @@ describe('network stack', () => {
   });
 
   it('creates the compute security groups the database admits, with no inbound except Nomad from the VPC', () => {
-    const groups = Object.values(resources(dev.tf, 'aws_security_group')).map((g) => g['name']);
-    expect(groups).toEqual(
+    // By prefix: a replacement (create_before_destroy) must not collide with the group it replaces.
+    const all = Object.values(resources(dev.tf, 'aws_security_group'));
+    expect(all.filter((g) => 'name' in g)).toEqual([]);
+    expect(all.map((g) => g['name_prefix'])).toEqual(
       expect.arrayContaining([
-        'airfleet-dev-batch',
-        'airfleet-dev-nomad-clients',
-        'airfleet-dev-workers',
-        'airfleet-dev-executor',
+        'airfleet-dev-batch-',
+        'airfleet-dev-nomad-clients-',
+        'airfleet-dev-workers-',
+        'airfleet-dev-executor-',
       ]),
     );
     const ingress = Object.values(resources(dev.tf, 'aws_vpc_security_group_ingress_rule'));

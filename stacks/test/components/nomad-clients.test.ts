@@ -101,7 +101,7 @@ describe('nomad-clients stack', () => {
       };
     const staged = policy(staging.tf).Statement;
     expect(staged.find((s) => s.Sid === 'ReadTlsMaterial')!.Resource).toMatch(
-      /^arn:aws:ssm:eu-west-1:\$\{.*\}:parameter\/airfleet\/staging\/nomad-tls\/\*$/,
+      /^arn:aws:ssm:eu-west-1:109876543210:parameter\/airfleet\/staging\/nomad-tls\/\*$/,
     );
     expect(staged.map((s) => s.Sid)).toEqual(expect.arrayContaining(['ReadDatabaseSecret', 'SubmitBatchJobs']));
     // dev runs the executor on ECS: its clients get no database or Batch rights.

@@ -9,13 +9,24 @@ const staging = synthEnvironment('staging').get('worker-pools');
 const dev = synthEnvironment('dev').get('worker-pools');
 
 describe('worker-pools stack', () => {
-  it('has one Auto Scaling group per queue and instance type', () => {
-    const names = Object.values(resources(staging.tf, 'aws_autoscaling_group')).map((g) => g['name']);
-    expect(names.sort()).toEqual([
-      'airfleet-staging-workers-default-m6i-large',
-      'airfleet-staging-workers-default-m7i-large',
-      'airfleet-staging-workers-etl-c7i-xlarge',
+  it('has one Auto Scaling group per queue, its instance types as mixed instances overrides', () => {
+    const groups = Object.values(resources(staging.tf, 'aws_autoscaling_group'));
+    expect(groups.map((g) => g['name']).sort()).toEqual([
+      'airfleet-staging-workers-default',
+      'airfleet-staging-workers-etl',
     ]);
+    const overrides = (name: string) => {
+      const group = groups.find((g) => g['name'] === name)!;
+      const policy = group['mixed_instances_policy'] as { launch_template: { override: { instance_type: string }[] } };
+      return policy.launch_template.override.map((o) => o.instance_type);
+    };
+    expect(overrides('airfleet-staging-workers-default')).toEqual(['m7i.large', 'm6i.large']); // as configured: On-Demand takes them in this order
+    expect(overrides('airfleet-staging-workers-etl')).toEqual(['c7i.xlarge']);
+    // No group names its own instance type: the overrides decide, so the template has none.
+    for (const group of groups) expect(group).not.toHaveProperty('launch_template');
+    for (const template of Object.values(resources(staging.tf, 'aws_launch_template'))) {
+      expect(template).not.toHaveProperty('instance_type');
+    }
   });
 
   it('tracks the backlog per instance the executor publishes, per environment and queue', () => {
@@ -34,7 +45,8 @@ describe('worker-pools stack', () => {
         },
       },
     });
-    expect(Object.keys(resources(staging.tf, 'aws_autoscaling_policy'))).toHaveLength(3);
+    // One policy per queue: one group sizes the whole queue, so the queue's capacity is not counted twice.
+    expect(Object.keys(resources(staging.tf, 'aws_autoscaling_policy'))).toHaveLength(2);
   });
 
   it('protects new workers from scale-in and gives terminating ones their drain time', () => {
@@ -48,9 +60,9 @@ describe('worker-pools stack', () => {
     });
   });
 
-  it('uses Spot with capacity rebalancing only where configured', () => {
+  it('uses Spot with capacity rebalancing only where configured; On-Demand pools take the types in order', () => {
     expect(staging.json).toHaveResourceWithProperties(AutoscalingGroup, {
-      name: 'airfleet-staging-workers-default-m7i-large',
+      name: 'airfleet-staging-workers-default',
       capacity_rebalance: true,
       mixed_instances_policy: expect.objectContaining({
         instances_distribution: expect.objectContaining({
@@ -61,16 +73,20 @@ describe('worker-pools stack', () => {
       }),
     });
     const etl = Object.values(resources(staging.tf, 'aws_autoscaling_group')).find((g) =>
-      String(g['name']).includes('-etl-'),
+      String(g['name']).endsWith('-etl'),
     )!;
-    expect(etl).not.toHaveProperty('mixed_instances_policy');
     expect(etl).not.toHaveProperty('capacity_rebalance');
-    expect(etl['launch_template']).toBeDefined();
+    expect(etl['mixed_instances_policy']).toMatchObject({
+      instances_distribution: {
+        on_demand_allocation_strategy: 'prioritized',
+        on_demand_percentage_above_base_capacity: 100,
+      },
+    });
   });
 
   it('boots `airfleet worker` with the enrollment token read from Secrets Manager at start, not from user data', () => {
     const template = Object.values(resources(staging.tf, 'aws_launch_template')).find((t) =>
-      String(t['name']).includes('-etl-'),
+      String(t['name']).endsWith('-etl'),
     )!;
     const doc = JSON.parse(userData(template).replace(/^#cloud-config\n/, '')) as {
       write_files: { path: string; content: string }[];
@@ -91,9 +107,13 @@ describe('worker-pools stack', () => {
   it('protects busy workers from scale-in and drains a terminating one from the host', () => {
     const template = Object.values(resources(staging.tf, 'aws_launch_template'))[0]!;
     const text = userData(template);
-    expect(text).toContain('docker ps -q --filter label=airfleet.workload');
-    expect(text).toContain('set-instance-protection');
+    // The worker protects its instance itself while it runs tasks (worker/scale-in-protection.ts).
+    expect(text).toContain("--asg-protection 'airfleet-staging-workers-");
+    expect(text).toContain('AIRFLEET_INSTANCE_ID=$(imds instance-id)');
+    expect(text).toContain('--label airfleet.pool=');
+    expect(text).not.toContain('set-instance-protection');
     expect(text).toContain('Terminating:Wait');
+    expect(text).toContain('meta-data/spot/instance-action'); // a Spot interruption notice drains too
     expect(text).toContain('complete-lifecycle-action');
     expect(text).toContain('OnUnitActiveSec=20');
     const policy = JSON.parse(String(Object.values(resources(staging.tf, 'aws_iam_role_policy'))[0]!['policy'])) as {

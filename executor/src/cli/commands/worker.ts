@@ -29,6 +29,38 @@ async function dockerRuntime(
   }
 }
 
+/** AIRFLEET_WORKER_LABELS: `k=v,k=v` (Swarm templates such as {{.Task.ID}} are expanded before we see it). */
+function envLabels(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean);
+}
+
+function parseLabels(pairs: string[]): Record<string, string> {
+  return Object.fromEntries(
+    pairs.map((l) => {
+      const at = l.indexOf('=');
+      if (at <= 0) throw new ConfigError(`label '${l}' is not k=v (--label or AIRFLEET_WORKER_LABELS)`);
+      return [l.slice(0, at), l.slice(at + 1)];
+    }),
+  );
+}
+
+/** Scale-in protection of this instance in its Auto Scaling group; fails closed when the instance is unknown. */
+async function scaleInProtection(group: string, logger: import('pino').Logger) {
+  const { AsgScaleInProtection, instanceId } = await import('../../worker/scale-in-protection.ts');
+  let id: string;
+  try {
+    id = await instanceId();
+  } catch (error) {
+    throw new ConfigError(
+      `--asg-protection ${group}: cannot tell this instance's id (${(error as Error).message}); set AIRFLEET_INSTANCE_ID`,
+    );
+  }
+  return new AsgScaleInProtection({ group, instanceId: id, logger });
+}
+
 /** `airfleet worker`: a pull worker (worker/agent.ts). */
 export function workerCommand(program: Command, globals: () => GlobalOptions): void {
   program
@@ -42,8 +74,16 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
       4,
     )
     .addOption(new Option('--runtime <runtime>', 'how tasks run').choices(['process', 'docker']).default('process'))
-    .option('--name <name>', 'worker name (default: host name)', hostname())
-    .option('--label <k=v...>', 'labels shown with the worker', [])
+    .option(
+      '--name <name>',
+      'worker name (env AIRFLEET_WORKER_NAME; default: host name)',
+      process.env.AIRFLEET_WORKER_NAME || hostname(),
+    )
+    .option(
+      '--label <k=v...>',
+      'labels shown with the worker; more from AIRFLEET_WORKER_LABELS (k=v,k=v: a Swarm service sets airfleet.pool and swarm.task there)',
+      [],
+    )
     .option(
       '--drain-timeout <seconds>',
       'on SIGINT, how long tasks may finish before they are stopped',
@@ -77,9 +117,15 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
       'docker runtime: the bridge network task containers join, created with link-local (metadata) addresses blocked',
       'airfleet-tasks',
     )
+    .option(
+      '--asg-protection <group>',
+      'on EC2 Auto Scaling: keep this instance protected from scale-in while tasks run (env AIRFLEET_ASG_NAME; instance id from AIRFLEET_INSTANCE_ID or the metadata service)',
+      process.env.AIRFLEET_ASG_NAME,
+    )
     .option('--check', 'validate the options and the token, print them without the token, and exit')
     .action(
       async (opts: {
+        asgProtection?: string;
         secretsDir: string[];
         hostNetwork?: boolean;
         taskNetwork: string;
@@ -128,7 +174,7 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
           name: opts.name,
           queues: opts.queues,
           concurrency: opts.concurrency,
-          labels: Object.fromEntries(opts.label.map((l) => l.split('=', 2) as [string, string])),
+          labels: parseLabels([...envLabels(process.env.AIRFLEET_WORKER_LABELS), ...opts.label]),
           runtime,
           logger,
           version: VERSION,
@@ -136,6 +182,7 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
           killGraceMs: opts.killGrace * 1000,
           stateDir: opts.stateDir ?? process.env.AIRFLEET_WORKER_STATE_DIR ?? join(dataDir, `worker-${opts.name}`),
           spoolMaxBytes: opts.spoolMax * 1024 * 1024,
+          ...(opts.asgProtection ? { busyHook: await scaleInProtection(opts.asgProtection, logger) } : {}),
         });
         // Handlers first: a signal that arrives while the worker registers must already stop it taking work.
         let interrupts = 0;

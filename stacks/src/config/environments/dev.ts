@@ -6,7 +6,9 @@ import type { EnvironmentInput } from '../schema.ts';
  */
 export const dev = {
   name: 'dev',
-  aws: { region: 'eu-west-1' },
+  // The account an AWS emulator answers with (moto's default): CI applies dev to moto. A real dev account
+  // replaces it; credentials of any other account are refused before any change.
+  aws: { region: 'eu-west-1', accountId: '123456789012' },
   state: { backend: 'local' },
   tags: { CostCenter: 'airfleet-dev' },
   imageTag: '0.1.0',

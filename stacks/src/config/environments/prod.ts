@@ -19,6 +19,7 @@ export const prod = {
   imageTag: '0.1.0',
   machineImage: { ssmParameter: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64' },
   logRetentionDays: 90,
+  logging: { flowLogs: true, encryptLogGroups: true },
   network: {
     cidr: '10.42.0.0/16',
     availabilityZones: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'],

@@ -6,7 +6,7 @@ import type { EnvironmentInput } from '../schema.ts';
  */
 export const staging = {
   name: 'staging',
-  aws: { region: 'eu-west-1' },
+  aws: { region: 'eu-west-1', accountId: '109876543210' },
   state: { backend: 's3', bucket: 'airfleet-terraform-state-staging', region: 'eu-west-1', keyPrefix: 'airfleet' },
   tags: { CostCenter: 'airfleet-staging' },
   imageTag: '0.1.0',

@@ -1,0 +1,263 @@
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import type { Workload } from '../../executor/src/domain/workload.ts';
+import { ServiceProcess, waitFor } from '../src/airfleet-process.ts';
+import { projectImage, testLabels } from '../src/docker-env.ts';
+import { createWorkerService, isSwarmManager, replicasOf, serviceTasks } from '../src/swarm-workers.ts';
+
+/**
+ * The autoscaler on a real Docker Swarm: a burst on queue `burst` scales its worker service from the minimum
+ * to the maximum, every task runs exactly once, and once the burst is over the service goes back to the
+ * minimum by removing drained workers only; the `steady` pool beside it keeps its own size.
+ *
+ * Sizes: CI runs a scaled-down burst (24 tasks of 5 s, at most 4 workers, 8 s scale-in cooldown) to stay
+ * within its time budget on a 2-core machine. The issue's figures (40 tasks of 10 s) are an opt-in:
+ * AUTOSCALE_TASKS=40 AUTOSCALE_TASK_SECONDS=10 AUTOSCALE_MAX_WORKERS=8 (and AUTOSCALE_COOLDOWN_SECONDS).
+ */
+const TASKS = Number(process.env.AUTOSCALE_TASKS ?? 24);
+const TASK_SECONDS = Number(process.env.AUTOSCALE_TASK_SECONDS ?? 5);
+const MAX_WORKERS = Number(process.env.AUTOSCALE_MAX_WORKERS ?? 4);
+const COOLDOWN_SECONDS = Number(process.env.AUTOSCALE_COOLDOWN_SECONDS ?? 8);
+const SCALED_DOWN = !process.env.AUTOSCALE_TASKS;
+
+const docker = new Docker();
+const run = testLabels()
+  ['airfleet.test']!.replace(/[^a-z0-9]/gi, '')
+  .slice(-10);
+const BURST_SERVICE = `af-burst-${run}`;
+const STEADY_SERVICE = `af-steady-${run}`;
+
+interface Sample {
+  at: number;
+  burstReplicas: number;
+  burstRunning: number;
+  steadyReplicas: number;
+  steadyRunning: number;
+}
+
+describe('autoscaler on Docker Swarm', () => {
+  let service: ServiceProcess;
+  let markers: string;
+  let secret: Docker.Secret | null = null;
+  const started = Date.now();
+
+  beforeAll(async () => {
+    if (!(await isSwarmManager(docker))) {
+      throw new Error(
+        'this suite needs the local Docker engine to be a Swarm manager: run `docker swarm init --advertise-addr 127.0.0.1` (.ci/run does)',
+      );
+    }
+    markers = mkdtempSync(join(tmpdir(), 'airfleet-autoscale-'));
+    chmodSync(markers, 0o777); // the image's worker runs as its own user
+    const pool = (name: string, queue: string, svc: string, max: number) => ({
+      name,
+      queues: [queue],
+      slotsPerWorker: 1,
+      minWorkers: 1,
+      maxWorkers: max,
+      scaleOutCooldownSeconds: 2,
+      scaleInCooldownSeconds: COOLDOWN_SECONDS,
+      hysteresisSlots: 0,
+      drainTimeoutSeconds: 60,
+      driver: { kind: 'swarm', service: svc },
+    });
+    service = await ServiceProcess.start({
+      heartbeatIntervalMs: 1_000,
+      heartbeatTimeoutMs: 10_000,
+      env: {
+        AIRFLEET_AUTOSCALE_INTERVAL_MS: '1000',
+        AIRFLEET_POOLS: JSON.stringify([
+          pool('burst', 'burst', BURST_SERVICE, MAX_WORKERS),
+          pool('steady', 'steady', STEADY_SERVICE, 3),
+        ]),
+      },
+    });
+    const { token } = await service.client.request<{ token: string }>('POST', '/v1/tokens', {
+      body: { name: 'swarm-workers', scopes: ['enroll'] },
+    });
+    const created = await docker.createSecret({
+      Name: `af-enroll-${run}`,
+      Labels: testLabels(),
+      Data: Buffer.from(token).toString('base64'),
+    });
+    secret = docker.getSecret(created.id);
+    const common = {
+      image: projectImage('executor'),
+      apiUrl: service.url,
+      tokenSecret: { id: created.id, name: `af-enroll-${run}` },
+      concurrency: 1,
+      replicas: 1,
+      markers,
+    };
+    await createWorkerService(docker, { ...common, name: BURST_SERVICE, queue: 'burst', pool: 'burst' });
+    await createWorkerService(docker, { ...common, name: STEADY_SERVICE, queue: 'steady', pool: 'steady' });
+    // Both minimum workers registered before the burst.
+    await waitFor(
+      'the two minimum workers to register',
+      async () => {
+        const { workers } = await service.client.request<{
+          workers: Array<{ state: string; labels: Record<string, string> }>;
+        }>('GET', '/v1/workers');
+        const live = workers.filter((w) => w.state === 'idle');
+        return (
+          live.some((w) => w.labels['airfleet.pool'] === 'burst') &&
+          live.some((w) => w.labels['airfleet.pool'] === 'steady')
+        );
+      },
+      90_000,
+      () => service.process!.tail(),
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const name of [BURST_SERVICE, STEADY_SERVICE])
+      await docker
+        .getService(name)
+        .remove()
+        .catch(() => undefined);
+    await secret?.remove().catch(() => undefined);
+    await service?.stop();
+    if (markers) rmSync(markers, { recursive: true, force: true });
+  });
+
+  it('a burst scales out to the max and back to the min, every task once, no task killed; the other pool keeps its size', async () => {
+    const samples: Sample[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [burstTasks, steadyTasks, burstReplicas, steadyReplicas] = await Promise.all([
+          serviceTasks(docker, BURST_SERVICE),
+          serviceTasks(docker, STEADY_SERVICE),
+          replicasOf(docker, BURST_SERVICE),
+          replicasOf(docker, STEADY_SERVICE),
+        ]);
+        const running = (ts: typeof burstTasks) => ts.filter((t) => t.Status.State === 'running').length;
+        samples.push({
+          at: Date.now(),
+          burstReplicas,
+          burstRunning: running(burstTasks),
+          steadyReplicas,
+          steadyRunning: running(steadyTasks),
+        });
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+
+    const task = (key: string, queue: string) => ({
+      key,
+      queue,
+      command: [
+        'sh',
+        '-c',
+        `echo "$(hostname)" >> /markers/${key}.start; sleep ${TASK_SECONDS}; echo done >> /markers/${key}.end`,
+      ],
+    });
+    const burstAt = Date.now();
+    const keys = Array.from({ length: TASKS }, (_, i) => `burst-${run}-${i}`);
+    await service.client.request('POST', '/v1/workloads/batch', {
+      body: { workloads: [...keys.map((k) => task(k, 'burst')), task(`steady-${run}`, 'steady')] },
+    });
+    const all = [...keys, `steady-${run}`];
+
+    const finals = await waitFor(
+      'every task to finish',
+      async () => {
+        const ws = await Promise.all(all.map((k) => service.client.request<Workload>('GET', `/v1/workloads/${k}`)));
+        return ws.every((w) => ['succeeded', 'failed', 'cancelled'].includes(w.state)) ? ws : null;
+      },
+      240_000,
+      () => service.process!.tail(40),
+    );
+    const doneAt = Date.now();
+    // Back to the minimum: one replica asked for and one running.
+    await waitFor(
+      'the burst service to scale back to the minimum',
+      async () => {
+        const last = samples.at(-1);
+        return last && last.at > doneAt && last.burstReplicas === 1 && last.burstRunning === 1;
+      },
+      120_000,
+      () => service.process!.tail(40),
+    );
+    const backAt = samples.at(-1)!.at;
+    sampling = false;
+    await sampler;
+
+    const firstExtra = samples.find((s) => s.at >= burstAt && s.burstRunning >= 2);
+    const peak = Math.max(...samples.map((s) => s.burstRunning));
+    // A task that did not succeed, or started twice (two lines in its start marker), counts as killed. A later
+    // attempt alone does not: a lease handed back unstarted (it reached its worker too late under load) is
+    // retried by the service without the task having run.
+    const starts = (k: string) =>
+      existsSync(join(markers, `${k}.start`))
+        ? readFileSync(join(markers, `${k}.start`), 'utf8')
+            .trim()
+            .split('\n').length
+        : 0;
+    const killed = finals.filter((w) => w.state !== 'succeeded' || starts(w.key) !== 1);
+    // Which burst workers left, and how: one removed by the scale-in was chosen (its maintenance comment says
+    // so), drained and left by itself; one Swarm stopped in its place would have left without the comment.
+    const { workers } = await service.client.request<{
+      workers: Array<{
+        name: string;
+        state: string;
+        labels: Record<string, string>;
+        maintenanceComment: string | null;
+      }>;
+    }>('GET', '/v1/workers');
+    const burstGone = workers.filter(
+      (w) => w.labels['airfleet.pool'] === 'burst' && w.state !== 'idle' && w.state !== 'running',
+    );
+    const figures = {
+      sizes: SCALED_DOWN
+        ? `scaled down for CI: ${TASKS} tasks of ${TASK_SECONDS} s, max ${MAX_WORKERS} workers, ${COOLDOWN_SECONDS} s scale-in cooldown (the issue's 40 × 10 s: AUTOSCALE_TASKS=40 AUTOSCALE_TASK_SECONDS=10 AUTOSCALE_MAX_WORKERS=8)`
+        : `${TASKS} tasks of ${TASK_SECONDS} s, max ${MAX_WORKERS} workers, ${COOLDOWN_SECONDS} s scale-in cooldown`,
+      burstToFirstExtraWorkerRunningSeconds: firstExtra ? (firstExtra.at - burstAt) / 1000 : null,
+      peakWorkers: peak,
+      lastTaskDoneToMinSeconds: (backAt - doneAt) / 1000,
+      tasksKilled: killed.length,
+      leasesHandedBackUnstartedAndRetried: finals.filter((w) => w.attempt > 1).length,
+      workersRemovedOnScaleIn: burstGone.length,
+      suiteSeconds: (Date.now() - started) / 1000,
+    };
+    console.info(`autoscale-swarm figures: ${JSON.stringify(figures, null, 2)}`);
+
+    // Every task ran exactly once and succeeded: one start and one end marker each.
+    expect(
+      killed.map((w) => `${w.key}: ${w.state} attempt ${w.attempt} ${w.reason ?? ''} starts ${starts(w.key)}`),
+    ).toEqual([]);
+    for (const k of all) {
+      expect(existsSync(join(markers, `${k}.start`))).toBe(true);
+      expect(
+        readFileSync(join(markers, `${k}.start`), 'utf8')
+          .trim()
+          .split('\n'),
+      ).toHaveLength(1);
+      expect(readFileSync(join(markers, `${k}.end`), 'utf8').trim()).toBe('done');
+    }
+    // Out to the max, never past it; back to the min.
+    expect(firstExtra).toBeDefined();
+    expect(peak).toBe(MAX_WORKERS);
+    expect(Math.max(...samples.map((s) => s.burstReplicas))).toBe(MAX_WORKERS);
+    expect(samples.at(-1)!.burstReplicas).toBe(1);
+    // Scale-in removed exactly the workers it chose and drained: each left cleanly (offline) with the
+    // autoscaler's maintenance comment, and Swarm never stopped another one in their place.
+    expect(burstGone.length).toBeGreaterThanOrEqual(MAX_WORKERS - 1);
+    expect(burstGone.map((w) => `${w.state}: ${w.maintenanceComment}`)).toEqual(
+      burstGone.map(() => 'offline: autoscaler: scale-in of pool burst'),
+    );
+    expect(service.process!.output.join('')).not.toContain('Swarm shut down running worker tasks');
+    // The steady pool kept its one worker throughout.
+    expect(new Set(samples.map((s) => s.steadyReplicas))).toEqual(new Set([1]));
+    const pools = await service.client.request<{ pools: Array<{ name: string; status: { target: number } | null }> }>(
+      'GET',
+      '/v1/pools',
+    );
+    expect(pools.pools.map((p) => [p.name, p.status?.target])).toEqual([
+      ['burst', 1],
+      ['steady', 1],
+    ]);
+  }, 420_000);
+});
