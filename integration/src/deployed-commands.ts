@@ -195,7 +195,11 @@ export function prepareWorkerHost(
   const bin = join(base, 'bin');
   mkdirSync(runDir, { mode: 0o700 });
   mkdirSync(bin);
-  writeFileSync(join(runDir, 'run.env'), `AIRFLEET_API_URL=${options.apiUrl}\nAIRFLEET_IMAGE=${options.image}\n`);
+  // As airfleet-worker-prepare writes it (the instance's id and type come from the metadata service there).
+  writeFileSync(
+    join(runDir, 'run.env'),
+    `AIRFLEET_API_URL=${options.apiUrl}\nAIRFLEET_INSTANCE_ID=i-0a1b2c3d4e5f67890\nAIRFLEET_INSTANCE_TYPE=m7i.large\nAIRFLEET_IMAGE=${options.image}\n`,
+  );
   writeFileSync(join(runDir, 'token.env'), `AIRFLEET_TOKEN=${options.token}\n`, { mode: 0o600 });
   const realDocker = execFileSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).trim();
   const labels = Object.entries(options.labels)
