@@ -4,7 +4,7 @@ import { Token } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig, NomadClientPoolConfig } from '../config/schema.ts';
-import { renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts';
+import { IMDS_LINES, lifecycleStateLine, renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts';
 import { databaseSecretStatements, executorStatements } from '../lib/executor-permissions.ts';
 import { type PolicyStatement, ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
@@ -67,12 +67,8 @@ export function nomadClientUserData(env: EnvironmentConfig, pool: NomadClientPoo
     'On termination (lifecycle hook "drain"): stop Nomad, which drains the node first (drain_on_shutdown),\n' +
       'then let the instance go.',
     [
-      'imds() {',
-      "  local t; t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)",
-      '  curl -sf -H "X-aws-ec2-metadata-token: $t" "http://169.254.169.254/latest/$1"',
-      '}',
-      'id=$(imds meta-data/instance-id)',
-      `state=$(aws autoscaling describe-auto-scaling-instances --region ${region} --instance-ids "$id" --query 'AutoScalingInstances[0].LifecycleState' --output text)`,
+      ...IMDS_LINES,
+      lifecycleStateLine(region),
       '[ "$state" = "Terminating:Wait" ] || exit 0',
       'systemctl stop nomad',
       `aws autoscaling complete-lifecycle-action --region ${region} --auto-scaling-group-name ${group} \\`,
