@@ -251,13 +251,21 @@ describe('autoscaler on Docker Swarm', () => {
     expect(service.process!.output.join('')).not.toContain('Swarm shut down running worker tasks');
     // The steady pool kept its one worker throughout.
     expect(new Set(samples.map((s) => s.steadyReplicas))).toEqual(new Set([1]));
-    const pools = await service.client.request<{ pools: Array<{ name: string; status: { target: number } | null }> }>(
-      'GET',
-      '/v1/pools',
-    );
+    const pools = await service.client.request<{
+      pools: Array<{
+        name: string;
+        status: { target: number } | null;
+        history: Array<{ at: string; desired: number; actual: number }>;
+      }>;
+    }>('GET', '/v1/pools');
     expect(pools.pools.map((p) => [p.name, p.status?.target])).toEqual([
       ['burst', 1],
       ['steady', 1],
     ]);
+    // What the dashboard charts: the burst pool's desired and actual rose to the max and came back.
+    const history = pools.pools.find((p) => p.name === 'burst')!.history;
+    expect(Math.max(...history.map((h) => h.desired))).toBe(MAX_WORKERS);
+    expect(Math.max(...history.map((h) => h.actual))).toBe(MAX_WORKERS);
+    expect(history.at(-1)).toMatchObject({ desired: 1, actual: 1 });
   }, 420_000);
 });

@@ -46,7 +46,15 @@ describe('nomad backend (service as a process)', () => {
     } else {
       const dir = mkdtempSync(join(tmpdir(), 'airfleet-nomad-it-'));
       dirs.push(dir);
-      execFileSync(process.execPath, [join(__dirname, '../../scripts/dev-certs.mjs'), join(dir, 'tls')]);
+      // Nomad's naming for the agent's certificate (<role>.<region>.nomad) and one client certificate.
+      execFileSync(process.execPath, [
+        join(__dirname, '../../scripts/dev-certs.mjs'),
+        join(dir, 'tls'),
+        '--name',
+        'server.global.nomad',
+        '--client',
+        'client',
+      ]);
       certs = {
         ca: join(dir, 'tls/ca.pem'),
         cert: join(dir, 'tls/client.pem'),

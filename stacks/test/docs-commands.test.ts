@@ -18,7 +18,21 @@ const docs = ['README.md', 'stacks/README.md', ...readdirSync(join(root, 'docs')
 const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 
 /** Programs the docs call that this repository does not ship: they are not checked here. */
-const EXTERNAL = new Set(['aws', 'nomad', 'terraform', 'tofu', 'pip', 'docker', 'apt-get', 'export', 'cd', 'curl']);
+const EXTERNAL = new Set([
+  'aws',
+  'nomad',
+  'terraform',
+  'tofu',
+  'pip',
+  'docker',
+  'apt-get',
+  'export',
+  'cd',
+  'curl',
+  'rm',
+  'chmod',
+  'umask',
+]);
 
 interface Documented {
   doc: string;
@@ -76,7 +90,8 @@ function filesUnder(dir: string): string[] {
 
 /** The problem with one documented command, or undefined when it checks out. */
 function problemWith(argv: string[]): string | undefined {
-  const [program, ...rest] = argv;
+  const [first, ...rest] = argv;
+  const program = first!.replace(/^\(/, ''); // a subshell: `(umask 077 && ...)`
   if (program === 'zx') return '`zx` is not on PATH after scripts/setup.sh: write `npx zx`';
   if (program === 'npx' && rest[0] === 'zx') return scriptProblem(rest[1], rest.slice(2));
   if (program === 'node') return existsSync(join(root, rest[0] ?? '')) ? undefined : `no file ${rest[0]}`;

@@ -242,6 +242,9 @@ export const poolView = z
       })
       .nullable()
       .describe('null until the leader has looked at the pool'),
+    history: z
+      .array(z.object({ at: time, desired: z.number().int(), actual: z.number().int() }))
+      .describe('desired and actual workers over the last hour, oldest first (one sample per change or 30 s)'),
   })
   .meta({ id: 'Pool' });
 

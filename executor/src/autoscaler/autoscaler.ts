@@ -1,6 +1,12 @@
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.ts';
-import { type PoolStatus, writePoolStatus } from '../store/pool-status.ts';
+import {
+  type PoolSample,
+  type PoolStatus,
+  readPoolStatuses,
+  withSample,
+  writePoolStatus,
+} from '../store/pool-status.ts';
 import type { Worker } from '../store/workers.ts';
 import { queueStats } from '../store/workloads.ts';
 import { type Decision, decide } from './decide.ts';
@@ -31,6 +37,8 @@ interface PoolMemory {
   /** When each worker chosen for scale-in must have drained by (ms). */
   drainDeadlines: Map<string, number>;
   lastLogged: string | null;
+  /** Desired and actual over the last hour; a new leader starts from what its predecessor published. */
+  history: PoolSample[] | null;
 }
 
 const LIVE = (w: Worker) => w.state !== 'lost' && w.state !== 'offline';
@@ -66,7 +74,13 @@ export class Autoscaler {
     if (!m) {
       // A leader that just took over does not know when its predecessor last scaled: scale-in waits one
       // cooldown from now, scale-out may act at once.
-      m = { lastScaleOutMs: null, lastScaleInMs: this.now(), drainDeadlines: new Map(), lastLogged: null };
+      m = {
+        lastScaleOutMs: null,
+        lastScaleInMs: this.now(),
+        drainDeadlines: new Map(),
+        lastLogged: null,
+        history: null,
+      };
       this.memory.set(pool.name, m);
     }
     return m;
@@ -232,6 +246,12 @@ export class Autoscaler {
       lastScaleInAt: iso(memory.lastScaleInMs),
       error,
     };
-    await writePoolStatus(this.deps.db, status);
+    memory.history ??= (await readPoolStatuses(this.deps.db)).get(pool.name)?.history ?? [];
+    memory.history = withSample(memory.history, {
+      at: status.lastDecision.at,
+      desired: status.desired,
+      actual: status.running,
+    });
+    await writePoolStatus(this.deps.db, { ...status, history: memory.history });
   }
 }

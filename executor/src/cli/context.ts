@@ -22,6 +22,8 @@ export function resolveToken(options: GlobalOptions): string | undefined {
   if (options.token) return options.token;
   if (options.tokenFile) return readTokenFile(options.tokenFile, '--token-file');
   if (process.env.AIRFLEET_TOKEN) return process.env.AIRFLEET_TOKEN;
+  // A file (a Docker or Swarm secret at /run/secrets/...): the token stays out of the environment, so out
+  // of `docker inspect` and service specs.
   if (process.env.AIRFLEET_TOKEN_FILE) return readTokenFile(process.env.AIRFLEET_TOKEN_FILE, 'AIRFLEET_TOKEN_FILE');
   const dataDir = options.dataDir ?? process.env.AIRFLEET_DATA_DIR ?? join(process.cwd(), '.airfleet');
   const file = join(dataDir, 'admin.token');

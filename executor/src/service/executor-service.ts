@@ -25,7 +25,7 @@ import { readCursor, writeCursor } from '../store/instances.ts';
 import { appendLogChunk, type LogStream, readLog, storedLength } from '../store/logs.ts';
 import { migrate } from '../store/migrations.ts';
 import { openDatabase } from '../store/open.ts';
-import { type PoolStatus, readPoolStatuses } from '../store/pool-status.ts';
+import { type PoolSample, type PoolStatus, readPoolStatuses } from '../store/pool-status.ts';
 import {
   getWorkload,
   type InsertResult,
@@ -68,7 +68,9 @@ export interface PoolSummary {
   desired: number | null;
   actual: number | null;
   backlog: number | null;
-  status: (Omit<PoolStatus, 'pool'> & { updatedAt: string }) | null;
+  status: (Omit<PoolStatus, 'pool' | 'history'> & { updatedAt: string }) | null;
+  /** Desired and actual workers over the last hour, oldest first (the dashboard's chart). */
+  history: PoolSample[];
 }
 export type { Principal } from './tokens.ts';
 
@@ -439,7 +441,7 @@ export class ExecutorService {
     const statuses = await readPoolStatuses(this.db);
     return this.config.pools.map((p) => {
       const status = statuses.get(p.name);
-      const { pool: _name, ...rest } = status ?? { pool: '' };
+      const { pool: _name, history, ...statusOnly } = status ?? { pool: '', history: [] };
       return {
         name: p.name,
         queues: p.queues,
@@ -454,7 +456,8 @@ export class ExecutorService {
         desired: status?.desired ?? null,
         actual: status?.running ?? null,
         backlog: status ? status.queuedSlots + status.runningSlots : null,
-        status: status ? (rest as Omit<PoolStatus, 'pool'> & { updatedAt: string }) : null,
+        status: status ? (statusOnly as Omit<PoolStatus, 'pool' | 'history'> & { updatedAt: string }) : null,
+        history: history ?? [],
       };
     });
   }

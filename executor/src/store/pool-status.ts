@@ -23,6 +23,31 @@ export interface PoolStatus {
   lastScaleInAt: string | null;
   /** The last driver error, cleared by the next pass that works. */
   error: string | null;
+  /** Desired and actual workers over the last hour (the dashboard's chart), oldest first; see history(). */
+  history?: PoolSample[];
+}
+
+export interface PoolSample {
+  at: string;
+  desired: number;
+  actual: number;
+}
+
+/** Samples kept: one hour, at most one per half minute unless a figure changed (at most 240 in all). */
+const HISTORY_MS = 3_600_000;
+const SAMPLE_EVERY_MS = 30_000;
+const HISTORY_MAX = 240;
+
+/**
+ * The pool's history with this pass's figures: appended when desired or actual changed or half a minute
+ * passed since the last sample, trimmed to the last hour. Bounded, so the status row stays small.
+ */
+export function withSample(history: readonly PoolSample[], sample: PoolSample): PoolSample[] {
+  const at = Date.parse(sample.at);
+  const last = history.at(-1);
+  const changed = !last || last.desired !== sample.desired || last.actual !== sample.actual;
+  const next = changed || at - Date.parse(last.at) >= SAMPLE_EVERY_MS ? [...history, sample] : [...history];
+  return next.filter((h) => at - Date.parse(h.at) <= HISTORY_MS).slice(-HISTORY_MAX);
 }
 
 const KIND = 'autoscaler';

@@ -115,6 +115,11 @@ describe('autoscaler loop', () => {
     await service.autoscale();
     expect(driver.removed).toEqual([['w2', 'w3']]);
     expect(driver.target).toBe(1);
+    // The dashboard's chart: every change of desired or actual is a sample, oldest first.
+    const history = (await service.pools())[0]!.history;
+    expect(history.map((h) => h.desired)).toEqual([3, 1, 1].slice(0, history.length));
+    expect(history.length).toBeGreaterThanOrEqual(2);
+    expect(history.every((h, i) => i === 0 || Date.parse(h.at) >= Date.parse(history[i - 1]!.at))).toBe(true);
     // The busy worker and its task are untouched.
     expect((await service.getWorkload(leases[0]!.id)).state).toBe('running');
     expect((await service.pool.workers.get('w1')).maintenance).toBe(false);

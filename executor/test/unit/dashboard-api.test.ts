@@ -372,9 +372,10 @@ describe('reads for the live views', () => {
     expect(history.instance).toEqual(expect.any(String));
     expect(history.total.dispatchLatency.count).toBeGreaterThanOrEqual(1);
     expect(history.total.startLatency.count).toBeGreaterThanOrEqual(1);
-    const last = history.samples.at(-1);
-    expect(last.dispatched + last.started).toBeGreaterThanOrEqual(2);
-    expect(last.startLatency.p50).toBeGreaterThanOrEqual(0);
+    // The dispatch and the start may fall into two 10-second samples (a slow machine): count them all.
+    const samples = history.samples as { dispatched: number; started: number; startLatency: { p50: number } }[];
+    expect(samples.reduce((n, s) => n + s.dispatched + s.started, 0)).toBeGreaterThanOrEqual(2);
+    expect(samples.findLast((s) => s.started > 0)!.startLatency.p50).toBeGreaterThanOrEqual(0);
     const metrics = (await app.inject({ url: '/metrics', headers: admin })).body;
     expect(metrics).toMatch(/airfleet_start_latency_seconds_count\{queue="dispatchq"\} 1/);
   });

@@ -102,15 +102,16 @@ export class DataStack extends AirfleetStack {
       }),
     );
 
+    const identifier = this.resourceName('postgres');
     const executorSecret = new SecretsmanagerSecret(this, 'executor-database-secret', {
       name: `airfleet/${this.env.name}/database-executor`,
       description: `airfleet ${this.env.name}: the executor's database role, filled by airfleet database create-role`,
       kmsKeyId: this.key.arn,
       recoveryWindowInDays: this.env.production ? 30 : 0,
     });
+
     this.tokens = new TokenSecrets(this, 'token-secrets');
 
-    const identifier = this.resourceName('postgres');
     this.database = new DbInstance(this, 'database', {
       identifier,
       engine: 'postgres',
@@ -157,7 +158,7 @@ export class DataStack extends AirfleetStack {
       // Destroyed first in its stack: when RDS refuses (deletion protection), nothing else of the stack is
       // gone yet (the ingress rules would otherwise go in parallel and cut every client off). Where deletion
       // protection is on, Terraform itself refuses to plan the destroy.
-      dependsOn: [alias, ...ingress, executorSecret, ...Object.values(this.tokens.secrets)],
+      dependsOn: [alias, executorSecret, ...Object.values(this.tokens.secrets), ...ingress],
       lifecycle: {
         preventDestroy: db.deletionProtection,
         ...(db.deletionProtection ? { ignoreChanges: ['final_snapshot_identifier'] } : {}),

@@ -74,21 +74,6 @@ describe('data stack', () => {
     expect(prod.errors).toEqual([]);
   });
 
-  it('creates the API token secrets with no value: no token is in the state', () => {
-    const secrets = Object.values(resources(dev.tf, 'aws_secretsmanager_secret'));
-    expect(secrets.map((s) => s['name']).sort()).toEqual([
-      'airfleet/dev/admin-token',
-      'airfleet/dev/database-executor',
-      'airfleet/dev/enroll-token',
-      'airfleet/dev/submit-token',
-    ]);
-    expect(resources(dev.tf, 'aws_secretsmanager_secret_version')).toEqual({});
-    expect(secrets.every((s) => s['recovery_window_in_days'] === 0)).toBe(true);
-    expect(
-      Object.values(resources(prod.tf, 'aws_secretsmanager_secret')).map((s) => s['recovery_window_in_days']),
-    ).toEqual([30, 30, 30, 30]);
-  });
-
   it('destroys the database before anything else of its stack, so a refused destroy removes nothing', () => {
     // moto refuses to delete a protected instance like RDS does; the walkthrough suite
     // (integration/test/deploy-walkthrough.test.ts) checks that the rules survive such a refusal.
@@ -110,5 +95,20 @@ describe('data stack', () => {
     // Protected databases (and their key) cannot even be planned for destruction.
     expect(onlyResource(prod.tf, 'aws_kms_key')['lifecycle']).toEqual({ prevent_destroy: true });
     expect(db['lifecycle']).toEqual({ prevent_destroy: false });
+  });
+
+  it('creates the API token secrets with no value: no token is in the state', () => {
+    const secrets = Object.values(resources(dev.tf, 'aws_secretsmanager_secret'));
+    expect(secrets.map((s) => s['name']).sort()).toEqual([
+      'airfleet/dev/admin-token',
+      'airfleet/dev/database-executor',
+      'airfleet/dev/enroll-token',
+      'airfleet/dev/submit-token',
+    ]);
+    expect(resources(dev.tf, 'aws_secretsmanager_secret_version')).toEqual({});
+    expect(secrets.every((s) => s['recovery_window_in_days'] === 0)).toBe(true);
+    expect(
+      Object.values(resources(prod.tf, 'aws_secretsmanager_secret')).map((s) => s['recovery_window_in_days']),
+    ).toEqual([30, 30, 30, 30]);
   });
 });
