@@ -166,6 +166,8 @@ export interface WorkerRunHost {
   runDir: string;
   /** The script with /run/airfleet pointed at runDir; run it with `env` (PATH has the docker shim first). */
   script: string;
+  /** The script's text, as run. */
+  scriptText: string;
   env: NodeJS.ProcessEnv;
 }
 
@@ -178,14 +180,26 @@ export interface WorkerRunHost {
  */
 export function prepareWorkerHost(
   runScript: string,
-  options: { apiUrl: string; image: string; token: string; labels: Record<string, string>; extraArgs?: string[] },
+  options: {
+    apiUrl: string;
+    image: string;
+    token: string;
+    labels: Record<string, string>;
+    extraArgs?: string[];
+    /** More `docker run` options, before the image (e.g. a CA to trust). */
+    dockerRunArgs?: string[];
+  },
 ): WorkerRunHost {
   const base = mkdtempSync(join(tmpdir(), 'airfleet-worker-host-'));
   const runDir = join(base, 'run-airfleet');
   const bin = join(base, 'bin');
   mkdirSync(runDir, { mode: 0o700 });
   mkdirSync(bin);
-  writeFileSync(join(runDir, 'run.env'), `AIRFLEET_API_URL=${options.apiUrl}\nAIRFLEET_IMAGE=${options.image}\n`);
+  // As airfleet-worker-prepare writes it (the instance's id and type come from the metadata service there).
+  writeFileSync(
+    join(runDir, 'run.env'),
+    `AIRFLEET_API_URL=${options.apiUrl}\nAIRFLEET_INSTANCE_ID=i-0a1b2c3d4e5f67890\nAIRFLEET_INSTANCE_TYPE=m7i.large\nAIRFLEET_IMAGE=${options.image}\n`,
+  );
   writeFileSync(join(runDir, 'token.env'), `AIRFLEET_TOKEN=${options.token}\n`, { mode: 0o600 });
   const realDocker = execFileSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).trim();
   const labels = Object.entries(options.labels)
@@ -200,7 +214,7 @@ if [ "$1" = run ]; then
   shift
   args=()
   for a in "$@"; do [ "$a" = airfleet-worker ] && a=${name}; args+=("$a"); done
-  exec ${realDocker} run ${labels} "\${args[@]}" ${(options.extraArgs ?? []).map(shellQuote).join(' ')}
+  exec ${realDocker} run ${labels} ${(options.dockerRunArgs ?? []).map(shellQuote).join(' ')} "\${args[@]}" ${(options.extraArgs ?? []).map(shellQuote).join(' ')}
 fi
 exec ${realDocker} "$@"
 `,
@@ -212,6 +226,7 @@ exec ${realDocker} "$@"
   return {
     containerName: name,
     runDir,
+    scriptText: script,
     script: join(base, 'airfleet-worker-run'),
     env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
   };

@@ -8,6 +8,11 @@ export interface PostgresOptions {
   database?: string;
   /** Extra `-c name=value` server settings. @default fsync off, which is safe for throwaway test data */
   settings?: Record<string, string>;
+  /**
+   * TLS: a directory with server.pem and server-key.pem (scripts/dev-certs.mjs), mounted read-only; the
+   * server then also accepts TLS connections (ssl=on) with that certificate.
+   */
+  tlsDir?: string;
 }
 
 /** A PostgreSQL server in a container from `images/postgres`, listening on a free loopback port. */
@@ -68,8 +73,26 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Star
   const database = options.database ?? 'airfleet';
   // fsync off is safe here: it only matters if the machine itself crashes, never for a killed server.
   const settings = { fsync: 'off', ...options.settings };
-  const args = Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
-  const container = await new GenericContainer(projectImage('postgres'))
+  const tls = options.tlsDir
+    ? { ssl: 'on', ssl_cert_file: '/run/postgresql/tls/server.pem', ssl_key_file: '/run/postgresql/tls/server-key.pem' }
+    : {};
+  const args = Object.entries({ ...settings, ...tls }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  let image = new GenericContainer(projectImage('postgres'));
+  if (options.tlsDir) {
+    // PostgreSQL reads a key only if the server's user owns it and no one else may: copy the mounted pair
+    // to where the entrypoint (images/postgres/entrypoint.sh) runs the server from, owned by postgres.
+    image = image
+      .withBindMounts([{ source: options.tlsDir, target: '/tls', mode: 'ro' }])
+      .withEntrypoint([
+        '/usr/bin/tini',
+        '--',
+        'sh',
+        '-c',
+        'install -d -o postgres -m 0700 /run/postgresql/tls && install -o postgres -m 0600 /tls/server.pem /tls/server-key.pem /run/postgresql/tls/ && exec /usr/local/bin/airfleet-postgres "$@"',
+        'airfleet-postgres',
+      ]);
+  }
+  const container = await image
     .withNetworkMode('host')
     .withLabels(testLabels())
     .withEnvironment({ POSTGRES_PASSWORD: password, POSTGRES_DB: database, PGPORT: String(port) })

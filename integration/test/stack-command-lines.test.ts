@@ -69,18 +69,20 @@ afterAll(() => {
 describe('command lines the stacks give the executor image', () => {
   it('the ECS task definition (dev) starts `serve` with its environment', async () => {
     const container = deployment.ecsContainer('dev');
-    const env = Object.fromEntries(
-      Object.entries(container.environment).map(([k, v]) => [k, v.includes('${') ? unresolved(k) : v]),
-    );
+    const env = Object.fromEntries([
+      ...Object.entries(container.environment).map(([k, v]) => [k, v.includes('${') ? unresolved(k) : v]),
+      // ECS resolves `secrets` when the task starts; --check needs only that they are there.
+      ...Object.keys(container.secrets).map((k) => [k, 'resolved-by-ecs']),
+    ]);
     const result = checked(await runImage([...container.command, '--check'], env, container.readonlyRootFilesystem));
-    expect(result).toMatchObject({ ok: true, listen: `0.0.0.0:${container.environment['AIRFLEET_PORT']}` });
+    expect(result).toMatchObject({ ok: true, listen: `https://0.0.0.0:${container.environment['AIRFLEET_PORT']}` });
   }, 120_000);
 
   it('the Nomad executor job (staging) starts `serve` with its task environment', async () => {
     const task = deployment.nomadTask('staging');
     const env = nomadTaskEnv(task, { NOMAD_PORT_http: '8470', NOMAD_SECRETS_DIR: '/secrets' }, unresolved);
     const result = checked(await runImage([...task.args, '--check'], env, task.readonlyRootfs));
-    expect(result).toMatchObject({ ok: true, listen: '0.0.0.0:8470' });
+    expect(result).toMatchObject({ ok: true, listen: 'http://0.0.0.0:8470' });
   }, 120_000);
 
   it.each(['dev', 'staging', 'prod'])(

@@ -157,7 +157,13 @@ describe('batch job spec', () => {
       shareIdentifier: 'etl',
       timeout: { attemptDurationSeconds: 60 },
       retryStrategy: { attempts: 1 },
-      tags: { team: 'data', 'airfleet:workload-id': '0f8e1c1a-3b5d-4c2e-9f70-6a1b2c3d4e5f', 'airfleet:attempt': '2' },
+      tags: {
+        team: 'data',
+        'airfleet:workload-id': '0f8e1c1a-3b5d-4c2e-9f70-6a1b2c3d4e5f',
+        'airfleet:attempt': '2',
+        // The executor's role may stop only jobs with its environment's prefix (stacks/src/lib/executor-permissions.ts).
+        'airfleet:resource-prefix': 'airfleet-test-',
+      },
       propagateTags: true,
     });
     expect(input.containerOverrides).toEqual({

@@ -2,7 +2,7 @@ import { BatchComputeEnvironment } from '@cdktf/provider-aws/lib/batch-compute-e
 import { BatchJobDefinition } from '@cdktf/provider-aws/lib/batch-job-definition/index.js';
 import { BatchJobQueue } from '@cdktf/provider-aws/lib/batch-job-queue/index.js';
 import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group/index.js';
-import { type ITerraformDependable, TerraformOutput } from 'cdktf';
+import { type ITerraformDependable, TerraformOutput, Token } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { ComputeEnvironmentConfig, ComputeKind, EnvironmentConfig, SecretReference } from '../config/schema.ts';
@@ -127,6 +127,7 @@ export class BatchStack extends AirfleetStack {
         dependsOn: service.grants,
         instanceProfileArn: instance?.instanceProfile?.arn,
         launchTemplateId: launchTemplate?.template.id,
+        launchTemplateVersion: launchTemplate ? Token.asString(launchTemplate.template.latestVersion) : undefined,
         subnetIds: network.privateSubnets.map((s) => s.id),
         securityGroupId: network.securityGroups.batch.id,
       });
@@ -211,6 +212,7 @@ export class BatchStack extends AirfleetStack {
       dependsOn: ITerraformDependable[];
       instanceProfileArn: string | undefined;
       launchTemplateId: string | undefined;
+      launchTemplateVersion: string | undefined;
       subnetIds: string[];
       securityGroupId: string;
     },
@@ -224,7 +226,9 @@ export class BatchStack extends AirfleetStack {
             instanceRole: deps.instanceProfileArn!,
             allocationStrategy: ce.kind === 'spot' ? 'SPOT_PRICE_CAPACITY_OPTIMIZED' : 'BEST_FIT_PROGRESSIVE',
             ...(ce.kind === 'spot' ? { bidPercentage: ce.spotBidPercentage ?? 100 } : {}),
-            launchTemplate: { launchTemplateId: deps.launchTemplateId!, version: '$Latest' },
+            // A pinned version: `$Latest` would let an edit of the template reach new instances unplanned;
+            // a new version is a planned update of the compute environment.
+            launchTemplate: { launchTemplateId: deps.launchTemplateId!, version: deps.launchTemplateVersion! },
             // The instances Batch starts (Fargate takes no tags here).
             tags: this.tags(),
           }

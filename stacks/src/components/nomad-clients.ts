@@ -1,9 +1,10 @@
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
+import { AutoscalingLifecycleHook } from '@cdktf/provider-aws/lib/autoscaling-lifecycle-hook/index.js';
 import { Token } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig, NomadClientPoolConfig } from '../config/schema.ts';
-import { renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts';
+import { IMDS_LINES, lifecycleStateLine, renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts';
 import { databaseSecretStatements, executorStatements } from '../lib/executor-permissions.ts';
 import { type PolicyStatement, ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
@@ -24,14 +25,33 @@ export interface NomadClientsStackProps {
 /** Where the host volumes live on every client. */
 export const HOST_VOLUME_PATHS = { config: '/opt/airfleet/config', dags: '/opt/airfleet/dags' } as const;
 
-/** The SSM parameter names a client reads its TLS material from. */
-export function tlsParameters(prefix: string) {
+/**
+ * The SSM parameter names a client of `pool` reads its TLS material from: the CA is shared, the client
+ * certificate and key are the pool's own (`<prefix>/pools/<pool>/…`), readable only by the pool's role, so
+ * a client of one pool cannot pose as a node of another.
+ */
+export function tlsParameters(prefix: string, pool: string) {
   return {
     ca: `${prefix}/ca.pem`,
-    cert: `${prefix}/client.pem`,
-    key: `${prefix}/client-key.pem`,
+    cert: `${prefix}/pools/${pool}/client.pem`,
+    key: `${prefix}/pools/${pool}/client-key.pem`,
   } as const;
 }
+
+/** `airfleet-<env>-nomad-<pool>`: the pool's Auto Scaling group. */
+export function nomadClientGroupName(env: EnvironmentConfig, pool: NomadClientPoolConfig): string {
+  return `airfleet-${env.name}-nomad-${pool.name}`;
+}
+
+/** The node pool the executor job runs on (where the executor runs on Nomad). */
+export function executorNodePool(env: EnvironmentConfig): string | undefined {
+  if (env.executor.runtime !== 'nomad') return undefined;
+  return env.executor.nodePool ?? env.nomad.clientPools[0]!.nodePool;
+}
+
+/** Seconds a terminating client gets to drain (Nomad's drain deadline), and the hook's wait past it. */
+export const NOMAD_DRAIN_SECONDS = 600;
+const DRAIN_HOOK_MARGIN_SECONDS = 120;
 
 /**
  * The user data of one client pool: the Nomad agent config, a script that fetches the TLS material from
@@ -40,7 +60,21 @@ export function tlsParameters(prefix: string) {
  */
 export function nomadClientUserData(env: EnvironmentConfig, pool: NomadClientPoolConfig): string {
   const { nomad, aws } = env;
-  const params = tlsParameters(nomad.tlsParameterPrefix);
+  const params = tlsParameters(nomad.tlsParameterPrefix, pool.name);
+  const region = shellQuote(aws.region);
+  const group = shellQuote(nomadClientGroupName(env, pool));
+  const guard = shellScript(
+    'On termination (lifecycle hook "drain"): stop Nomad, which drains the node first (drain_on_shutdown),\n' +
+      'then let the instance go.',
+    [
+      ...IMDS_LINES,
+      lifecycleStateLine(region),
+      '[ "$state" = "Terminating:Wait" ] || exit 0',
+      'systemctl stop nomad',
+      `aws autoscaling complete-lifecycle-action --region ${region} --auto-scaling-group-name ${group} \\`,
+      '  --lifecycle-hook-name drain --instance-id "$id" --lifecycle-action-result CONTINUE',
+    ],
+  );
   const fetchTls = shellScript(
     'Fetches the Nomad client TLS material from SSM Parameter Store (SecureString) before each agent start.',
     [
@@ -68,6 +102,7 @@ export function nomadClientUserData(env: EnvironmentConfig, pool: NomadClientPoo
     'systemctl daemon-reload',
     'systemctl enable --now docker',
     'systemctl enable --now nomad',
+    'systemctl enable --now airfleet-nomad-drain-guard.timer',
   ]);
   return renderCloudConfig({
     files: [
@@ -82,7 +117,18 @@ export function nomadClientUserData(env: EnvironmentConfig, pool: NomadClientPoo
           meta: { queue: pool.queue, instance_type: pool.instanceType, airfleet_pool: pool.name },
           hostVolumes: HOST_VOLUME_PATHS,
           tls: NOMAD_TLS_FILES,
+          drainDeadlineSeconds: NOMAD_DRAIN_SECONDS,
         }),
+      },
+      { path: '/usr/local/sbin/airfleet-nomad-drain-guard', permissions: '0750', content: guard },
+      {
+        path: '/etc/systemd/system/airfleet-nomad-drain-guard.service',
+        content: `[Unit]\nDescription=Drain this Nomad client when Auto Scaling terminates it\n\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/airfleet-nomad-drain-guard\nTimeoutStartSec=${NOMAD_DRAIN_SECONDS + DRAIN_HOOK_MARGIN_SECONDS / 2}\n`,
+      },
+      {
+        path: '/etc/systemd/system/airfleet-nomad-drain-guard.timer',
+        content:
+          '[Unit]\nDescription=Check every 20 seconds whether this Nomad client is terminating\n\n[Timer]\nOnBootSec=60\nOnUnitActiveSec=20\nAccuracySec=1\n\n[Install]\nWantedBy=timers.target\n',
       },
       { path: '/usr/local/sbin/airfleet-nomad-tls', permissions: '0750', content: fetchTls },
       {
@@ -102,7 +148,8 @@ export function nomadClientUserData(env: EnvironmentConfig, pool: NomadClientPoo
  */
 export class NomadClientsStack extends AirfleetStack {
   readonly groups: Record<string, AutoscalingGroup> = {};
-  readonly role: ServiceRole;
+  /** One role and instance profile per pool: its own TLS material; the executor's rights on its pool only. */
+  readonly roles: Record<string, ServiceRole> = {};
 
   constructor(scope: Construct, props: NomadClientsStackProps) {
     super(scope, { ...props, component: 'nomad-clients' });
@@ -110,55 +157,72 @@ export class NomadClientsStack extends AirfleetStack {
     const { network, data } = props;
     const prefix = nomad.tlsParameterPrefix;
 
-    const statements: PolicyStatement[] = [
-      {
-        Sid: 'ReadTlsMaterial',
-        Action: ['ssm:GetParameter', 'ssm:GetParameters'],
-        Resource: this.arn('ssm', `parameter${prefix}/*`),
-      },
-      {
-        // SecureString parameters are decrypted through SSM, which names the parameter in the encryption
-        // context: keys of this account, through SSM, for the TLS parameters only.
-        Sid: 'DecryptTlsMaterial',
-        Action: 'kms:Decrypt',
-        Resource: this.arn('kms', 'key/*'),
-        Condition: {
-          StringEquals: { 'kms:ViaService': `ssm.${aws.region}.amazonaws.com` },
-          StringLike: { 'kms:EncryptionContext:PARAMETER_ARN': this.arn('ssm', `parameter${prefix}/*`) },
+    const executorPool = executorNodePool(this.env);
+    for (const pool of nomad.clientPools) {
+      const own = tlsParameters(prefix, pool.name);
+      const tlsArns = [own.ca, own.cert, own.key].map((p) => this.arn('ssm', `parameter${p}`));
+      const statements: PolicyStatement[] = [
+        {
+          // The shared CA and this pool's own certificate and key, nothing of another pool.
+          Sid: 'ReadTlsMaterial',
+          Action: ['ssm:GetParameter', 'ssm:GetParameters'],
+          Resource: tlsArns,
         },
-      },
-      {
-        // Cloud auto-join (provider=aws) lists instances by tag; DescribeInstances has no resource scoping.
-        Sid: 'DiscoverServers',
-        Action: 'ec2:DescribeInstances',
-        Resource: '*',
-      },
-      { Sid: 'EcrToken', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
-      {
-        Sid: 'PullTaskImages',
-        Action: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
-        Resource: [
-          this.arn('ecr', `repository/${repositoryName(this.env, 'task-runner')}`),
-          this.arn('ecr', `repository/${repositoryName(this.env, 'executor')}`),
-        ],
-      },
-    ];
-    if (this.env.executor.runtime === 'nomad') {
-      // The executor job runs on these clients with host networking (the only tasks allowed to reach the
-      // instance metadata service: the task namespace forbids host networking, and the hop limit of 1 keeps
-      // bridge-networked containers out), so the clients' role carries the executor's permissions.
-      statements.push(...databaseSecretStatements(data.connection), ...executorStatements(this));
+        {
+          // SecureString parameters are decrypted through SSM, which names the parameter in the encryption
+          // context: keys of this account, through SSM, for this pool's TLS parameters only.
+          Sid: 'DecryptTlsMaterial',
+          Action: 'kms:Decrypt',
+          Resource: this.arn('kms', 'key/*'),
+          Condition: {
+            StringEquals: { 'kms:ViaService': `ssm.${aws.region}.amazonaws.com` },
+            StringLike: { 'kms:EncryptionContext:PARAMETER_ARN': tlsArns },
+          },
+        },
+        {
+          // Cloud auto-join (provider=aws) lists instances by tag; DescribeInstances has no resource scoping.
+          Sid: 'DiscoverServers',
+          Action: 'ec2:DescribeInstances',
+          Resource: '*',
+        },
+        { Sid: 'EcrToken', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
+        {
+          Sid: 'PullTaskImages',
+          Action: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+          Resource: [
+            this.arn('ecr', `repository/${repositoryName(this.env, 'task-runner')}`),
+            this.arn('ecr', `repository/${repositoryName(this.env, 'executor')}`),
+          ],
+        },
+        // The drain guard reads its own lifecycle state and answers the drain hook of its own group.
+        { Sid: 'ReadLifecycleState', Action: 'autoscaling:DescribeAutoScalingInstances', Resource: '*' },
+        {
+          Sid: 'CompleteDrain',
+          Action: ['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'],
+          Resource: this.arn(
+            'autoscaling',
+            `autoScalingGroup:*:autoScalingGroupName/${nomadClientGroupName(this.env, pool)}`,
+          ),
+        },
+      ];
+      if (pool.nodePool === executorPool) {
+        // The executor job runs on this pool alone, with host networking (the only tasks allowed to reach
+        // the instance metadata service: the task namespace forbids host networking and is not allowed on
+        // this node pool, and the hop limit of 1 keeps bridge-networked containers out), so only this
+        // pool's role carries the executor's permissions.
+        statements.push(...databaseSecretStatements(data.connection), ...executorStatements(this));
+      }
+      this.roles[pool.name] = new ServiceRole(this, `pool-${pool.name}-role`, {
+        name: this.resourceName('nomad', pool.name),
+        description: `Nomad clients of pool ${pool.name}: its TLS material, server discovery, image pulls${pool.nodePool === executorPool ? ', the executor' : ''}`,
+        assumedBy: 'ec2.amazonaws.com',
+        // Shell access through Session Manager instead of SSH keys and open port 22.
+        managedPolicies: ['AmazonSSMManagedInstanceCore'],
+        statements,
+        instanceProfile: true,
+        partition: this.partition,
+      });
     }
-    this.role = new ServiceRole(this, 'client-role', {
-      name: this.resourceName('nomad-client'),
-      description: 'Nomad clients: TLS material, server discovery, image pulls',
-      assumedBy: 'ec2.amazonaws.com',
-      // Shell access through Session Manager instead of SSH keys and open port 22.
-      managedPolicies: ['AmazonSSMManagedInstanceCore'],
-      statements,
-      instanceProfile: true,
-      partition: this.partition,
-    });
 
     for (const pool of nomad.clientPools) {
       const name = this.resourceName('nomad', pool.name);
@@ -166,7 +230,7 @@ export class NomadClientsStack extends AirfleetStack {
         name,
         machineImage: this.env.machineImage,
         instanceType: pool.instanceType,
-        instanceProfileArn: this.role.instanceProfile!.arn,
+        instanceProfileArn: this.roles[pool.name]!.instanceProfile!.arn,
         securityGroupIds: [network.securityGroups.nomadClients.id],
         rootVolumeGb: pool.volumeSizeGb,
         userData: nomadClientUserData(this.env, pool),
@@ -184,7 +248,15 @@ export class NomadClientsStack extends AirfleetStack {
         instanceRefresh: { strategy: 'Rolling', preferences: { minHealthyPercentage: 90 } },
         enabledMetrics: ['GroupDesiredCapacity', 'GroupInServiceInstances', 'GroupTotalInstances'],
         tag: autoScalingTags(this, { Name: name }),
-        dependsOn: this.role.grants,
+        dependsOn: this.roles[pool.name]!.grants,
+      });
+      new AutoscalingLifecycleHook(this, `pool-${pool.name}-drain`, {
+        name: 'drain',
+        autoscalingGroupName: this.groups[pool.name]!.name,
+        lifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
+        // The guard notices within 20 s and stops Nomad, which drains for up to NOMAD_DRAIN_SECONDS.
+        heartbeatTimeout: NOMAD_DRAIN_SECONDS + DRAIN_HOOK_MARGIN_SECONDS,
+        defaultResult: 'CONTINUE',
       });
     }
   }

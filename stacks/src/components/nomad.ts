@@ -79,7 +79,16 @@ export class NomadStack extends AirfleetStack {
     new NomadProvider(this, 'nomad', { address: nomad.address, region: nomad.region });
     this.pinProvider('nomad');
 
-    const nodePools = nomad.clientPools.map((p) => p.nodePool);
+    // Airflow tasks may use every client pool but the executor's own (when it has one).
+    const executorPool = env.executor.runtime === 'nomad' ? env.executor.nodePool : undefined;
+    const nodePools = nomad.clientPools.map((p) => p.nodePool).filter((p) => p !== executorPool);
+    if (executorPool && !nomad.clientPools.some((p) => p.nodePool === executorPool)) {
+      this.node.addValidation({
+        validate: () => [
+          `executor.nodePool "${executorPool}" is no client pool's node pool; nomad.clientPools has ${nomad.clientPools.map((p) => p.nodePool).join(', ')}`,
+        ],
+      });
+    }
     this.taskNamespace = new Namespace(this, 'task-namespace', {
       name: nomad.namespace,
       description: `airfleet ${env.name}: Airflow tasks submitted by the executor`,
@@ -121,7 +130,7 @@ export class NomadStack extends AirfleetStack {
             namespace: system.name,
             task_namespace: this.taskNamespace.name,
             datacenter: nomad.datacenter,
-            node_pool: nodePools[0]!,
+            node_pool: executorPool ?? nodePools[0]!,
             count: String(executor.count),
             cpu: String(executor.cpu),
             memory: String(executor.memoryMb),

@@ -6,7 +6,7 @@ import { Token } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig, WorkerPoolConfig } from '../config/schema.ts';
-import { renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts';
+import { IMDS_LINES, lifecycleStateLine, renderCloudConfig, shellQuote, shellScript } from '../lib/cloud-init.ts';
 import { BACKLOG_METRIC } from '../lib/executor-permissions.ts';
 import { ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
@@ -88,8 +88,10 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
     'exec docker run --rm --name airfleet-worker --network host \\',
     '  --env AIRFLEET_API_URL="$AIRFLEET_API_URL" --env AIRFLEET_INSTANCE_ID="$AIRFLEET_INSTANCE_ID" \\',
     `  --env AWS_REGION=${region} --env-file /run/airfleet/token.env \\`,
-    // The image runs as an unprivileged user: it joins the socket's group to reach the Docker API.
-    '  -v /var/run/docker.sock:/var/run/docker.sock --group-add "$(stat -c %g /var/run/docker.sock)" \\',
+    // Root with CAP_NET_ADMIN in the host's network namespace: the docker runtime installs the rule that
+    // keeps task containers off the instance metadata service (DOCKER-USER). The Docker socket is
+    // root-equivalent anyway; the image's unprivileged default user is for the service.
+    '  --user 0:0 --cap-add NET_ADMIN -v /var/run/docker.sock:/var/run/docker.sock \\',
     // The image's entrypoint is `tini -- airfleet`: the arguments start at the subcommand.
     '  "$AIRFLEET_IMAGE" worker \\',
     `  --queues ${shellQuote(pool.queue)} --concurrency ${pool.concurrency} --runtime docker \\`,
@@ -102,17 +104,13 @@ export function workerUserData(env: EnvironmentConfig, group: WorkerGroupSpec): 
     'On termination (lifecycle hook "drain": scale-in of an idle instance, a Spot interruption, a rebalance)\n' +
       "the worker drains before the instance goes. Scale-in protection is the worker's own (--asg-protection).",
     [
-      'imds() {',
-      "  local t; t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)",
-      '  curl -sf -H "X-aws-ec2-metadata-token: $t" "http://169.254.169.254/latest/$1"',
-      '}',
-      'id=$(imds meta-data/instance-id)',
+      ...IMDS_LINES,
       // EC2 gives a Spot instance two minutes: stop taking work at once, let what can finish finish.
       'if imds meta-data/spot/instance-action >/dev/null 2>&1; then',
       '  systemctl stop airfleet-worker  # SIGINT: drain',
       '  exit 0',
       'fi',
-      `state=$(aws autoscaling describe-auto-scaling-instances --region ${region} --instance-ids "$id" --query 'AutoScalingInstances[0].LifecycleState' --output text)`,
+      lifecycleStateLine(region),
       'if [ "$state" = "Terminating:Wait" ]; then',
       '  systemctl stop airfleet-worker  # SIGINT: running tasks finish (bounded by the drain timeout)',
       `  aws autoscaling complete-lifecycle-action --region ${region} --auto-scaling-group-name ${asg} \\`,

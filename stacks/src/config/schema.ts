@@ -422,6 +422,12 @@ const executorSchema = z.discriminatedUnion(
       memoryMb: z.number().int().min(128).max(262_144).default(512),
       /** How pull workers reach the executor (a load balancer or DNS name in front of the Nomad service). */
       url: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }),
+      /**
+       * The node pool the executor job runs on: a client pool of its own, whose instance role alone carries
+       * the executor's rights, and on which the task namespace may not place Airflow tasks.
+       * @default the first client pool's
+       */
+      nodePool: name('node pool').optional(),
     }),
     z.strictObject({
       /** The executor runs on ECS Fargate behind an internal Application Load Balancer (executor stack). */

@@ -45,3 +45,17 @@ export function shellScript(comment: string, body: readonly string[]): string {
 export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
+
+/** Shell lines defining `imds <path>` (IMDSv2: a token first) and setting `id` to the instance id. */
+export const IMDS_LINES: readonly string[] = [
+  'imds() {',
+  "  local t; t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)",
+  '  curl -sf -H "X-aws-ec2-metadata-token: $t" "http://169.254.169.254/latest/$1"',
+  '}',
+  'id=$(imds meta-data/instance-id)',
+];
+
+/** Shell line setting `state` to this instance's Auto Scaling lifecycle state (e.g. Terminating:Wait). */
+export function lifecycleStateLine(quotedRegion: string): string {
+  return `state=$(aws autoscaling describe-auto-scaling-instances --region ${quotedRegion} --instance-ids "$id" --query 'AutoScalingInstances[0].LifecycleState' --output text)`;
+}

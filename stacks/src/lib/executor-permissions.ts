@@ -10,6 +10,9 @@ export function attemptSecretPrefix(environment: string): string {
   return `airfleet-${environment}-attempts/`;
 }
 
+/** The tag the executor puts on every Batch job (executor/src/backends/batch/job-spec.ts, TAG_PREFIX). */
+export const BATCH_JOB_PREFIX_TAG = 'airfleet:resource-prefix';
+
 /** CloudWatch namespace and metric of the queue backlog the executor publishes for pool autoscaling. */
 export const BACKLOG_METRIC = { namespace: 'Airfleet', name: 'BacklogPerInstance' } as const;
 
@@ -28,11 +31,21 @@ export function executorStatements(stack: AirfleetStack): PolicyStatement[] {
       Resource: [stack.arn('batch', `job-queue/${prefix}*`), stack.arn('batch', `job-definition/${prefix}*`)],
     },
     {
-      // SubmitJob with tags (workload id, attempt) needs TagResource on the job; stopping a job needs
-      // CancelJob (before it starts) and TerminateJob.
-      Sid: 'ManageBatchJobs',
-      Action: ['batch:TagResource', 'batch:CancelJob', 'batch:TerminateJob'],
+      // SubmitJob with tags (workload id, attempt, resource prefix) needs TagResource on the new job: only
+      // with this environment's prefix tag, which the executor puts on every job
+      // (executor/src/backends/batch/job-spec.ts).
+      Sid: 'TagNewBatchJobs',
+      Action: 'batch:TagResource',
       Resource: stack.arn('batch', 'job/*'),
+      Condition: { StringEquals: { [`aws:RequestTag/${BATCH_JOB_PREFIX_TAG}`]: prefix } },
+    },
+    {
+      // Stopping a job (CancelJob before it starts, TerminateJob after): only this environment's jobs, by
+      // their tag; job ARNs carry no name a pattern could match.
+      Sid: 'StopOwnBatchJobs',
+      Action: ['batch:CancelJob', 'batch:TerminateJob'],
+      Resource: stack.arn('batch', 'job/*'),
+      Condition: { StringEquals: { [`aws:ResourceTag/${BATCH_JOB_PREFIX_TAG}`]: prefix } },
     },
     {
       // These actions support no resource-level permissions.

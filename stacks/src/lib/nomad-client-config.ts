@@ -14,6 +14,8 @@ export interface NomadClientConfigProps {
   /** Host directories for the `config` and `dags` host volumes (mounted read-only into tasks). */
   hostVolumes: { config: string; dags: string };
   tls: { caFile: string; certFile: string; keyFile: string };
+  /** How long running allocations get to move elsewhere when the agent stops (instance refresh, scale-in). */
+  drainDeadlineSeconds?: number;
 }
 
 export const NOMAD_TLS_DIR = '/etc/nomad.d/tls';
@@ -63,7 +65,17 @@ ${meta}
 ${volume('config', props.hostVolumes.config)}
 
 ${volume('dags', props.hostVolumes.dags)}
+
+  # Stopping the agent (the drain lifecycle hook's guard does) drains the node first: allocations are
+  # rescheduled elsewhere before the instance goes. No ACL token needed: the agent drains itself.
+  drain_on_shutdown {
+    deadline           = "${props.drainDeadlineSeconds ?? 600}s"
+    force              = true
+    ignore_system_jobs = true
+  }
 }
+
+leave_on_terminate = true
 
 acl {
   enabled = true

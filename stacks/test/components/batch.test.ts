@@ -58,6 +58,16 @@ describe('batch stack', () => {
     expect((ce['compute_resources'] as Record<string, unknown>)['launch_template']).toBeDefined();
   });
 
+  it('pins the launch template version of EC2 capacity (never $Latest)', () => {
+    const ces = Object.values(resources(staging.tf, 'aws_batch_compute_environment'))
+      .map((c) => (c['compute_resources'] as Record<string, unknown>)['launch_template'] as Record<string, string>)
+      .filter(Boolean);
+    expect(ces.length).toBeGreaterThan(0);
+    for (const template of ces)
+      expect(template['version']).toMatch(/^\$\{aws_launch_template\.launch-template_\w+\.latest_version\}$/);
+    expect(JSON.stringify(staging.tf)).not.toContain('$Latest');
+  });
+
   it('orders compute environments per queue and cancels jobs stuck in RUNNABLE', () => {
     const queue = Object.values(resources(staging.tf, 'aws_batch_job_queue')).find(
       (q) => q['name'] === 'airfleet-staging-default',

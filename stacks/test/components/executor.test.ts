@@ -128,13 +128,27 @@ describe('executor stack (ECS Fargate)', () => {
     });
   });
 
-  it('lets the task role stop Batch jobs and manage only its per-attempt secrets', () => {
+  it("lets the task role stop only its environment's Batch jobs (by tag) and manage only its per-attempt secrets", () => {
     const statements = Object.values(resources(executor.tf, 'aws_iam_role_policy')).flatMap(
       (p) =>
-        (JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Action: unknown; Resource: unknown }[] })
-          .Statement,
+        (
+          JSON.parse(String(p['policy'])) as {
+            Statement: { Sid: string; Action: unknown; Resource: unknown; Condition?: unknown }[];
+          }
+        ).Statement,
     );
-    expect(statements.find((s) => s.Sid === 'ManageBatchJobs')!.Action).toContain('batch:CancelJob');
+    expect(statements.find((s) => s.Sid === 'StopOwnBatchJobs')).toMatchObject({
+      Action: ['batch:CancelJob', 'batch:TerminateJob'],
+      Condition: { StringEquals: { 'aws:ResourceTag/airfleet:resource-prefix': 'airfleet-dev-' } },
+    });
+    expect(statements.find((s) => s.Sid === 'TagNewBatchJobs')).toMatchObject({
+      Action: 'batch:TagResource',
+      Condition: { StringEquals: { 'aws:RequestTag/airfleet:resource-prefix': 'airfleet-dev-' } },
+    });
+    // No statement allows stopping jobs without the condition.
+    expect(
+      statements.filter((s) => JSON.stringify(s.Action).includes('TerminateJob') && s.Condition === undefined),
+    ).toEqual([]);
     const secrets = statements.find((s) => s.Sid === 'ManageAttemptSecrets')!;
     expect(secrets.Action).toEqual(
       expect.arrayContaining(['secretsmanager:CreateSecret', 'secretsmanager:DeleteSecret']),

@@ -28,7 +28,7 @@ function cloudConfig(pool: string) {
 
 describe('nomad-clients stack', () => {
   it('has a launch template and an Auto Scaling group per client pool', () => {
-    expect(Object.keys(resources(staging.tf, 'aws_autoscaling_group'))).toHaveLength(2);
+    expect(Object.keys(resources(staging.tf, 'aws_autoscaling_group'))).toHaveLength(3);
     expect(staging.json).toHaveResourceWithProperties(AutoscalingGroup, {
       name: 'airfleet-staging-nomad-general',
       min_size: 1,
@@ -82,9 +82,13 @@ describe('nomad-clients stack', () => {
     const { files, doc } = cloudConfig('general');
     const fetch = files['/usr/local/sbin/airfleet-nomad-tls']!;
     expect(fetch.permissions).toBe('0750');
-    for (const name of ['ca.pem', 'client.pem', 'client-key.pem']) {
+    // The CA is shared; the client certificate and key are the pool's own.
+    for (const name of ['ca.pem', 'pools/general/client.pem', 'pools/general/client-key.pem']) {
       expect(fetch.content).toContain(`'/airfleet/staging/nomad-tls/${name}'`);
     }
+    expect(cloudConfig('memory').files['/usr/local/sbin/airfleet-nomad-tls']!.content).toContain(
+      "'/airfleet/staging/nomad-tls/pools/memory/client-key.pem'",
+    );
     expect(fetch.content).toContain('--with-decryption');
     expect(files['/etc/systemd/system/nomad.service.d/airfleet.conf']!.content).toContain(
       'ExecStartPre=/usr/local/sbin/airfleet-nomad-tls',
@@ -94,23 +98,62 @@ describe('nomad-clients stack', () => {
     expect(all).not.toMatch(/BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)/);
   });
 
-  it('lets the client role read only its TLS parameters, and the executor rights only where the executor runs on Nomad', () => {
-    const policy = (tf: typeof staging.tf) =>
-      JSON.parse(String(Object.values(resources(tf, 'aws_iam_role_policy'))[0]!['policy'])) as {
-        Statement: { Sid: string; Resource: unknown }[];
-      };
-    const staged = policy(staging.tf).Statement;
-    expect(staged.find((s) => s.Sid === 'ReadTlsMaterial')!.Resource).toMatch(
-      /^arn:aws:ssm:eu-west-1:109876543210:parameter\/airfleet\/staging\/nomad-tls\/\*$/,
+  it("gives each pool its own role: its own TLS parameters, and the executor's rights on the executor's pool only", () => {
+    const statementsOf = (tf: typeof staging.tf, pool: string) => {
+      const role = Object.entries(resources(tf, 'aws_iam_role')).find(
+        ([, r]) => r['name'] === `airfleet-${tf === dev.tf ? 'dev' : 'staging'}-nomad-${pool}`,
+      )!;
+      const policy = Object.values(resources(tf, 'aws_iam_role_policy')).find((p) =>
+        String(p['role']).includes(`aws_iam_role.${role[0]}.`),
+      )!;
+      return (JSON.parse(String(policy['policy'])) as { Statement: { Sid: string; Resource: unknown }[] }).Statement;
+    };
+    const general = statementsOf(staging.tf, 'general');
+    expect(general.find((s) => s.Sid === 'ReadTlsMaterial')!.Resource).toEqual([
+      'arn:aws:ssm:eu-west-1:109876543210:parameter/airfleet/staging/nomad-tls/ca.pem',
+      'arn:aws:ssm:eu-west-1:109876543210:parameter/airfleet/staging/nomad-tls/pools/general/client.pem',
+      'arn:aws:ssm:eu-west-1:109876543210:parameter/airfleet/staging/nomad-tls/pools/general/client-key.pem',
+    ]);
+    // Airflow tasks run on general and memory: no executor rights there.
+    expect(general.map((s) => s.Sid)).not.toEqual(expect.arrayContaining(['ReadDatabaseSecret']));
+    expect(statementsOf(staging.tf, 'memory').map((s) => s.Sid)).not.toEqual(
+      expect.arrayContaining(['SubmitBatchJobs']),
     );
-    expect(staged.map((s) => s.Sid)).toEqual(expect.arrayContaining(['ReadDatabaseSecret', 'SubmitBatchJobs']));
+    expect(statementsOf(staging.tf, 'system').map((s) => s.Sid)).toEqual(
+      expect.arrayContaining(['ReadDatabaseSecret', 'SubmitBatchJobs']),
+    );
+    const profiles = Object.values(resources(staging.tf, 'aws_launch_template')).map(
+      (t) => (t['iam_instance_profile'] as { arn: string })['arn'],
+    );
+    expect(new Set(profiles).size).toBe(3);
     // dev runs the executor on ECS: its clients get no database or Batch rights.
-    expect(policy(dev.tf).Statement.map((s) => s.Sid)).not.toEqual(expect.arrayContaining(['ReadDatabaseSecret']));
+    expect(statementsOf(dev.tf, 'general').map((s) => s.Sid)).not.toEqual(
+      expect.arrayContaining(['ReadDatabaseSecret']),
+    );
+  });
+
+  it('drains a terminating client: a lifecycle hook, a guard that stops Nomad, drain_on_shutdown', () => {
+    const hooks = Object.values(resources(staging.tf, 'aws_autoscaling_lifecycle_hook'));
+    expect(hooks).toHaveLength(3);
+    for (const hook of hooks) {
+      expect(hook).toMatchObject({
+        name: 'drain',
+        lifecycle_transition: 'autoscaling:EC2_INSTANCE_TERMINATING',
+        heartbeat_timeout: 720,
+        default_result: 'CONTINUE',
+      });
+    }
+    const { files } = cloudConfig('general');
+    expect(files['/etc/nomad.d/nomad.hcl']!.content).toMatch(/drain_on_shutdown \{\s+deadline\s+= "600s"/);
+    const guard = files['/usr/local/sbin/airfleet-nomad-drain-guard']!.content;
+    expect(guard).toContain('systemctl stop nomad');
+    expect(guard).toContain("--auto-scaling-group-name 'airfleet-staging-nomad-general'");
+    expect(files['/usr/local/sbin/airfleet-bootstrap']!.content).toContain('airfleet-nomad-drain-guard.timer');
   });
 
   it('renders user data deterministically from config alone', () => {
     const [env] = parseEnvironments({ staging: environments.staging });
-    const pool = env!.nomad.clientPools[0]!;
+    const pool = env!.nomad.clientPools.find((p) => p.name === 'general')!;
     expect(nomadClientUserData(env!, pool)).toBe(nomadClientUserData(env!, pool));
     expect(userData(templateFor(staging.tf, 'general'))).toBe(nomadClientUserData(env!, pool));
   });

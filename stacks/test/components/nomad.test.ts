@@ -23,8 +23,13 @@ describe('nomad stack', () => {
     expect(staging.json).toHaveResourceWithProperties(Namespace, {
       name: 'airflow',
       capabilities: { enabled_task_drivers: ['docker'], disabled_network_modes: ['host'] },
+      // Not the executor's own node pool (airfleet-system): tasks never land beside the executor.
       node_pool_config: { default: 'airflow', allowed: ['airflow', 'airflow-memory'] },
     });
+    const job = Object.values((staging.tf.resource ?? {})['nomad_job'] ?? {})[0] as {
+      hcl2: { vars: Record<string, string> };
+    };
+    expect(job.hcl2.vars['node_pool']).toBe('airfleet-system');
   });
 
   it('gives the executor an ACL policy and role, and mints no token', () => {

@@ -5,6 +5,11 @@ import type { BatchConfig } from './batch-config.ts';
 /** Tags every job carries; reconcile and the status loop check them before trusting a job found by name. */
 export const TAG_WORKLOAD = 'airfleet:workload-id';
 export const TAG_ATTEMPT = 'airfleet:attempt';
+/**
+ * The environment's resource prefix (`airfleet-<env>-`) on every job: the executor's role may stop only
+ * jobs carrying its own environment's tag (stacks/src/lib/executor-permissions.ts).
+ */
+export const TAG_PREFIX = 'airfleet:resource-prefix';
 
 /**
  * Reasons the backend gives TerminateJob/CancelJob. They come back as the job's `statusReason`, so even a
@@ -103,7 +108,7 @@ export function submitJobInput(
       ...(resources.size > 0 ? { resourceRequirements: [...resources].map(([type, value]) => ({ type, value })) } : {}),
     },
     retryStrategy: { ...(isPlainObject(kwargs.retryStrategy) ? kwargs.retryStrategy : {}), attempts: 1 },
-    tags: { ...tags, [TAG_WORKLOAD]: workload.id, [TAG_ATTEMPT]: String(attempt) },
+    tags: { ...tags, [TAG_WORKLOAD]: workload.id, [TAG_ATTEMPT]: String(attempt), [TAG_PREFIX]: config.resourcePrefix },
     propagateTags: kwargs.propagateTags === undefined ? true : Boolean(kwargs.propagateTags),
   } as SubmitJobCommandInput;
 }

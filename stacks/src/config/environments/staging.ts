@@ -53,6 +53,14 @@ export const staging = {
     tlsParameterPrefix: '/airfleet/staging/nomad-tls',
     executorTokenSecretName: 'airfleet/staging/nomad-executor-token',
     clientPools: [
+      {
+        name: 'system',
+        nodePool: 'airfleet-system',
+        queue: 'system',
+        instanceType: 'm7i.large',
+        minSize: 2,
+        maxSize: 3,
+      },
       { name: 'general', nodePool: 'airflow', queue: 'default', instanceType: 'm7i.xlarge', minSize: 1, maxSize: 6 },
       {
         name: 'memory',
@@ -85,5 +93,11 @@ export const staging = {
     },
   ],
   enrollTokenSecretName: 'airfleet/staging/enroll-token',
-  executor: { runtime: 'nomad', count: 2, url: 'http://executor.staging.airfleet.internal:8470' },
+  // The executor on a node pool of its own (pool "system"): only those clients' role carries its rights.
+  executor: {
+    runtime: 'nomad',
+    count: 2,
+    nodePool: 'airfleet-system',
+    url: 'http://executor.staging.airfleet.internal:8470',
+  },
 } satisfies EnvironmentInput;
