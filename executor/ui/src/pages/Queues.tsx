@@ -155,7 +155,7 @@ interface PoolView {
 
 /**
  * Autoscaled pools (GET /v1/pools, from the autoscaler): desired against actual workers over the last hour.
- * A service without an autoscaler answers 404, shown as "not configured". The shape is read leniently, and
+ * A service without pools (an empty list; older services answer 404) shows "not configured". The shape is read leniently, and
  * when a pool carries no history the page charts what it saw since it was opened.
  */
 function Pools() {
@@ -181,15 +181,10 @@ function Pools() {
           {pools.error.message}
         </Notice>
       ) : null}
-      {pools.at > 0 && pools.data === null ? (
+      {pools.at > 0 && (pools.data === null || pools.data.length === 0) ? (
         <Notice kind="empty" title="Autoscaled pools are not configured on this service">
           Workers here are started by hand or by your own tooling. With an autoscaler, each pool’s desired and actual
           workers over the last hour show here.
-        </Notice>
-      ) : null}
-      {pools.data && pools.data.length === 0 ? (
-        <Notice kind="empty" title="The autoscaler has no pools">
-          Configure a pool per queue to have its workers follow the backlog.
         </Notice>
       ) : null}
       <div class="pool-grid">
