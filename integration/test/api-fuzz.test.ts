@@ -12,12 +12,12 @@ import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
  * admin token over the whole API and once with a registered worker's token over the worker protocol; on
  * embedded PGlite and, shorter, on PostgreSQL. integration/fuzz/hooks.py says what the hooks adjust.
  *
- * Bounded: AIRFLEET_FUZZ_SECONDS (default 80) for the admin run on PGlite, half that for its worker run and
+ * Bounded: AIRFLEET_FUZZ_SECONDS (default 45) for the admin run on PGlite, half that for its worker run and
  * for the admin run on PostgreSQL, a quarter for the worker run on PostgreSQL: about 3 minutes in all.
  */
 const ST = join(__dirname, '../.venv/bin/st');
 const HOOKS = join(__dirname, '../fuzz');
-const SECONDS = Number(process.env.AIRFLEET_FUZZ_SECONDS ?? 80);
+const SECONDS = Number(process.env.AIRFLEET_FUZZ_SECONDS ?? 45);
 const ADMIN_TOKEN_ID = ADMIN_TOKEN.split('_')[1]!;
 const CHECKS = [
   'not_a_server_error',
