@@ -1069,7 +1069,7 @@ function DESIGN_TARGETS(r) {
     atMost(`Nomad peak connections (${r.nomad.ran} jobs)`, r.nomad.peakConnections, 17);
   }
   if (r.vs) {
-    // DESIGN.md: ahead of Edge by 10x on latency and dispatch rate; within 2x of Celery's latency, durable.
+    // The targets (README, Benchmark): ahead of Edge by 10x on latency and dispatch rate; within 2x of Celery's latency, durable.
     const edge = r.vs.rows
       .filter((x) => /queue→worker p(50|99)|jobs\/s from a backlog/.test(x.measure))
       .flatMap((x) => [x.ratios['edge3-default'], x.ratios['edge3-1s']])

@@ -12,7 +12,7 @@ import { FakeStore } from './store.ts';
 import { type FakeNode, type RunnerFaults, TaskRunner } from './task-runner.ts';
 
 /**
- * A FAKE of Nomad's HTTP API, for tests only (no Nomad binary may be used here: see /work/shared/DESIGN.md).
+ * A FAKE of Nomad's HTTP API, for tests only (no Nomad binary may be used here: its licence is not an open-source one; docs/nomad-backend.md).
  *
  * It mirrors the JSON shapes and behaviour of Nomad's documented API closely enough for the airfleet
  * backend and its suite: jobs register (with EnforceIndex) / parse (HCL) / read / list / stop / purge /
