@@ -65,6 +65,14 @@ interface TaskEntry {
 /** On the way out, how long deliveries (output, final reports) may take before they are left on disk. */
 const DELIVERY_WAIT_MS = 10_000;
 
+/**
+ * Tasks are held by attempt, not by workload: the next attempt of a workload can be leased to this worker
+ * while the delivery of the previous one is still being acknowledged (the service commits the report before
+ * its reply arrives, and a parked poll may answer first). Keyed by workload, the end of the old attempt's
+ * delivery removed the new attempt, which then went missing from heartbeats and was failed as lost.
+ */
+const attemptKey = (workloadId: string, attempt: number) => `${workloadId}#${attempt}`;
+
 /** Margin kept between our tasks being dead and the service writing us off: a tenth of the timeout, 2 s at most. */
 const fenceMargin = (timeoutMs: number) => Math.min(2_000, timeoutMs / 10);
 
@@ -358,8 +366,8 @@ export class WorkerAgent {
 
   private applyStops(stops: StopOrder[]): void {
     for (const s of stops) {
-      const entry = this.tasks.get(s.workloadId);
-      if (!entry || entry.lease.attempt !== s.attempt || entry.override) continue;
+      const entry = this.tasks.get(attemptKey(s.workloadId, s.attempt));
+      if (!entry || entry.override) continue;
       this.logger.info({ workload: s.workloadId, reason: s.reason }, 'stopping a task at the service request');
       const reason = (FAILURE_REASONS as readonly string[]).includes(s.reason)
         ? (s.reason as FailureReason)
@@ -413,7 +421,7 @@ export class WorkerAgent {
       this.options.spoolMaxBytes,
     );
     const entry = this.entryFor(lease, spool);
-    this.tasks.set(lease.id, entry);
+    this.tasks.set(attemptKey(lease.id, lease.attempt), entry);
     this.logger.info(
       { workload: lease.id, key: lease.key, attempt: lease.attempt, slots: lease.poolSlots },
       'task leased',
@@ -522,7 +530,7 @@ export class WorkerAgent {
       'task finished',
     );
     await this.finishDelivery(entry, final);
-    this.tasks.delete(lease.id);
+    this.tasks.delete(attemptKey(lease.id, lease.attempt));
     this.afterTaskGone();
   }
 
@@ -565,7 +573,7 @@ export class WorkerAgent {
       await entry.reports;
     }
     entry.spool.remove();
-    this.tasks.delete(lease.id);
+    this.tasks.delete(attemptKey(lease.id, lease.attempt));
     this.afterTaskGone();
   }
 

@@ -95,7 +95,11 @@ export class ProcessRuntime implements TaskRuntime {
       });
     });
     let killTimer: NodeJS.Timeout | null = null;
-    void exited.then(() => killTimer && clearTimeout(killTimer));
+    let over = false;
+    void exited.then(() => {
+      over = true;
+      if (killTimer) clearTimeout(killTimer);
+    });
     const killGroup = (signal: NodeJS.Signals) => {
       try {
         process.kill(-child.pid!, signal);
@@ -106,6 +110,9 @@ export class ProcessRuntime implements TaskRuntime {
     return {
       exited,
       stop(signal, graceMs) {
+        // A stop of a task that has ended (a shutdown while its delivery is under way) has nothing to kill,
+        // and a SIGKILL timer armed now would hold the worker's process open for the grace.
+        if (over) return;
         killGroup(signal);
         if (!killTimer) killTimer = setTimeout(() => killGroup('SIGKILL'), graceMs);
       },

@@ -142,6 +142,19 @@ export function servicePoolSuite(openService: OpenService): void {
       expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((x, y) => x - y));
     });
 
+    it('a heartbeat that arrived before a lease and is processed late does not take that lease back', async () => {
+      const { workload } = await service.submit(input({ key: 'late-beat' }));
+      const { worker } = await register('w1', ['default'], 1);
+      const arrived = Date.now();
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await new Promise((r) => setTimeout(r, 400)); // past the lease-ack timeout (200 ms) while "queued"
+      await service.pool.workers.heartbeat(worker.id, { running: [] }, arrived);
+      expect((await service.getWorkload(workload.id)).state).toBe('pending');
+      // The same silence in a heartbeat that arrived after the timeout is a denial: the lease is requeued.
+      await service.pool.workers.heartbeat(worker.id, { running: [] });
+      expect(await service.getWorkload(workload.id)).toMatchObject({ state: 'queued', attempt: 2 });
+    });
+
     it('fences reports about an older attempt', async () => {
       const { workload } = await service.submit(input({ key: 'fenced' }));
       const { worker } = await register('w1', ['default'], 1);

@@ -114,7 +114,10 @@ export function workerProtocolRoutes(service: ExecutorService): FastifyPluginAsy
           response: replies({ 200: heartbeatView }, [404, 409]),
         },
       },
-      async (request) => service.pool.workers.heartbeat(workerIdOf(request), request.body),
+      // When the request arrived, not when it is processed: a heartbeat queued behind a busy event loop was
+      // still built before leases made while it waited (worker-registry.ts, compareWithWorker).
+      async (request, reply) =>
+        service.pool.workers.heartbeat(workerIdOf(request), request.body, Date.now() - reply.elapsedTime),
     );
 
     app.post(

@@ -212,6 +212,8 @@ export class WorkerRegistry {
   async heartbeat(
     workerId: string,
     input: { metrics?: WorkerMetrics | undefined; running: RunningEntry[]; draining?: boolean | undefined },
+    /** When the heartbeat reached the service (ms since epoch); its processing may come later under load. */
+    receivedAtMs = Date.now(),
   ): Promise<HeartbeatResult> {
     const beat = await heartbeat(this.host.db, workerId, {
       ...(input.metrics ? { metrics: input.metrics } : {}),
@@ -219,21 +221,27 @@ export class WorkerRegistry {
     });
     if (!beat) throw new NotFoundError('worker', workerId);
     if (beat.worker.state === 'lost' || beat.worker.state === 'offline') throw goneError(beat.worker);
-    await this.compareWithWorker(workerId, input.running, beat.held);
+    await this.compareWithWorker(workerId, input.running, beat.held, receivedAtMs);
     return { stop: stopOrders(beat.held), config: viewOf(beat.worker) };
   }
 
   /**
    * Compares what the worker says it runs with what the service thinks it holds. A lease the worker never
    * acknowledged (its reply was lost) is requeued; a task the worker no longer knows about failed as lost.
-   * Both only after the lease-acknowledgement timeout, so a heartbeat sent before the lease arrived is not
-   * mistaken for a denial.
+   * Both only for leases older than the lease-acknowledgement timeout when the heartbeat arrived, so a
+   * heartbeat sent before the lease reached the worker is not mistaken for a denial.
    */
-  private async compareWithWorker(workerId: string, running: RunningEntry[], held: HeldWorkload[]): Promise<void> {
+  private async compareWithWorker(
+    workerId: string,
+    running: RunningEntry[],
+    held: HeldWorkload[],
+    receivedAtMs: number,
+  ): Promise<void> {
     const known = new Set(running.map((r) => `${r.workloadId}#${r.attempt}`));
     let changed = false;
     for (const h of held) {
-      if (known.has(`${h.id}#${h.attempt}`) || Date.now() - h.sinceMs < this.host.settings.leaseAckTimeoutMs) continue;
+      if (known.has(`${h.id}#${h.attempt}`) || receivedAtMs - h.sinceMs < this.host.settings.leaseAckTimeoutMs)
+        continue;
       const result = await this.host.life.failAttemptNow(
         h.id,
         h.attempt,
