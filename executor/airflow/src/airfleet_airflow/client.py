@@ -26,19 +26,52 @@ class AirfleetUnreachable(Exception):
     """The service could not be reached (refused, reset, timeout, TLS)."""
 
 
-class AirfleetClient:
-    def __init__(self, config: AirfleetConfig):
+def _http_options(config: AirfleetConfig) -> dict[str, Any]:
+    """What the sync and the async client both send: base URL, bearer token, timeout, TLS trust."""
+    return {
+        "base_url": config.url,
+        "headers": {"authorization": f"Bearer {config.token}", "user-agent": "airfleet-airflow/0.1.0"},
+        "timeout": config.request_timeout,
+        "verify": config.tls_ca or True,
+    }
+
+
+def _answer(response: Any) -> Any:
+    """The JSON body of a response, or the service's error (its code and message) as AirfleetApiError."""
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"message": response.text[:500]}
+        raise AirfleetApiError(response.status_code, body.get("error", "http_error"),
+                               body.get("message", f"HTTP {response.status_code}"), body.get("details"))
+    if response.status_code == 204 or not response.content:
+        return None
+    return response.json()
+
+
+def _events_params(after: int, limit: int, wait_ms: int) -> dict[str, int]:
+    return {"after": after, "limit": limit, "waitMs": wait_ms}
+
+
+FEED_PAGE = 1000
+
+
+class _Connection:
+    """The HTTP client of one service: httpx's sync client, or its async one for triggers."""
+
+    def __init__(self, config: AirfleetConfig, *, asynchronous: bool):
         import httpx  # imported here: the executor module must import cheaply
 
         self._httpx = httpx
         self.url = config.url
-        self._http = httpx.Client(
-            base_url=config.url,
-            headers={"authorization": f"Bearer {config.token}", "user-agent": "airfleet-airflow/0.1.0"},
-            timeout=config.request_timeout,
-            verify=config.tls_ca or True,
-        )
+        self._http = (httpx.AsyncClient if asynchronous else httpx.Client)(**_http_options(config))
         self._timeout = config.request_timeout
+
+
+class AirfleetClient(_Connection):
+    def __init__(self, config: AirfleetConfig):
+        super().__init__(config, asynchronous=False)
 
     def close(self) -> None:
         self._http.close()
@@ -52,23 +85,39 @@ class AirfleetClient:
             )
         except self._httpx.HTTPError as e:
             raise AirfleetUnreachable(f"cannot reach the airfleet service at {self.url}: {e!r}") from e
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"message": response.text[:500]}
-            raise AirfleetApiError(response.status_code, body.get("error", "http_error"),
-                                   body.get("message", f"HTTP {response.status_code}"), body.get("details"))
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        return _answer(response)
 
     def submit_batch(self, workloads: list[dict]) -> list[dict]:
         return self.request("POST", "/v1/workloads/batch", json={"workloads": workloads})["results"]
 
     def events(self, after: int, limit: int = 1000, wait_ms: int = 0) -> dict:
-        return self.request("GET", "/v1/events", params={"after": after, "limit": limit, "waitMs": wait_ms},
+        return self.request("GET", "/v1/events", params=_events_params(after, limit, wait_ms),
                             extra_timeout=wait_ms / 1000)
+
+    def feed_head(self) -> int:
+        """The newest position of the change feed, found with a few small reads (no reading of history):
+        probe upward for an empty page, halve the gap, then page over what is left."""
+        lo, hi = 0, 1024
+        while self.events(hi, limit=1)["events"]:
+            if hi > 2**53:
+                raise RuntimeError("the change feed answered events after every position; is the URL right?")
+            lo, hi = hi, hi * 8
+        while hi - lo > FEED_PAGE:
+            mid = (lo + hi) // 2
+            if self.events(mid, limit=1)["events"]:
+                lo = mid
+            else:
+                hi = mid
+        cursor = lo
+        while True:
+            page = self.events(cursor, limit=FEED_PAGE)
+            cursor = int(page["last"])
+            if len(page["events"]) < FEED_PAGE:
+                return cursor
+
+    def submit(self, workload: dict) -> dict:
+        """One workload (idempotent by key: the same key answers the workload already stored)."""
+        return self.request("POST", "/v1/workloads", json=workload)
 
     def workload(self, id_or_key: str) -> dict:
         return self.request("GET", f"/v1/workloads/{id_or_key}")
@@ -96,3 +145,30 @@ class AirfleetClient:
             if limit_bytes is not None and offset >= limit_bytes:
                 break
         return b"".join(chunks), complete, offset
+
+
+class AsyncAirfleetClient(_Connection):
+    """The calls a trigger makes, on asyncio (a triggerer runs many triggers on one event loop)."""
+
+    def __init__(self, config: AirfleetConfig):
+        super().__init__(config, asynchronous=True)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, *, params: dict | None = None, extra_timeout: float = 0.0) -> Any:
+        try:
+            response = await self._http.request(method, path, params=params, timeout=self._timeout + extra_timeout)
+        except self._httpx.HTTPError as e:
+            raise AirfleetUnreachable(f"cannot reach the airfleet service at {self.url}: {e!r}") from e
+        return _answer(response)
+
+    async def workload(self, id_or_key: str) -> dict:
+        return await self.request("GET", f"/v1/workloads/{id_or_key}")
+
+    async def events(self, after: int, limit: int = FEED_PAGE, wait_ms: int = 0) -> dict:
+        return await self.request("GET", "/v1/events", params=_events_params(after, limit, wait_ms),
+                                  extra_timeout=wait_ms / 1000)
+
+    async def cancel(self, id_or_key: str) -> dict:
+        return await self.request("POST", f"/v1/workloads/{id_or_key}/cancel")

@@ -78,7 +78,7 @@ class AirfleetExecutor(BaseExecutor):
         the head of the change feed, so only changes from now on are read."""
         self._setup()
         try:
-            self._cursor = self._feed_head()
+            self._cursor = self._client.feed_head()
             self.log.info("airfleet: following %s from change-feed position %d", self._client.url, self._cursor)
         except Exception as e:
             self._warn("start", "airfleet: the service at %s is not answering (%s); will retry every heartbeat",
@@ -200,7 +200,7 @@ class AirfleetExecutor(BaseExecutor):
     def _sync(self) -> None:
         client = self._setup()
         if self._cursor is None:
-            self._cursor = self._feed_head()
+            self._cursor = self._client.feed_head()
         for workload_id in list(self._verify):
             self._check(workload_id)
         deferred, self._deferred = self._deferred, []
@@ -285,28 +285,6 @@ class AirfleetExecutor(BaseExecutor):
         if workload["state"] in ("succeeded", "failed", "cancelled"):
             self._deliver({"workloadId": workload_id, "state": workload["state"], "reason": workload.get("reason"),
                            "exitCode": workload.get("exitCode")})
-
-    def _feed_head(self) -> int:
-        """The newest position of the change feed, found with a few small reads (no reading of history):
-        probe upward for an empty page, halve the gap, then page over what is left."""
-        client = self._client
-        lo, hi = 0, 1024
-        while client.events(hi, limit=1)["events"]:
-            if hi > 2**53:
-                raise RuntimeError("the change feed answered events after every position; is the URL right?")
-            lo, hi = hi, hi * 8
-        while hi - lo > _FEED_PAGE:
-            mid = (lo + hi) // 2
-            if client.events(mid, limit=1)["events"]:
-                lo = mid
-            else:
-                hi = mid
-        cursor = lo
-        while True:
-            page = client.events(cursor, limit=_FEED_PAGE)
-            cursor = int(page["last"])
-            if len(page["events"]) < _FEED_PAGE:
-                return cursor
 
     # ------------------------------------------------------------------ scheduler hooks
 

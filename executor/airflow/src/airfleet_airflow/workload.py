@@ -29,16 +29,21 @@ class InvalidExecutorConfig(ValueError):
     """A task's ``executor_config["airfleet"]`` is not usable; the message says what to change."""
 
 
-def workload_key(ti_key: Any, token: str) -> str:
-    """Stable across HTTP retries of one queueing (same token), new when the scheduler queues the same try
-    again (stuck-in-queued requeue mints a new token): TI key + try + a short hash of the token."""
-    token_hash = hashlib.sha256(token.encode()).hexdigest()[:12]
-    key = (f"{KEY_PREFIX}{ti_key.dag_id}/{ti_key.run_id}/{ti_key.task_id}/{ti_key.map_index}"
-           f"/try-{ti_key.try_number}/{token_hash}")
+def task_key(ti_key: Any, prefix: str, suffix: str = "") -> str:
+    """``prefix`` + dag/run/task/map index/try of a task instance + ``suffix``, hashed down to the service's
+    key limit when the ids are long."""
+    key = (f"{prefix}{ti_key.dag_id}/{ti_key.run_id}/{ti_key.task_id}/{ti_key.map_index}"
+           f"/try-{ti_key.try_number}{suffix}")
     if len(key) <= _KEY_LIMIT:
         return key
     whole = hashlib.sha256(key.encode()).hexdigest()[:24]
-    return f"{KEY_PREFIX}{ti_key.dag_id[:200]}/{whole}/try-{ti_key.try_number}/{token_hash}"
+    return f"{prefix}{ti_key.dag_id[:200]}/{whole}/try-{ti_key.try_number}{suffix}"
+
+
+def workload_key(ti_key: Any, token: str) -> str:
+    """Stable across HTTP retries of one queueing (same token), new when the scheduler queues the same try
+    again (stuck-in-queued requeue mints a new token): TI key + try + a short hash of the token."""
+    return task_key(ti_key, KEY_PREFIX, "/" + hashlib.sha256(token.encode()).hexdigest()[:12])
 
 
 def task_options(executor_config: Any) -> dict[str, Any]:
@@ -50,6 +55,27 @@ def task_options(executor_config: Any) -> dict[str, Any]:
     options = executor_config.get("airfleet") or {}
     if not isinstance(options, dict):
         raise InvalidExecutorConfig('executor_config["airfleet"] must be a dict')
+    return check_options(options, 'executor_config["airfleet"]')
+
+
+def env_problems(env: Any, name: str) -> list[str]:
+    """What is wrong with an environment (a dict of variable names to strings); ``name`` is its setting."""
+    if not isinstance(env, dict):
+        return [f"{name} must be a dict of strings"]
+    problems: list[str] = []
+    for k, v in env.items():
+        if not isinstance(k, str) or not _ENV_NAME.match(k):
+            problems.append(f"{name} name `{k}` must match [A-Za-z_][A-Za-z0-9_]*")
+        elif not isinstance(v, str):
+            problems.append(f"{name} {k} must be a string")
+        elif k == WORKLOAD_JSON_VAR:
+            problems.append(f"{name} {k} is reserved for the workload itself")
+    return problems
+
+
+def check_options(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """Checks workload options (the keys of ``_ALLOWED``); raises InvalidExecutorConfig listing every problem,
+    prefixed with ``where`` (the setting the user wrote)."""
     problems = [f"unknown key `{k}` (allowed: {', '.join(_ALLOWED)})" for k in options if k not in _ALLOWED]
     if "backend" in options and options["backend"] not in BACKENDS:
         problems.append(f"backend `{options['backend']}` is unknown; choose one of {', '.join(BACKENDS)}")
@@ -62,23 +88,13 @@ def task_options(executor_config: Any) -> dict[str, Any]:
             problems.append(f"resources.{name} must be a non-negative {'number' if float in kinds else 'integer'}")
     for extra in set(options.get("resources") or {}) - set(_RESOURCES):
         problems.append(f"resources.{extra} is unknown (allowed: {', '.join(_RESOURCES)})")
-    env = options.get("env") or {}
-    if not isinstance(env, dict):
-        problems.append("env must be a dict of strings")
-    else:
-        for k, v in env.items():
-            if not isinstance(k, str) or not _ENV_NAME.match(k):
-                problems.append(f"env name `{k}` must match [A-Za-z_][A-Za-z0-9_]*")
-            elif not isinstance(v, str):
-                problems.append(f"env {k} must be a string")
-            elif k == WORKLOAD_JSON_VAR:
-                problems.append(f"env {k} is reserved for the workload itself")
+    problems.extend(env_problems(options.get("env") or {}, "env"))
     if not isinstance(options.get("execConfig") or {}, dict):
         problems.append("execConfig must be a dict (per-backend overrides, e.g. {'docker': {...}})")
     for name in set(options.get("timeouts") or {}) - set(_TIMEOUTS):
         problems.append(f"timeouts.{name} is unknown (allowed: {', '.join(_TIMEOUTS)})")
     if problems:
-        raise InvalidExecutorConfig('executor_config["airfleet"]: ' + "; ".join(problems))
+        raise InvalidExecutorConfig(f"{where}: " + "; ".join(problems))
     return options
 
 
