@@ -115,7 +115,8 @@ export interface LogLine {
 
 /**
  * A real Airflow 3 on loopback from the venv of scripts/setup-airflow.sh: api-server, scheduler (with
- * --skip-serve-logs: its log server would bind every interface) and dag-processor, on one database.
+ * --skip-serve-logs: its log server would bind every interface), dag-processor and triggerer (deferred
+ * tasks, such as AirfleetOperator's, wait there; --skip-serve-logs too), on one database.
  * The simple auth manager with one admin user; REST calls go through `request` with a bearer token.
  */
 export class AirflowDeployment {
@@ -125,6 +126,7 @@ export class AirflowDeployment {
   apiServer!: AirflowProcess;
   scheduler!: AirflowProcess;
   dagProcessor!: AirflowProcess;
+  triggerer!: AirflowProcess;
   private schedulers = 0;
   private token: string | null = null;
   private readonly env: NodeJS.ProcessEnv;
@@ -150,6 +152,7 @@ export class AirflowDeployment {
     airflow.apiServer = airflow.component('api-server', ['api-server', '--host', '127.0.0.1', '--port', String(port)]);
     airflow.startScheduler();
     airflow.dagProcessor = airflow.component('dag-processor', ['dag-processor']);
+    airflow.triggerer = airflow.component('triggerer', ['triggerer', '--skip-serve-logs']);
     await waitFor(
       `the Airflow api-server on ${airflow.apiUrl}`,
       async () => (await fetch(`${airflow.apiUrl}/api/v2/monitor/health`)).ok,
@@ -232,7 +235,7 @@ export class AirflowDeployment {
   /** Lines of the components' logs (every run of each, restarts included) that match `pattern`. */
   grep(pattern: RegExp, limit = 80): string[] {
     const found: string[] = [];
-    for (const name of ['api-server', 'scheduler', 'dag-processor']) {
+    for (const name of ['api-server', 'scheduler', 'dag-processor', 'triggerer']) {
       const file = join(this.home, `${name}.log`);
       if (!existsSync(file)) continue;
       for (const line of readFileSync(file, 'utf8').split('\n')) if (pattern.test(line)) found.push(`${name}: ${line}`);
@@ -241,7 +244,7 @@ export class AirflowDeployment {
   }
 
   tails(): string {
-    return [this.apiServer, this.scheduler, this.dagProcessor]
+    return [this.apiServer, this.scheduler, this.dagProcessor, this.triggerer]
       .filter(Boolean)
       .map((p) => p.tail())
       .join('\n');
@@ -347,7 +350,9 @@ export class AirflowDeployment {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.scheduler, this.dagProcessor, this.apiServer].map((p) => p?.stop('SIGTERM', 10_000)));
+    await Promise.all(
+      [this.scheduler, this.dagProcessor, this.triggerer, this.apiServer].map((p) => p?.stop('SIGTERM', 10_000)),
+    );
     if (!process.env.AIRFLEET_KEEP_AIRFLOW_HOME) rmSync(this.home, { recursive: true, force: true });
   }
 }

@@ -163,6 +163,14 @@ beforeAll(async () => {
     airfleet: { url: service.url, token_file: tokenFile, image: projectImage('task-runner'), feed_wait_ms: 200 },
     config: { workers: { execution_api_timeout: 30 } }, // LocalExecutor's tasks, on a loaded machine
   });
+  // AirfleetOperator's tasks (airfleet_operator) and their trigger find the service through this connection:
+  // in Airflow's database, so workers read it through the Execution API and the triggerer directly.
+  await airflow.request('POST', '/api/v2/connections', {
+    connection_id: 'airfleet_default',
+    conn_type: 'airfleet',
+    host: service.url,
+    password: created.token,
+  });
   const dagIds = readdirSync(dags)
     .filter((f) => f.endsWith('.py'))
     .map((f) => f.replace(/\.py$/, ''));
@@ -408,6 +416,34 @@ test('a LocalExecutor task beside airfleet ones, and one on the service`s local 
   expect(events(await log('airfleet_mixed', 'report', 1))).toContain(
     'mixed: ran on LocalExecutor, airfleet pool, airfleet local',
   );
+});
+
+test('AirfleetOperator and @task.airfleet: deferred to the triggerer, their stdout the XCom, keys from the TIs', async () => {
+  const { state, tis } = await finished('airfleet_operator');
+  expect(summary(tis)).toEqual(['report:success:try1', 'total:success:try1']);
+  expect(state).toBe('success');
+  const runId = runs.get('airfleet_operator')!;
+  const xcom = async (taskId: string) =>
+    (
+      await airflow.request<{ value: unknown }>(
+        'GET',
+        `/api/v2/dags/airfleet_operator/dagRuns/${encodeURIComponent(runId)}/taskInstances/${taskId}/xcomEntries/return_value?deserialize=true`,
+      )
+    ).value;
+  expect(await xcom('total')).toBe('45');
+  expect(await xcom('report')).toBe('45 apples');
+  const { workloads } = await service.client.request<{ workloads: Workload[] }>('GET', '/v1/workloads', {
+    query: { limit: 1000 },
+  });
+  const submitted = workloads
+    .filter((w) => w.key.startsWith(`airflow-operator/airfleet_operator/${runId}/`))
+    .map((w) => `${w.key.split('/').slice(3).join('/')}:${w.backend}:${w.state}`)
+    .sort();
+  expect(submitted).toEqual(['report/-1/try-1:local:succeeded', 'total/-1/try-1:local:succeeded']);
+  // Deferred: the task's worker part ran twice on the AirfleetExecutor (execute, then execute_complete once the
+  // trigger fired), the wait in between in the triggerer, which ran the trigger.
+  expect(await endedWorkloadsOf('airfleet_operator', 'total')).toHaveLength(2);
+  expect(airflow.grep(/AirfleetWorkloadTrigger/).some((l) => l.startsWith('triggerer:'))).toBe(true);
 });
 
 test('a task on AWS Batch (moto): one job, its output in the Airflow log, its XCom read by the next task', async () => {

@@ -321,3 +321,26 @@ def test_task_airfleet_refuses_a_function_that_returns_no_command(conn):
     with pytest.raises(TypeError) as e:
         pipeline().get_task("nothing").execute(context(task_id="nothing"))
     assert "the function must return the command" in str(e.value)
+
+
+# ---------------------------------------------------------------- the example of the README
+
+
+def test_the_readme_shows_the_example_dag_and_it_runs(service, conn):
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    example = (root / "examples" / "airfleet_operator.py").read_text()
+    assert f"```python\n{example}```" in (root / "README.md").read_text()
+    conn("airfleet_default")
+    spec = importlib.util.spec_from_file_location("airfleet_operator_example", root / "examples" / "airfleet_operator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    the_dag = module.airfleet_operator()
+    total, report = the_dag.get_task("total"), the_dag.get_task("report")
+    assert report.custom_operator_name == "@task.airfleet" and total.deferrable and report.deferrable
+    value, _ = run_deferred(total, context(task_id="total", dag_id=the_dag.dag_id))
+    assert value == "45"
+    report.op_args = [value]  # what the task runner resolves from `total.output`
+    assert run_deferred(report, context(task_id="report", dag_id=the_dag.dag_id))[0] == "45 apples"
