@@ -148,6 +148,17 @@ def test_secret_env_reaches_the_command_but_no_rendering_log_or_trigger(service,
     assert secret not in json.dumps(workload)  # the service's own guarantee, checked from here too
 
 
+def test_secret_env_is_not_in_the_serialized_dag(conn):
+    from airflow.sdk import DAG
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    with DAG(f"serialized_{uuid.uuid4().hex[:6]}", schedule=None) as the_dag:
+        operator(conn(), command=["true"], secret_env={"API_KEY": secret}, env={"PLAIN": "visible"})
+    serialized = json.dumps(DagSerialization.to_dict(the_dag))
+    assert "visible" in serialized and secret not in serialized  # what the dag-processor stores and the UI shows
+
+
 def test_executing_the_same_try_again_finds_the_same_workload(service, conn):
     conn_id = conn()
     ctx = context(task_id="once")
@@ -199,6 +210,25 @@ def test_the_trigger_on_kill_cancels_a_deferred_workload(service, conn):
     assert workload["state"] == "cancelled"
     event = first_event(trigger)
     assert event.payload["workload"]["state"] == "cancelled"
+
+
+def test_a_deferral_that_times_out_cancels_the_workload(service, conn):
+    from datetime import timedelta
+
+    from airflow.sdk.exceptions import TaskDeferralTimeout
+
+    op = operator(conn(), execution_timeout=timedelta(seconds=30), command=[PY, "-c", "import time; time.sleep(120)"])
+    ctx = context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+    assert deferred.value.timeout == timedelta(seconds=30)  # the triggerer gives up after execution_timeout
+    workload_id = ctx["ti"].xcoms["airfleet_workload_id"]
+    # What the task runner does once the trigger timed out: a new operator object resumes with __fail__.
+    resumed = operator(op.airfleet_conn_id, command=[PY, "-c", "import time; time.sleep(120)"])
+    with pytest.raises(TaskDeferralTimeout):
+        resumed.resume_execution("__fail__", {"error": "Trigger timeout"}, ctx)
+    wait_until("the cancel", lambda: service.http.get(f"/v1/workloads/{workload_id}").json()["state"] == "cancelled",
+               60)
 
 
 # ---------------------------------------------------------------- errors that name what to fix

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import quote
 from typing import Any
 
 from airfleet_airflow.config import AirfleetConfig
@@ -48,6 +49,11 @@ def _answer(response: Any) -> Any:
     if response.status_code == 204 or not response.content:
         return None
     return response.json()
+
+
+def _segment(id_or_key: str) -> str:
+    """A workload id or key as one path segment (keys hold slashes)."""
+    return quote(id_or_key, safe="")
 
 
 def _events_params(after: int, limit: int, wait_ms: int) -> dict[str, int]:
@@ -120,10 +126,10 @@ class AirfleetClient(_Connection):
         return self.request("POST", "/v1/workloads", json=workload)
 
     def workload(self, id_or_key: str) -> dict:
-        return self.request("GET", f"/v1/workloads/{id_or_key}")
+        return self.request("GET", f"/v1/workloads/{_segment(id_or_key)}")
 
     def cancel(self, id_or_key: str) -> dict:
-        return self.request("POST", f"/v1/workloads/{id_or_key}/cancel")
+        return self.request("POST", f"/v1/workloads/{_segment(id_or_key)}/cancel")
 
     def read_log(self, id_or_key: str, stream: str, *, attempt: int | None = None, max_bytes: int = 1 << 20,
                  limit_bytes: int | None = None) -> tuple[bytes, bool, int]:
@@ -135,7 +141,7 @@ class AirfleetClient(_Connection):
             params: dict[str, Any] = {"stream": stream, "offset": offset, "maxBytes": max_bytes}
             if attempt is not None:
                 params["attempt"] = attempt
-            page = self.request("GET", f"/v1/workloads/{id_or_key}/logs", params=params)
+            page = self.request("GET", f"/v1/workloads/{_segment(id_or_key)}/logs", params=params)
             data = base64.b64decode(page["data"])
             offset = page["nextOffset"]
             chunks.append(data)
@@ -164,11 +170,11 @@ class AsyncAirfleetClient(_Connection):
         return _answer(response)
 
     async def workload(self, id_or_key: str) -> dict:
-        return await self.request("GET", f"/v1/workloads/{id_or_key}")
+        return await self.request("GET", f"/v1/workloads/{_segment(id_or_key)}")
 
     async def events(self, after: int, limit: int = FEED_PAGE, wait_ms: int = 0) -> dict:
         return await self.request("GET", "/v1/events", params=_events_params(after, limit, wait_ms),
                                   extra_timeout=wait_ms / 1000)
 
     async def cancel(self, id_or_key: str) -> dict:
-        return await self.request("POST", f"/v1/workloads/{id_or_key}/cancel")
+        return await self.request("POST", f"/v1/workloads/{_segment(id_or_key)}/cancel")

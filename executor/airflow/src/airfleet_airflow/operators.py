@@ -208,7 +208,7 @@ class AirfleetOperator(BaseOperator):
         if self.deferrable:
             self.defer(trigger=AirfleetWorkloadTrigger(workload["id"], self.airfleet_conn_id, after,
                                                        self.wait_seconds),
-                       method_name="execute_complete")
+                       method_name="execute_complete", timeout=self.execution_timeout)
         return self.execute_complete(context, self._wait_here(config, workload["id"], after))
 
     def _wait_here(self, config: Any, workload_id: str, after: int) -> dict[str, Any]:
@@ -252,16 +252,31 @@ class AirfleetOperator(BaseOperator):
                              self.max_output_bytes, workload["id"])
         return data.decode("utf-8", errors="replace").removesuffix("\n")
 
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
+        """Airflow resumes the task to fail it (the trigger failed, or the wait outlived execution_timeout):
+        the workload would run on with no one waiting for it, so it is cancelled first."""
+        from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR
+
+        if next_method == TRIGGER_FAIL_REPR:
+            self._cancel(self.workload_key(context), "the task fails while the workload may still run")
+        return super().resume_execution(next_method, next_kwargs, context)
+
     def on_kill(self) -> None:
         """The task is being stopped while the worker waits (non-deferrable): cancel the workload. A deferred
         task is cancelled by its trigger's on_kill."""
-        if not self._workload_id:
-            return
-        client = self._client()
+        if self._workload_id:
+            self._cancel(self._workload_id, "the task is being stopped")
+
+    def _cancel(self, id_or_key: str, why: str) -> None:
         try:
-            client.cancel(self._workload_id)
-            self.log.info("airfleet: cancelled workload %s", self._workload_id)
-        except Exception as e:  # noqa: BLE001 - on_kill must not raise
-            self.log.warning("airfleet: cancelling workload %s failed: %s", self._workload_id, e)
+            client = self._client()
+        except Exception as e:  # noqa: BLE001 - called while failing or being killed: must not raise
+            self.log.warning("airfleet: cannot cancel workload %s: %s", id_or_key, e)
+            return
+        try:
+            workload = client.cancel(id_or_key)
+            self.log.info("airfleet: cancelled workload %s (%s)", workload.get("id", id_or_key), why)
+        except Exception as e:  # noqa: BLE001 - as above; a 409 means it had ended already
+            self.log.warning("airfleet: cancelling workload %s failed: %s", id_or_key, e)
         finally:
             client.close()
