@@ -21,9 +21,10 @@ path = args[args.index("--json-path") + 1]
 report = {"args": args, "mode": oct(stat.S_IMODE(os.stat(path).st_mode)), "dir_mode": oct(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode)),
           "payload": open(path).read(), "env_has_json": "AIRFLEET_WORKLOAD_JSON" in os.environ,
           "log_folder": os.environ.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER"), "path": path, "pid": os.getpid()}
+if os.environ.get("STAND_IN_WAIT"):  # before the report: the test signals as soon as it has read it
+    signal.signal(signal.SIGTERM, lambda *a: (print("got SIGTERM", flush=True), sys.exit(143)))
 print(json.dumps(report), flush=True)
 if os.environ.get("STAND_IN_WAIT"):
-    signal.signal(signal.SIGTERM, lambda *a: (print("got SIGTERM", flush=True), sys.exit(143)))
     time.sleep(60)
 sys.exit(int(os.environ.get("STAND_IN_EXIT", "0")))
 '''
