@@ -418,7 +418,7 @@ test('a LocalExecutor task beside airfleet ones, and one on the service`s local 
   );
 });
 
-test('AirfleetOperator and @task.airfleet: deferred to the triggerer, their stdout the XCom, keys from the TIs', async () => {
+test('AirfleetOperator and @task.airfleet under LocalExecutor: deferred to the triggerer, stdout the XCom, keys from the TIs', async () => {
   const { state, tis } = await finished('airfleet_operator');
   expect(summary(tis)).toEqual(['report:success:try1', 'total:success:try1']);
   expect(state).toBe('success');
@@ -441,11 +441,15 @@ test('AirfleetOperator and @task.airfleet: deferred to the triggerer, their stdo
     .map((w) => `${w.key.split('/').slice(3).join('/')}:${w.backend}:${w.state}`)
     .sort();
   expect(submitted).toEqual(['report/-1/try-1:local:succeeded', 'total/-1/try-1:local:succeeded']);
-  // Deferred: each task's worker part ran twice on the AirfleetExecutor, in one try (execute, then
-  // execute_complete once the trigger fired in the triggerer; without one the run would never end).
+  // Under Airflow's default executor here (LocalExecutor, the first configured), deferred: the try's log shows
+  // the submit, the pause, and the end after the triggerer fired (without one the run would never end).
+  expect(tis.every((t) => t.executor === null || t.executor === 'LocalExecutor')).toBe(true);
   for (const taskId of ['total', 'report']) {
-    const parts = await endedWorkloadsOf('airfleet_operator', taskId);
-    expect(parts.map((w) => `${w.key.split('/').at(-2)}:${w.state}`)).toEqual(['try-1:succeeded', 'try-1:succeeded']);
+    const lines = events(await log('airfleet_operator', taskId, 1));
+    expect(
+      lines.some((e) => /^airfleet: workload \S+ \(key airflow-operator\/.*\) submitted on backend local/.test(e)),
+    ).toBe(true);
+    expect(lines.some((e) => e.startsWith('Pausing task as DEFERRED'))).toBe(true);
   }
 });
 
