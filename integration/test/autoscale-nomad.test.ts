@@ -1,16 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type NomadApiError, NomadClient } from '../../executor/src/backends/nomad/nomad-client.ts';
 import { nomadConfigFromEnv } from '../../executor/src/backends/nomad/nomad-config.ts';
 import type { NomadJob } from '../../executor/src/backends/nomad/nomad-types.ts';
-import type { Workload } from '../../executor/src/domain/workload.ts';
 import { ServiceProcess, waitFor } from '../src/airfleet-process.ts';
 import { projectImage } from '../src/docker-env.ts';
+import { NOMAD_TLS_SERVER_NAME, nomadTestCerts } from '../src/nomad-fake/certs.ts';
 import { type NomadFake, startNomadFake } from '../src/nomad-fake/index.ts';
 import { freePort } from '../src/ports.ts';
+import { killedTasks, markerCommand, startCount, tasksEnded } from '../src/task-markers.ts';
 
 /**
  * The autoscaler's Nomad driver against THE NOMAD FAKE (integration/src/nomad-fake/, the one fake allowed),
@@ -62,25 +63,9 @@ describe('autoscaler on Nomad (the fake)', () => {
     markers = join(dir, 'markers');
     execFileSync('mkdir', ['-p', markers]);
     chmodSync(markers, 0o777); // the image's worker runs as its own user
-    execFileSync(process.execPath, [
-      join(__dirname, '../../scripts/dev-certs.mjs'),
-      join(dir, 'tls'),
-      '--name',
-      'server.global.nomad',
-      '--client',
-      'client',
-    ]);
-    const tls = {
-      ca: join(dir, 'tls/ca.pem'),
-      cert: join(dir, 'tls/client.pem'),
-      key: join(dir, 'tls/client-key.pem'),
-    };
+    const tls = nomadTestCerts(dir);
     fake = await startNomadFake({
-      tls: {
-        key: readFileSync(join(dir, 'tls/server-key.pem'), 'utf8'),
-        cert: readFileSync(join(dir, 'tls/server.pem'), 'utf8'),
-        ca: readFileSync(tls.ca, 'utf8'),
-      },
+      tls: tls.server,
       token: NOMAD_TOKEN,
       hostVolumes: { markers: { path: markers, readOnly: false } },
     });
@@ -91,7 +76,7 @@ describe('autoscaler on Nomad (the fake)', () => {
         NOMAD_CACERT: tls.ca,
         NOMAD_CLIENT_CERT: tls.cert,
         NOMAD_CLIENT_KEY: tls.key,
-        NOMAD_TLS_SERVER_NAME: 'server.global.nomad',
+        NOMAD_TLS_SERVER_NAME,
       }),
     );
     const tokenFile = join(dir, 'nomad.token');
@@ -104,7 +89,7 @@ describe('autoscaler on Nomad (the fake)', () => {
       caCertFile: tls.ca,
       clientCertFile: tls.cert,
       clientKeyFile: tls.key,
-      tlsServerName: 'server.global.nomad',
+      tlsServerName: NOMAD_TLS_SERVER_NAME,
       tokenFile,
     };
     const pool = (name: string, queue: string, job: string, extra: Record<string, unknown> = {}) => ({
@@ -152,7 +137,9 @@ describe('autoscaler on Nomad (the fake)', () => {
   }, 180_000);
 
   afterAll(async () => {
-    // The job stopped first, so no worker container is left running when the fake goes.
+    // The service first (its autoscaler calls the fake every second), then the job, so no worker container
+    // is left running when the fake goes.
+    await service?.stop();
     if (fake) {
       await nomad.request('DELETE', `/v1/job/${JOB}`).catch(() => undefined);
       await waitFor(
@@ -163,7 +150,6 @@ describe('autoscaler on Nomad (the fake)', () => {
     }
     nomad?.close();
     await fake?.stop();
-    await service?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -268,11 +254,7 @@ describe('autoscaler on Nomad (the fake)', () => {
         workloads: keys.map((key) => ({
           key,
           queue: 'nburst',
-          command: [
-            'sh',
-            '-c',
-            `echo "$AIRFLEET_WORKER_NAME $(hostname)" >> /markers/${key}.start; sleep ${TASK_SECONDS}; echo done >> /markers/${key}.end`,
-          ],
+          command: markerCommand(key, TASK_SECONDS),
         })),
       },
     });
@@ -291,15 +273,7 @@ describe('autoscaler on Nomad (the fake)', () => {
     );
     expect(new Set(atMax.map((w) => w.labels['nomad.alloc']))).toEqual(new Set(liveAllocs.map((a) => a.ID)));
 
-    const finals = await waitFor(
-      'every task to finish',
-      async () => {
-        const ws = await Promise.all(keys.map((k) => service.client.request<Workload>('GET', `/v1/workloads/${k}`)));
-        return ws.every((w) => ['succeeded', 'failed', 'cancelled'].includes(w.state)) ? ws : null;
-      },
-      90_000,
-      () => service.process!.tail(40),
-    );
+    const finals = await tasksEnded(service, keys, 90_000);
     const doneAt = Date.now();
     await waitFor(
       'the group to scale back to the minimum',
@@ -315,13 +289,7 @@ describe('autoscaler on Nomad (the fake)', () => {
     sampling = false;
     await sampler;
 
-    const starts = (k: string) =>
-      existsSync(join(markers, `${k}.start`))
-        ? readFileSync(join(markers, `${k}.start`), 'utf8')
-            .trim()
-            .split('\n').length
-        : 0;
-    const killed = finals.filter((w) => w.state !== 'succeeded' || starts(w.key) !== 1);
+    const killed = killedTasks(markers, finals);
     const all = await workers();
     const removed = all.filter((w) => w.state === 'offline');
     const status = (
@@ -346,7 +314,9 @@ describe('autoscaler on Nomad (the fake)', () => {
     console.info(`autoscale-nomad figures: ${JSON.stringify(figures, null, 2)}`);
 
     // Every task ran once and succeeded: nothing was killed by the scale-in.
-    expect(killed.map((w) => `${w.key}: ${w.state} ${w.reason ?? ''} starts ${starts(w.key)}`)).toEqual([]);
+    expect(killed.map((w) => `${w.key}: ${w.state} ${w.reason ?? ''} starts ${startCount(markers, w.key)}`)).toEqual(
+      [],
+    );
     // The count rose to the max the backlog needs (bounded by it), never past, and came back to the min.
     expect(Math.max(...samples.map((s) => s.count))).toBe(MAX_WORKERS);
     expect(Math.max(...samples.map((s) => s.running))).toBe(MAX_WORKERS);

@@ -241,7 +241,8 @@ export class TaskRunner {
       setTimeout(() => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined), 300);
     }
     const exit = await exited;
-    await Promise.race([drained, new Promise((r) => setTimeout(r, 2_000))]);
+    // Unreferenced: a stream that never ends must not keep a test process alive after the fake stopped.
+    await Promise.race([drained, new Promise((r) => setTimeout(r, 2_000).unref())]);
     // 137 is SIGKILL: the kernel's OOM killer or a kill; only then is it worth asking which (if still there).
     if (exit.StatusCode === 137 && !oom) {
       const inspected = await container.inspect().catch(() => null);
