@@ -22,6 +22,9 @@ const common = {
 module.exports = {
   // Jest reads the timeout from the top level only; unit tests finish in milliseconds anyway.
   testTimeout: 120_000,
+  // A global option in jest: it orders the integration tier (quiet suites first, timing-sensitive ones last,
+  // see the file) and leaves the unit tier to jest's own order.
+  testSequencer: '<rootDir>/integration/src/sequencer.cjs',
   projects: [
     {
       ...common,

@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { ServiceProcess, waitFor } from '../src/airfleet-process.ts';
+import { ADMIN_TOKEN, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
+import { launchChromium, screenshot } from '../src/browser.ts';
 import { projectImage, testLabels } from '../src/docker-env.ts';
 import { freePort } from '../src/ports.ts';
 import { createWorkerService, isSwarmManager, replicasOf, serviceTasks } from '../src/swarm-workers.ts';
@@ -263,5 +264,27 @@ describe('autoscaler on Docker Swarm', () => {
     expect(Math.max(...history.map((h) => h.desired))).toBe(MAX_WORKERS);
     expect(Math.max(...history.map((h) => h.actual))).toBe(MAX_WORKERS);
     expect(history.at(-1)).toMatchObject({ desired: 1, actual: 1 });
-  }, 420_000);
+
+    // The same history as an operator sees it: the dashboard's chart of the burst pool, in Chromium.
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${service.url}/ui/`);
+      await page.getByLabel('API token').fill(ADMIN_TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Workers', level: 1 }).waitFor();
+      await page.goto(`${service.url}/ui/#/queues`);
+      const chart = page.getByRole('img', { name: /^Workers, desired and actual\. Latest: / }).first();
+      await chart.waitFor({ timeout: 30_000 });
+      expect(await chart.getAttribute('aria-label')).toBe('Workers, desired and actual. Latest: desired: 1; actual: 1');
+      // The value axis of a count: whole numbers, none twice, reaching the peak.
+      const axis = (await chart.locator('text.chart-label').allTextContents()).filter((t) => /^[\d.]+$/.test(t));
+      expect(new Set(axis).size).toBe(axis.length);
+      expect(axis.every((t) => Number.isInteger(Number(t)))).toBe(true);
+      expect(Math.max(...axis.map(Number))).toBeGreaterThanOrEqual(MAX_WORKERS);
+      await screenshot(page, 'pools-swarm');
+    } finally {
+      await browser.close();
+    }
+  }, 480_000);
 });

@@ -66,23 +66,47 @@ const KNOWN_DRIFT: Record<string, string[]> = {
 /**
  * The leaf paths that differ between a plan's before and after (or that are unknown after), such as
  * `compute_resources.launch_template.version`: a known drift names the exact attribute, so a real change
- * elsewhere in the same block still fails.
+ * elsewhere in the same block still fails. Lists are compared as sets (most of these attributes are sets, whose
+ * order in the plan's JSON is not stable between before and after), with their elements in canonical form.
  */
 function changedPaths(before: unknown, after: unknown, unknown: unknown, path = ''): string[] {
   if (unknown === true) return [path];
-  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (Array.isArray(before) && Array.isArray(after) && before.length === 1 && after.length === 1) {
     // Terraform's nested blocks of one: look inside rather than report the whole block.
     return changedPaths(before[0], after[0], Array.isArray(unknown) ? unknown[0] : undefined, path);
   }
-  if (isObj(before) && isObj(after) && !Array.isArray(before) && !Array.isArray(after)) {
+  if (isObj(before) && isObj(after)) {
     const u = isObj(unknown) ? unknown : {};
     return [...new Set([...Object.keys(before), ...Object.keys(after), ...Object.keys(u)])].flatMap((k) =>
       changedPaths(before[k], after[k], u[k], path ? `${path}.${k}` : k),
     );
   }
-  if (Array.isArray(unknown) && unknown.some((x) => x !== false)) return [path];
-  return JSON.stringify(before) === JSON.stringify(after) ? [] : [path];
+  if (Array.isArray(unknown) && JSON.stringify(unknown).includes('true')) return [path];
+  return canonical(before) === canonical(after) ? [] : [path];
+}
+
+/** JSON with object keys sorted and list elements sorted, so equal sets compare equal. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).sort().join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const o = value as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** An attribute's value at a dotted path (through blocks of one), for the failure message. */
+function valueAt(value: unknown, path: string): unknown {
+  let v = value;
+  for (const k of path.split('.')) {
+    if (Array.isArray(v) && v.length === 1) v = v[0];
+    v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined;
+  }
+  return v;
 }
 
 interface Run {
@@ -344,7 +368,14 @@ describeIf('the deploy walkthrough on moto', () => {
           const drift = changedPaths(before, after, after_unknown).filter(
             (path) => !known.some((k) => path === k || path.startsWith(`${k}.`)),
           );
-          if (drift.length > 0) unexpected.push(`${rc.address}: ${drift.join(', ')}`);
+          for (const path of drift) {
+            // What changed, so a failure says whether it is moto's or ours.
+            const show = (v: unknown) => canonical(v).slice(0, 400);
+            unexpected.push(
+              `${rc.address}: ${path}: ${show(valueAt(before, path))} -> ${show(valueAt(after, path))}` +
+                `${JSON.stringify(valueAt(after_unknown, path)) === 'true' ? ' (known after apply)' : ''}`,
+            );
+          }
         }
       }
       expect(unexpected).toEqual([]);

@@ -20,6 +20,8 @@ export function LineChart(props: {
   to?: number;
   height?: number;
   step?: boolean;
+  /** Whole numbers only (counts of workers): the axis's middle line stays on a whole number. */
+  integer?: boolean;
 }) {
   const box = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(560);
@@ -40,7 +42,10 @@ export function LineChart(props: {
   const from = props.from ?? Math.min(...times);
   const to = props.to ?? Math.max(...times);
   const values = all.map((p) => p[1]).filter((v): v is number => v !== null && Number.isFinite(v));
-  const top = niceMax(values.length ? Math.max(...values) : 0);
+  const peak = values.length ? Math.max(...values) : 0;
+  // A count axis of 0…5 labelled its middle "3" (2.5 rounded) and 0…1 labelled it "1": keep the top even,
+  // and for a few workers the peak itself (0, 2, 4 for 4).
+  const top = props.integer ? Math.max(2, Math.ceil((peak <= 10 ? peak : niceMax(peak)) / 2) * 2) : niceMax(peak);
   const span = Math.max(1, to - from);
   const x = (t: number) => pad.left + ((t - from) / span) * (width - pad.left - pad.right);
   const y = (v: number) => pad.top + (1 - v / top) * (height - pad.top - pad.bottom);

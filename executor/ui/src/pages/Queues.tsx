@@ -213,6 +213,7 @@ function Pools() {
               <LineChart
                 title="Workers, desired and actual"
                 step
+                integer
                 height={130}
                 from={Math.max(hourAgo, p.history[0]!.at)}
                 to={Date.now()}
