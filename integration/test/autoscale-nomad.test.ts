@@ -81,6 +81,8 @@ describe('autoscaler on Nomad (the fake)', () => {
     );
     const tokenFile = join(dir, 'nomad.token');
     writeFileSync(tokenFile, `${NOMAD_TOKEN}\n`, { mode: 0o600 });
+    const wrongTokenFile = join(dir, 'wrong.token');
+    writeFileSync(wrongTokenFile, 'not-the-token\n', { mode: 0o600 });
 
     const port = await freePort();
     enrollToken = `aft_${randomBytes(9).toString('hex')}_${randomBytes(24).toString('base64url')}`;
@@ -116,6 +118,9 @@ describe('autoscaler on Nomad (the fake)', () => {
           pool('nomad', 'nburst', JOB),
           // A pool whose job does not exist: its status says what to fix, the other pool is not held up.
           pool('ghost', 'ghost', 'no-such-job'),
+          // A token Nomad refuses, and TLS without the client certificate the agent requires.
+          pool('badtoken', 'badtoken', JOB, { tokenFile: wrongTokenFile }),
+          pool('notls', 'notls', JOB, { clientCertFile: undefined, clientKeyFile: undefined }),
         ]),
       },
     }).then((s) => {
@@ -344,6 +349,14 @@ describe('autoscaler on Nomad (the fake)', () => {
     expect(pools.pools.find((p) => p.name === 'ghost')?.status?.error).toContain(
       "Nomad job 'no-such-job' in namespace 'default': the job does not exist: register the worker job",
     );
+    expect(pools.pools.find((p) => p.name === 'badtoken')?.status?.error).toContain(
+      'Nomad refused the token (403 Permission denied): give the driver (tokenFile or NOMAD_TOKEN) an ACL token',
+    );
+    expect(pools.pools.find((p) => p.name === 'notls')?.status?.error).toMatch(
+      /: TLS: .*NOMAD_CLIENT_CERT.*driver fields address, caCertFile, clientCertFile/s,
+    );
     expect(pools.pools.find((p) => p.name === 'nomad')?.status).toMatchObject({ error: null, target: 1 });
+    // No error names the token.
+    expect(JSON.stringify(pools)).not.toContain(NOMAD_TOKEN);
   }, 240_000);
 });
