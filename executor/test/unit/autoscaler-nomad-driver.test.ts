@@ -9,6 +9,7 @@ import {
   nomadDriverConnection,
   removableFromTop,
   removalProblem,
+  scaleInCount,
 } from '../../src/autoscaler/drivers/nomad-driver.ts';
 import type { Allocation } from '../../src/backends/nomad/nomad-types.ts';
 import { parseServiceConfig } from '../../src/config.ts';
@@ -65,6 +66,13 @@ describe('nomad driver: which workers go', () => {
     expect(removalProblem(live, ['gone'])).toContain('allocations gone are not live allocations');
     const duplicated = liveAllocations([alloc('x', 1), alloc('y', 1)], 'worker');
     expect(removalProblem(duplicated, ['x'])).toContain('do not each hold an index of their own');
+  });
+
+  it('takes the new count from the live allocations, and waits while the count is below them', () => {
+    expect(scaleInCount(4, 4, 2)).toBe(2);
+    // A placement Nomad could not make (count 5, 4 live): lowering to 3 would stop only one.
+    expect(scaleInCount(5, 4, 2)).toBe(2);
+    expect(scaleInCount(3, 4, 1)).toContain('Nomad is stopping allocations of its own choosing');
   });
 });
 

@@ -128,6 +128,20 @@ export function removalProblem(live: readonly Allocation[], chosen: readonly str
   return null;
 }
 
+/**
+ * The count that makes Nomad stop exactly the `removing` highest-indexed of `live` allocations, or why there
+ * is none now. Placements Nomad could not make yet count in `desired` but stop nothing when the count goes
+ * down, so the new count is taken from the live allocations. A count already below them means Nomad is
+ * about to stop some of its own choosing (the count was lowered elsewhere): lowering it further would stop
+ * more than the chosen.
+ */
+export function scaleInCount(desired: number, live: number, removing: number): number | string {
+  if (desired < live) {
+    return `the group's count (${desired}) is below its ${live} live allocations: Nomad is stopping allocations of its own choosing; the next pass tries again`;
+  }
+  return Math.max(0, live - removing);
+}
+
 interface ScaleStatus {
   JobID?: string;
   JobStopped?: boolean;
@@ -171,9 +185,9 @@ export class NomadDriver implements PoolDriver {
   }
 
   /** One request, its failure turned into what to fix (address, TLS, token, job, group). */
-  private async call<T>(method: string, path: string, body?: unknown, query?: Record<string, string>): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     try {
-      return (await this.client.request<T>(method, path, { body, query, timeoutMs: 30_000 })).data;
+      return (await this.client.request<T>(method, path, { body, timeoutMs: 30_000 })).data;
     } catch (error) {
       throw this.explain(error);
     }
@@ -276,9 +290,10 @@ export class NomadDriver implements PoolDriver {
         `pool '${this.pool}': cannot remove workers ${workers.map((w) => w.name).join(', ')} exactly: ${problem}; count unchanged`,
       );
     }
-    // Placements Nomad could not make yet count in `desired` but stop nothing: lowering from there would
-    // leave the chosen allocations running. From the live ones, Nomad stops exactly the chosen.
-    const count = Math.max(0, Math.min(desired, live.length) - ids.length);
+    const count = scaleInCount(desired, live.length, ids.length);
+    if (typeof count === 'string') {
+      throw new NomadDriverError(`pool '${this.pool}': not removing workers now: ${count}; count unchanged`);
+    }
     await this.setCount(
       count,
       `airfleet autoscaler: pool ${this.pool} scales in to ${count}, removing drained workers ${workers.map((w) => w.name).join(', ')}`,
