@@ -3,12 +3,12 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import type { Workload } from '../../executor/src/domain/workload.ts';
 import { ADMIN_TOKEN, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
 import { launchChromium, screenshot } from '../src/browser.ts';
 import { projectImage, testLabels } from '../src/docker-env.ts';
 import { freePort } from '../src/ports.ts';
 import { createWorkerService, isSwarmManager, replicasOf, serviceTasks } from '../src/swarm-workers.ts';
+import { killedTasks, markerCommand, startCount, tasksEnded } from '../src/task-markers.ts';
 
 /**
  * The autoscaler on a real Docker Swarm: a burst on queue `burst` scales its worker service from the minimum
@@ -162,11 +162,7 @@ describe('autoscaler on Docker Swarm', () => {
     const task = (key: string, queue: string) => ({
       key,
       queue,
-      command: [
-        'sh',
-        '-c',
-        `echo "$(hostname)" >> /markers/${key}.start; sleep ${TASK_SECONDS}; echo done >> /markers/${key}.end`,
-      ],
+      command: markerCommand(key, TASK_SECONDS),
     });
     const burstAt = Date.now();
     const keys = Array.from({ length: TASKS }, (_, i) => `burst-${run}-${i}`);
@@ -175,15 +171,7 @@ describe('autoscaler on Docker Swarm', () => {
     });
     const all = [...keys, `steady-${run}`];
 
-    const finals = await waitFor(
-      'every task to finish',
-      async () => {
-        const ws = await Promise.all(all.map((k) => service.client.request<Workload>('GET', `/v1/workloads/${k}`)));
-        return ws.every((w) => ['succeeded', 'failed', 'cancelled'].includes(w.state)) ? ws : null;
-      },
-      240_000,
-      () => service.process!.tail(40),
-    );
+    const finals = await tasksEnded(service, all, 240_000);
     const doneAt = Date.now();
     // Back to the minimum: one replica asked for and one running.
     await waitFor(
@@ -201,16 +189,9 @@ describe('autoscaler on Docker Swarm', () => {
 
     const firstExtra = samples.find((s) => s.at >= burstAt && s.burstRunning >= 2);
     const peak = Math.max(...samples.map((s) => s.burstRunning));
-    // A task that did not succeed, or started twice (two lines in its start marker), counts as killed. A later
-    // attempt alone does not: a lease handed back unstarted (it reached its worker too late under load) is
-    // retried by the service without the task having run.
-    const starts = (k: string) =>
-      existsSync(join(markers, `${k}.start`))
-        ? readFileSync(join(markers, `${k}.start`), 'utf8')
-            .trim()
-            .split('\n').length
-        : 0;
-    const killed = finals.filter((w) => w.state !== 'succeeded' || starts(w.key) !== 1);
+    // A task that did not succeed, or started twice, counts as killed (task-markers.ts).
+    const starts = (k: string) => startCount(markers, k);
+    const killed = killedTasks(markers, finals);
     // Which burst workers left, and how: one removed by the scale-in was chosen (its maintenance comment says
     // so), drained and left by itself; one Swarm stopped in its place would have left without the comment.
     const { workers } = await service.client.request<{
