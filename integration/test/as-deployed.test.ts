@@ -115,6 +115,7 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     await create('rds!db-master', JSON.stringify({ username: 'postgres', password: postgres.password }));
     await create('airfleet/dev/database-executor');
     for (const kind of ['admin', 'submit', 'enroll']) await create(`airfleet/dev/${kind}-token`);
+    await create('airfleet/dev/secret-key');
     // What the operator creates before the first deploy (stacks/README.md, Deploying).
     await create('airfleet/dev/nomad-executor-token', 'nomad-token-not-used-here');
     await create(
@@ -194,6 +195,7 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
       AIRFLEET_ADMIN_TOKEN_SECRET_ARN: arns['airfleet/dev/admin-token']!,
       AIRFLEET_SUBMIT_TOKEN_SECRET_ARN: arns['airfleet/dev/submit-token']!,
       AIRFLEET_ENROLL_TOKEN_SECRET_ARN: arns['airfleet/dev/enroll-token']!,
+      AIRFLEET_SECRET_KEY_SECRET_ARN: arns['airfleet/dev/secret-key']!,
     };
     const taskEnv: Record<string, string> = {};
     for (const [name, value] of Object.entries(env)) {
@@ -225,10 +227,11 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     if (certs) rmSync(certs, { recursive: true, force: true });
   });
 
-  it('fills the token secrets, serves HTTPS and logs in over TLS as its own role, not the master user', async () => {
+  it('fills the token and key secrets, serves HTTPS and logs in over TLS as its own role, not the master user', async () => {
     const admin = await secretValue('airfleet/dev/admin-token');
     expect(admin).toMatch(/^aft_/);
     expect(await secretValue('airfleet/dev/enroll-token')).toMatch(/^aft_/);
+    expect(Buffer.from(await secretValue('airfleet/dev/secret-key'), 'base64')).toHaveLength(32);
     const tokens = await api<{ tokens: Array<{ name: string }> }>(admin, 'GET', '/v1/tokens');
     expect(tokens.tokens.map((t) => t.name).sort()).toEqual(['secret-admin', 'secret-enroll', 'secret-submit']);
     const check = new pg.Client({ connectionString: postgres.url });
@@ -273,7 +276,9 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
       key: 'as-deployed',
       queue,
       image: process.env.AIRFLEET_BASE_IMAGE ?? 'local/debian:bookworm-slim',
-      command: ['sh', '-c', 'echo ran as deployed'],
+      command: ['sh', '-c', 'echo ran as deployed; printf "%s" "$SEALED" | wc -c'],
+      // Sealed with the key from its secret, handed to the task on the worker.
+      secretEnv: { SEALED: 'twelve-chars' },
     });
     const done = await waitFor(
       'the task to succeed',
@@ -288,7 +293,7 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     expect({ ...done, log: Buffer.from(log.data, 'base64').toString() }).toMatchObject({
       state: 'succeeded',
       exitCode: 0,
-      log: 'ran as deployed\n',
+      log: 'ran as deployed\n12\n',
     });
   }, 120_000);
 });

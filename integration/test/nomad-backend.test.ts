@@ -8,6 +8,7 @@ import { NomadClient } from '../../executor/src/backends/nomad/nomad-client.ts';
 import { nomadConfigFromEnv } from '../../executor/src/backends/nomad/nomad-config.ts';
 import type { Workload } from '../../executor/src/domain/workload.ts';
 import { ADMIN_TOKEN, ServiceProcess, waitFor } from '../src/airfleet-process.ts';
+import { type NomadTestCerts, nomadTestCerts } from '../src/nomad-fake/certs.ts';
 import { type NomadFake, startNomadFake } from '../src/nomad-fake/index.ts';
 
 // The nomad backend in a real service process against THE NOMAD FAKE (integration/src/nomad-fake/), which
@@ -32,7 +33,7 @@ const fakeOnly = (name: string, fn: () => Promise<void>, timeout?: number) =>
 describe('nomad backend (service as a process)', () => {
   let fake: NomadFake | null = null;
   let service: ServiceProcess;
-  let certs: { ca: string; cert: string; key: string };
+  let certs: NomadTestCerts;
   let nomadEnv: Record<string, string>;
   const dirs: string[] = [];
   let n = 0;
@@ -46,30 +47,13 @@ describe('nomad backend (service as a process)', () => {
     } else {
       const dir = mkdtempSync(join(tmpdir(), 'airfleet-nomad-it-'));
       dirs.push(dir);
-      // Nomad's naming for the agent's certificate (<role>.<region>.nomad) and one client certificate.
-      execFileSync(process.execPath, [
-        join(__dirname, '../../scripts/dev-certs.mjs'),
-        join(dir, 'tls'),
-        '--name',
-        'server.global.nomad',
-        '--client',
-        'client',
-      ]);
-      certs = {
-        ca: join(dir, 'tls/ca.pem'),
-        cert: join(dir, 'tls/client.pem'),
-        key: join(dir, 'tls/client-key.pem'),
-      };
+      certs = nomadTestCerts(dir);
       const dags = join(dir, 'dags');
       const config = join(dir, 'config');
       execFileSync('mkdir', ['-p', dags, config]);
       writeFileSync(join(dags, 'hello.txt'), 'hello from the dags volume\n');
       fake = await startNomadFake({
-        tls: {
-          key: readFileSync(join(dir, 'tls/server-key.pem'), 'utf8'),
-          cert: readFileSync(join(dir, 'tls/server.pem'), 'utf8'),
-          ca: readFileSync(certs.ca, 'utf8'),
-        },
+        tls: certs.server,
         token: 'fake-management-secret-0123',
         hostVolumes: { dags: { path: dags }, config: { path: config } },
         heartbeatMs: 1_000,

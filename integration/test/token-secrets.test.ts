@@ -24,6 +24,7 @@ describeMoto('API token secrets (moto Secrets Manager)', () => {
   let secrets: SecretsManagerClient;
   let service: ServiceProcess;
   const arns: Record<string, string> = {};
+  let keyArn = '';
 
   const secretValue = async (arn: string) =>
     (await secrets.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString!;
@@ -42,8 +43,11 @@ describeMoto('API token secrets (moto Secrets Manager)', () => {
       const created = await secrets.send(new CreateSecretCommand({ Name: `airfleet/test/${kind}-token` }));
       arns[kind] = created.ARN!;
     }
+    // The secretEnv key's secret, as the data stack creates it: empty too.
+    keyArn = (await secrets.send(new CreateSecretCommand({ Name: 'airfleet/test/secret-key' }))).ARN!;
     service = await ServiceProcess.start({
       env: {
+        AIRFLEET_SECRET_KEY_SECRET_ARN: keyArn,
         AIRFLEET_ADMIN_TOKEN_SECRET_ARN: arns['admin']!,
         AIRFLEET_SUBMIT_TOKEN_SECRET_ARN: arns['submit']!,
         AIRFLEET_ENROLL_TOKEN_SECRET_ARN: arns['enroll']!,
@@ -93,6 +97,43 @@ describeMoto('API token secrets (moto Secrets Manager)', () => {
     while ((await status(old)) !== 401 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
     expect(await status(old)).toBe(401);
     expect(await status(rotated)).toBe(200);
+  }, 120_000);
+
+  it('fills the empty secretEnv key secret once; workloads sealed under it run, before and after a restart', async () => {
+    const key = await secretValue(keyArn);
+    expect(Buffer.from(key, 'base64')).toHaveLength(32);
+    const admin = await secretValue(arns['admin']!);
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(`${service.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${admin}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    const runSealed = async (key: string) => {
+      const submitted = await api('POST', '/v1/workloads', {
+        key,
+        backend: 'local',
+        command: ['sh', '-c', 'printf "%s" "$SEALED" | wc -c'],
+        secretEnv: { SEALED: 'twelve-chars' },
+      });
+      expect(submitted.status).toBe(201);
+      const created = (await submitted.json()) as { id: string };
+      expect(JSON.stringify(created)).not.toContain('twelve-chars');
+      let state = '';
+      for (let i = 0; i < 300 && !['succeeded', 'failed'].includes(state); i++) {
+        state = ((await (await api('GET', `/v1/workloads/${created.id}`)).json()) as { state: string }).state;
+        if (!['succeeded', 'failed'].includes(state)) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(state).toBe('succeeded');
+      const log = (await (await api('GET', `/v1/workloads/${created.id}/logs?stream=stdout`)).json()) as {
+        data: string;
+      };
+      return Buffer.from(log.data, 'base64').toString().trim();
+    };
+    expect(await runSealed('sealed-before')).toBe('12');
+    await service.restart('SIGTERM');
+    expect(await secretValue(keyArn)).toBe(key); // kept, not replaced
+    expect(await runSealed('sealed-after')).toBe('12');
   }, 120_000);
 
   it('two instances filling one empty secret at once end up with the same token', async () => {

@@ -121,6 +121,11 @@ variable "database_name" {
   type = string
 }
 
+variable "secret_key_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret of the key sealing workloads' secretEnv (filled by the service when empty)"
+}
+
 variable "database_secret_arn" {
   type        = string
   description = "ARN of the executor's database role secret (JSON with username and password)"
@@ -211,6 +216,8 @@ job "airfleet-executor" {
         AIRFLEET_ADMIN_TOKEN_SECRET_ARN  = var.admin_token_secret_arn
         AIRFLEET_SUBMIT_TOKEN_SECRET_ARN = var.submit_token_secret_arn
         AIRFLEET_ENROLL_TOKEN_SECRET_ARN = var.enroll_token_secret_arn
+        # The key sealing secretEnv, the same for every instance (ARN, not the value).
+        AIRFLEET_SECRET_KEY_SECRET_ARN = var.secret_key_secret_arn
         NOMAD_ADDR                     = "unix://${NOMAD_SECRETS_DIR}/api.sock"
         NOMAD_NAMESPACE                = var.task_namespace
         AWS_REGION                     = var.aws_region

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Logger } from 'pino';
 import { ConfigError } from '../errors.ts';
@@ -53,11 +54,29 @@ async function readValue(client: SecretsManagerClient, arn: string): Promise<str
 }
 
 /** The token in one secret, filling the secret with a new token first if it has none. */
-export async function tokenFromSecret(
+export function tokenFromSecret(client: SecretsManagerClient, arn: string, logger: Logger, kind: string) {
+  return valueFromSecret(client, arn, logger, kind, generateApiToken);
+}
+
+/**
+ * The environment variable naming the secret that holds the key sealing `secretEnv` at rest (32 bytes,
+ * base64): every instance must use the same key, so it lives in Secrets Manager, filled on first start like
+ * the tokens, and never in Terraform state.
+ */
+export const SECRET_KEY_SECRET_ENV = 'AIRFLEET_SECRET_KEY_SECRET_ARN';
+
+/** The `secretEnv` key in its secret, filling the secret with 32 random bytes (base64) if it has none. */
+export function secretKeyFromSecret(client: SecretsManagerClient, arn: string, logger: Logger) {
+  return valueFromSecret(client, arn, logger, 'secret-key', () => randomBytes(32).toString('base64'));
+}
+
+/** A secret's value, filling it first with `make()` if it has none; two fillers at once agree (see above). */
+async function valueFromSecret(
   client: SecretsManagerClient,
   arn: string,
   logger: Logger,
   kind: string,
+  make: () => string,
 ): Promise<string> {
   const current = await readValue(client, arn);
   if (current) return current;
@@ -66,17 +85,31 @@ export async function tokenFromSecret(
     await client.send(
       new PutSecretValueCommand({
         SecretId: arn,
-        SecretString: generateApiToken(),
+        SecretString: make(),
         ClientRequestToken: FIRST_VERSION_ID,
       }),
     );
-    logger.info({ secret: arn, kind }, 'filled an empty token secret with a new token');
+    logger.info({ secret: arn, kind }, 'filled an empty secret with a new value');
   } catch (error) {
     if ((error as Error).name !== 'ResourceExistsException') throw error;
   }
   const filled = await readValue(client, arn);
-  if (!filled) throw new ConfigError(`token secret ${arn} is still empty after filling it`);
+  if (!filled) throw new ConfigError(`secret ${arn} (${kind}) is still empty after filling it`);
   return filled;
+}
+
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
+
+/** The ARN of the `secretEnv` key's secret from the environment, if set (validated). */
+export function secretKeySecretArn(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const arn = env[SECRET_KEY_SECRET_ENV];
+  if (!arn) return undefined;
+  if (!SECRET_ARN.test(arn)) {
+    throw new ConfigError(
+      `${SECRET_KEY_SECRET_ENV}=${arn} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)`,
+    );
+  }
+  return arn;
 }
 
 /** ARNs of the token secrets from the environment (`AIRFLEET_<KIND>_TOKEN_SECRET_ARN`). */
@@ -87,7 +120,7 @@ export function tokenSecretArns(env: NodeJS.ProcessEnv = process.env): Partial<R
   >) {
     const arn = env[spec.env];
     if (!arn) continue;
-    if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/.test(arn)) {
+    if (!SECRET_ARN.test(arn)) {
       throw new ConfigError(
         `${spec.env}=${arn} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)`,
       );

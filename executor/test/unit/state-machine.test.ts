@@ -102,8 +102,14 @@ class Cloud {
     this.random = random;
   }
 
+  /** Events no live instance took (each one that tried was crashing): told again, as a watcher re-polls. */
+  private untold: Array<{ update: Parameters<BackendHost['update']>[0]; started?: boolean }> = [];
+
   /** One step of the world: jobs start, end, and stop when asked. */
   async step(): Promise<void> {
+    const again = this.untold;
+    this.untold = [];
+    for (const e of again) await this.tell(e.update, e.started);
     for (const job of this.jobs.values()) {
       if (job.state === 'ended') continue;
       if (job.stopRequested) {
@@ -144,7 +150,18 @@ class Cloud {
             message: 'stopped before it started',
           } as const)
         : update;
-    for (const b of this.backends) await b.host?.update(u).catch(() => undefined);
+    let taken = false;
+    for (const b of this.backends) {
+      await b.host
+        ?.update(u)
+        .then(() => {
+          taken = true;
+        })
+        .catch(() => undefined);
+    }
+    // A real watcher (Batch's DescribeJobs, Nomad's event stream and resync) sees the job's state again
+    // later; without this, an event lost while every instance was crashing left its workload pending forever.
+    if (!taken) this.untold.push({ update, ...(started !== undefined ? { started } : {}) });
   }
 }
 
@@ -401,7 +418,20 @@ describe('the state machine under random interleavings', () => {
           const states = await Promise.all(ids.map((id) => service.getWorkload(id)));
           if (states.every((w) => isTerminal(w.state))) break;
           if (Date.now() > calm) {
-            const stuck = states.filter((w) => !isTerminal(w.state)).map((w) => `${w.key}:${w.state}#${w.attempt}`);
+            // Which backend, and what the world knows of it, so a failure says where it stuck.
+            const stuck = states
+              .filter((w) => !isTerminal(w.state))
+              .map(
+                (w) =>
+                  `${w.key}:${w.state}#${w.attempt} (${w.backend}, worker ${w.workerName ?? '-'}, ` +
+                  `job ${cloud.jobs.get(`${w.id}#${w.attempt}`)?.state ?? 'none'}, ` +
+                  `held by ${
+                    workers
+                      .filter((k) => k.tasks.has(w.id))
+                      .map((k) => k.name)
+                      .join(' ') || 'nobody'
+                  })`,
+              );
             throw new Error(`seed ${seed}: not finished after the calm period: ${stuck.join(', ')}`);
           }
           await new Promise((resolve) => setTimeout(resolve, 20));

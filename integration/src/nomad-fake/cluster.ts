@@ -19,6 +19,34 @@ export class FakeApiError extends Error {
   }
 }
 
+/** The body of `POST /v1/job/:id/scale` (Nomad's api.ScalingRequest). */
+export interface ScaleRequest {
+  Count?: number | null;
+  Target?: { Group?: string; Job?: string; Namespace?: string };
+  Message?: string;
+  Error?: boolean;
+  Meta?: Record<string, unknown> | null;
+  PolicyOverride?: boolean;
+}
+
+/** One scaling event as `GET /v1/job/:id/scale` lists them (Nomad's structs.ScalingEvent). */
+export interface ScalingEvent {
+  Count: number | null;
+  CreateIndex: number;
+  Error: boolean;
+  EvalID: string | null;
+  Message: string;
+  Meta: Record<string, unknown> | null;
+  PreviousCount: number;
+  Time: number;
+}
+
+/** The index in an allocation's name, `<job>.<group>[<index>]`. */
+function nameIndex(name: string | undefined): number {
+  const m = /\[(\d+)\]$/.exec(name ?? '');
+  return m ? Number(m[1]) : -1;
+}
+
 export interface ClusterFaults {
   /** No node has room: every placement fails with DimensionExhausted. */
   noCapacity: boolean;
@@ -38,6 +66,8 @@ export class FakeCluster {
   /** Namespaces besides `default`. */
   readonly namespaces: string[] = [];
   private readonly used = new Map<string, { cpu: number; mem: number }>();
+  /** Scaling events by job key, then group. */
+  private readonly events = new Map<string, Record<string, ScalingEvent[]>>();
 
   constructor(store: FakeStore, runner: TaskRunner, nodes: FakeNode[]) {
     this.store = store;
@@ -115,8 +145,20 @@ export class FakeCluster {
         (a) => a.JobID === job.ID && a.TaskGroup === group.Name && a.Namespace === job.Namespace,
       );
       // Batch allocations that ended count as done: a batch job never runs a group's allocation twice.
-      const missing = (group.Count ?? 1) - live.filter((a) => a.DesiredStatus === 'run').length;
+      const kept = live.filter((a) => a.DesiredStatus === 'run');
+      const missing = (group.Count ?? 1) - kept.length;
+      // More allocations than the count (it was lowered): like Nomad's scheduler, stop those with the
+      // highest name indexes, `<job>.<group>[<index>]`.
+      if (missing < 0) {
+        const byIndexDown = kept
+          .filter((a) => a.ClientStatus === 'pending' || a.ClientStatus === 'running')
+          .sort((a, b) => nameIndex(b.Name) - nameIndex(a.Name));
+        for (const a of byIndexDown.slice(0, -missing)) this.stopAlloc(a, group, 'alloc not needed due to job update');
+      }
       queued[group.Name ?? ''] = 0;
+      // New allocations take the lowest indexes no allocation desired to run holds, as Nomad names them.
+      const used = new Set(kept.map((a) => nameIndex(a.Name)));
+      let next = 0;
       for (let i = 0; i < missing; i++) {
         const placed = this.place(job, group);
         if ('metric' in placed) {
@@ -124,7 +166,9 @@ export class FakeCluster {
           queued[group.Name ?? ''] = missing - i;
           break;
         }
-        this.startAlloc(job, group, placed.node, evaluation.ID, live.length + i);
+        while (used.has(next)) next++;
+        used.add(next);
+        this.startAlloc(job, group, placed.node, evaluation.ID, next);
       }
     }
     const anyFailed = Object.keys(failed).length > 0;
@@ -345,26 +389,91 @@ export class FakeCluster {
     return { evalId: evaluation.ID, index: this.store.index };
   }
 
-  /** `POST /v1/job/:id/scale`: a group's count, and an evaluation that places or stops allocations. */
-  scale(namespace: string, id: string, group: string, count: number): { evalId: string; index: number } | null {
+  /**
+   * `POST /v1/job/:id/scale` (a JobScaleRequest), checked and answered as Nomad's Job.Scale endpoint does:
+   * the group's count, a scaling event, and an evaluation that places or stops allocations (the stopped
+   * ones get the task's kill signal, and SIGKILL after its kill timeout). Without `Count` only the event.
+   */
+  scale(
+    namespace: string,
+    id: string,
+    req: ScaleRequest,
+  ): { evalId: string | null; evalIndex: number; index: number; jobModifyIndex: number } {
+    const target = req.Target ?? {};
+    if (target.Namespace && target.Namespace !== namespace) {
+      throw new FakeApiError(400, 'namespace in payload did not match header');
+    }
+    if (target.Job && target.Job !== id) throw new FakeApiError(500, 'job ID in payload did not match URL');
+    const groupName = target.Group ?? '';
+    if (!groupName) throw new FakeApiError(400, 'missing task group name for scaling action');
+    const count = req.Count ?? null;
+    if (count !== null && count < 0) throw new FakeApiError(400, "scaling action count can't be negative");
+    if (count !== null && req.Error) {
+      throw new FakeApiError(400, 'scaling action should not contain count if error is true');
+    }
     const key = this.key(namespace, id);
     const job = this.store.jobs.get(key);
-    const tg = job?.TaskGroups?.find((g) => g.Name === group);
-    if (!job || !tg) return null;
-    tg.Count = count;
-    this.store.putJob(key, job, 'JobRegistered');
-    const running = [...this.store.allocs.values()].filter(
-      (a) => a.JobID === id && a.TaskGroup === group && a.DesiredStatus === 'run',
-    );
-    for (const a of running.slice(count)) {
-      a.DesiredStatus = 'stop';
-      a.DesiredDescription = 'alloc not needed due to job update';
-      this.store.putAlloc(a);
-      void this.runner.kill(a, 'scaled down');
+    if (!job) throw new FakeApiError(404, `job "${id}" not found`);
+    if (job.Type === 'system' && count !== null && count > 1) {
+      throw new FakeApiError(400, 'jobs of type "system" can only be scaled to 1 or 0');
     }
-    const evaluation = this.newEval(job, 'job-scaling');
-    setImmediate(() => this.evaluate(evaluation.ID));
-    return { evalId: evaluation.ID, index: this.store.index };
+    const tg = job.TaskGroups?.find((g) => g.Name === groupName);
+    if (!tg) throw new FakeApiError(400, `task group "${groupName}" specified for scaling does not exist in job`);
+    const previous = tg.Count ?? 1;
+    const event: ScalingEvent = {
+      Count: count,
+      CreateIndex: 0,
+      Error: Boolean(req.Error),
+      EvalID: null,
+      Message: req.Message ?? '',
+      Meta: req.Meta ?? null,
+      PreviousCount: previous,
+      Time: Date.now() * 1e6,
+    };
+    let evalId: string | null = null;
+    let evalIndex = 0;
+    if (count !== null) {
+      const policy = tg.Scaling as { Min?: number; Max?: number } | undefined;
+      if (policy && count < (policy.Min ?? 0)) {
+        throw new FakeApiError(400, `group count was less than scaling policy minimum: ${count} < ${policy.Min}`);
+      }
+      if (policy && policy.Max !== undefined && policy.Max < count) {
+        throw new FakeApiError(400, `group count was greater than scaling policy maximum: ${count} > ${policy.Max}`);
+      }
+      tg.Count = count;
+      job.SubmitTime = Date.now() * 1e6;
+      job.Version = Number(job.Version ?? 0) + 1;
+      this.store.putJob(key, job, 'JobRegistered');
+      job.JobModifyIndex = job.ModifyIndex;
+      const evaluation = this.newEval(job, 'job-scaling');
+      evalId = evaluation.ID;
+      evalIndex = evaluation.ModifyIndex ?? this.store.index;
+      event.EvalID = evalId;
+      setImmediate(() => this.evaluate(evaluation.ID));
+    }
+    event.CreateIndex = this.store.next('jobs');
+    const events = this.events.get(key) ?? {};
+    // Nomad keeps the latest 20 events per group, newest first.
+    events[groupName] = [event, ...(events[groupName] ?? [])].slice(0, 20);
+    this.events.set(key, events);
+    this.store.emit('change');
+    return { evalId, evalIndex, index: event.CreateIndex, jobModifyIndex: job.JobModifyIndex ?? job.ModifyIndex ?? 0 };
+  }
+
+  /** The group's scaling events, newest first (null when there are none, as Nomad answers). */
+  scalingEvents(namespace: string, id: string, group: string): ScalingEvent[] | null {
+    return this.events.get(this.key(namespace, id))?.[group] ?? null;
+  }
+
+  /** The scheduler stops an allocation: the client sends the task's kill signal, SIGKILL after its kill timeout. */
+  private stopAlloc(a: Allocation, group: NomadTaskGroup, description: string): void {
+    a.DesiredStatus = 'stop';
+    a.DesiredDescription = description;
+    this.store.putAlloc(a);
+    const task = (group.Tasks ?? [])[0];
+    const signal = typeof task?.KillSignal === 'string' && task.KillSignal ? task.KillSignal : 'SIGTERM';
+    const timeoutNs = typeof task?.KillTimeout === 'number' ? task.KillTimeout : 5e9;
+    void this.runner.kill(a, 'alloc not needed due to job update', { signal, timeoutMs: timeoutNs / 1e6 });
   }
 
   /** A node that stops heartbeating: its allocations are lost. */

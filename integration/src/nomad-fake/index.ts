@@ -15,8 +15,11 @@ import { type FakeNode, type RunnerFaults, TaskRunner } from './task-runner.ts';
  * A FAKE of Nomad's HTTP API, for tests only (no Nomad binary may be used here: its licence is not an open-source one; docs/nomad-backend.md).
  *
  * It mirrors the JSON shapes and behaviour of Nomad's documented API closely enough for the airfleet
- * backend and its suite: jobs register (with EnforceIndex) / parse (HCL) / read / list / stop / purge /
- * scale, evaluations with FailedTGAllocs and blocked evaluations, allocations with TaskStates and task
+ * backend, the autoscaler's Nomad driver and their suites: jobs register (with EnforceIndex) / parse (HCL) /
+ * read / list / stop / purge, a group's count read and set (`/v1/job/:id/scale`, with Nomad's checks and
+ * errors and its scaling events; a lower count stops the highest-indexed allocations with the task's kill
+ * signal and kill timeout, new ones take the lowest free indexes), Nomad's runtime variables
+ * (NOMAD_ALLOC_ID, NOMAD_ALLOC_INDEX, ...) interpolated into a task's env and args, evaluations with FailedTGAllocs and blocked evaluations, allocations with TaskStates and task
  * events under Nomad's type strings, X-Nomad-Index and blocking queries, the event stream (ndjson, `{}`
  * heartbeats, resumable from an index within a bounded buffer), `/v1/client/fs/{ls,cat,readat,logs,stat}`,
  * variables, an ACL token check and mutual TLS. Each task really runs as a Docker container labelled with
@@ -24,7 +27,8 @@ import { type FakeNode, type RunnerFaults, TaskRunner } from './task-runner.ts';
  * node lost, OOM kill, slow or dropped event stream.
  *
  * What it does not do: Nomad's template language beyond the one shape the backend writes, HCL functions,
- * deployments, services, CSI, preemption, multi-region, and ACL policies (a single management token).
+ * deployments, services, CSI, preemption, multi-region, ACL policies (a single management token), and the
+ * restart and reschedule policies: a service task that exits is not restarted.
  */
 export interface NomadFakeOptions {
   /** Mutual TLS: server key and certificate, and the CA client certificates must chain to. */

@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, normalize } from 'node:path';
 import type { NomadJob } from '../../../executor/src/backends/nomad/nomad-types.ts';
-import { FakeApiError, type FakeCluster } from './cluster.ts';
+import { FakeApiError, type FakeCluster, type ScaleRequest } from './cluster.ts';
 import { parseJobHcl } from './hcl.ts';
 import { listDir } from './log-files.ts';
 import type { FakeStore, Table } from './store.ts';
@@ -189,15 +189,26 @@ export function handler(deps: ServerDeps) {
           );
         }
         if (sub === 'scale' && req.method !== 'GET') {
-          const b = (await body(req)) as { Count?: number; Target?: { Group?: string } };
-          if (typeof b.Count !== 'number' || !b.Target?.Group)
-            return text(res, 400, 'missing task group name or count');
-          const done = cluster.scale(ns(url), id, b.Target.Group, b.Count);
-          if (!done) return text(res, 404, 'job or group not found');
+          const b = (await body(req)) as ScaleRequest;
+          if (b.Count !== undefined && b.Count !== null && !Number.isInteger(b.Count)) {
+            return text(
+              res,
+              400,
+              `Request decode failed: json: cannot unmarshal ${typeof b.Count} into Go struct field ScalingRequest.Count of type int64`,
+            );
+          }
+          const done = cluster.scale(ns(url), id, b);
           return json(
             res,
             200,
-            { EvalID: done.evalId, EvalCreateIndex: done.index, JobModifyIndex: done.index, Index: done.index },
+            {
+              ...(done.evalId ? { EvalID: done.evalId, EvalCreateIndex: done.evalIndex } : {}),
+              Index: done.index,
+              JobModifyIndex: done.jobModifyIndex,
+              KnownLeader: false,
+              LastContact: 0,
+              Warnings: '',
+            },
             done.index,
           );
         }
@@ -208,17 +219,29 @@ export function handler(deps: ServerDeps) {
           return json(res, 200, store.jobs.get(key), store.tables.jobs);
         }
         if (sub === 'scale') {
+          await blocking(url, 'jobs');
+          // Placed, Healthy and Unhealthy come from the job's deployment, which the fake does not run: Nomad
+          // answers 0 for a job without one. Running is the job summary's: allocations running now.
           return json(
             res,
             200,
             {
+              JobCreateIndex: job.CreateIndex,
               JobID: id,
               Namespace: job.Namespace,
+              JobModifyIndex: job.JobModifyIndex,
               JobStopped: Boolean(job.Stop),
               TaskGroups: Object.fromEntries(
                 (job.TaskGroups ?? []).map((g) => [
                   g.Name,
-                  { Desired: g.Count, Running: countRunning(store, id, g.Name!), Events: null },
+                  {
+                    Desired: g.Count ?? 1,
+                    Events: cluster.scalingEvents(job.Namespace ?? 'default', id, g.Name ?? ''),
+                    Healthy: 0,
+                    Placed: 0,
+                    Running: countRunning(store, id, g.Name!, job.Namespace ?? 'default'),
+                    Unhealthy: 0,
+                  },
                 ]),
               ),
             },
@@ -328,9 +351,9 @@ export function handler(deps: ServerDeps) {
   };
 }
 
-function countRunning(store: FakeStore, id: string, group: string): number {
+function countRunning(store: FakeStore, id: string, group: string, namespace: string): number {
   return [...store.allocs.values()].filter(
-    (a) => a.JobID === id && a.TaskGroup === group && a.ClientStatus === 'running',
+    (a) => a.JobID === id && a.Namespace === namespace && a.TaskGroup === group && a.ClientStatus === 'running',
   ).length;
 }
 

@@ -103,13 +103,33 @@ export class TaskRunner {
       DisplayMessage: 'Building Task Directory',
     });
 
-    const env: Record<string, string> = {
-      ...task.Env,
+    // Nomad's runtime variables, and the task's env interpolated with them (`${NOMAD_ALLOC_ID}`) and with
+    // the node's attributes (`${attr.unique.hostname}`, `${node.datacenter}`); unknown references stay as written.
+    const runtime: Record<string, string> = {
       NOMAD_ALLOC_ID: alloc.ID,
+      NOMAD_SHORT_ALLOC_ID: alloc.ID.slice(0, 8),
+      NOMAD_ALLOC_NAME: alloc.Name ?? '',
+      NOMAD_ALLOC_INDEX: /\[(\d+)\]$/.exec(alloc.Name ?? '')?.[1] ?? '0',
       NOMAD_JOB_ID: job.ID!,
+      NOMAD_JOB_NAME: job.Name ?? job.ID!,
       NOMAD_TASK_NAME: name,
       NOMAD_GROUP_NAME: group.Name ?? '',
       NOMAD_NAMESPACE: job.Namespace ?? 'default',
+      NOMAD_REGION: job.Region ?? 'global',
+      NOMAD_DC: node.Datacenter,
+    };
+    const interpolate = (text: string) =>
+      text.replace(/\$\{([^}]+)\}/g, (whole, ref: string) => {
+        if (ref in runtime) return runtime[ref]!;
+        if (ref.startsWith('attr.')) return node.Attributes[ref.slice(5)] ?? whole;
+        if (ref === 'node.datacenter') return node.Datacenter;
+        if (ref === 'node.unique.name') return node.Name;
+        if (ref === 'node.unique.id') return node.ID;
+        return whole;
+      });
+    const env: Record<string, string> = {
+      ...Object.fromEntries(Object.entries(task.Env ?? {}).map(([k, v]) => [k, interpolate(String(v))])),
+      ...runtime,
     };
     for (const t of task.Templates ?? []) {
       const rendered = await this.renderTemplate(alloc, name, t.EmbeddedTmpl ?? '', job.Namespace ?? 'default');
@@ -153,8 +173,9 @@ export class TaskRunner {
       const readOnly = Boolean(m.ReadOnly || volume?.ReadOnly || host.ReadOnly);
       binds.push(`${host.Path}:${m.Destination}${readOnly ? ':ro' : ''}`);
     }
-    const command = task.Config?.command as string | undefined;
-    const args = (task.Config?.args as string[] | undefined) ?? [];
+    const rawCommand = task.Config?.command as string | undefined;
+    const command = rawCommand === undefined ? undefined : interpolate(rawCommand);
+    const args = ((task.Config?.args as string[] | undefined) ?? []).map(interpolate);
     let container: Docker.Container;
     try {
       container = await this.gate.run(() =>
@@ -220,7 +241,8 @@ export class TaskRunner {
       setTimeout(() => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined), 300);
     }
     const exit = await exited;
-    await Promise.race([drained, new Promise((r) => setTimeout(r, 2_000))]);
+    // Unreferenced: a stream that never ends must not keep a test process alive after the fake stopped.
+    await Promise.race([drained, new Promise((r) => setTimeout(r, 2_000).unref())]);
     // 137 is SIGKILL: the kernel's OOM killer or a kill; only then is it worth asking which (if still there).
     if (exit.StatusCode === 137 && !oom) {
       const inspected = await container.inspect().catch(() => null);
@@ -305,8 +327,12 @@ export class TaskRunner {
     }
   }
 
-  /** Stops a task as `nomad job stop` does: "Killing", then the container is killed. */
-  async kill(alloc: Allocation, reason: string): Promise<void> {
+  /**
+   * Stops a task: "Killing", then the container is killed. With `graceful` (the scheduler stopping an
+   * allocation on a lower count), as Nomad's client does: the task's kill signal, SIGKILL after its kill
+   * timeout. Without, at once (the job stop path, whose timing the backend suite relies on).
+   */
+  async kill(alloc: Allocation, reason: string, graceful?: { signal: string; timeoutMs: number }): Promise<void> {
     const name = Object.keys(alloc.TaskStates ?? {})[0] ?? 'task';
     this.killed.add(alloc.ID);
     const container = this.containers.get(alloc.ID);
@@ -322,12 +348,21 @@ export class TaskRunner {
       }
       return;
     }
+    const waitS = graceful ? Math.round(graceful.timeoutMs / 1000) : 5;
     this.event(alloc, name, {
       Type: 'Killing',
-      DisplayMessage: 'Sent interrupt. Waiting 5s before force killing',
+      DisplayMessage: `Sent interrupt. Waiting ${waitS}s before force killing`,
       KillReason: reason,
     });
-    await container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    if (!graceful) {
+      await container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+      return;
+    }
+    await container.kill({ signal: graceful.signal }).catch(() => undefined);
+    setTimeout(() => {
+      if (this.containers.get(alloc.ID) === container)
+        void container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    }, graceful.timeoutMs).unref();
   }
 
   /** The node went away: the container dies with it and nothing more is reported from it. */

@@ -158,7 +158,7 @@ export class DataStack extends AirfleetStack {
       // Destroyed first in its stack: when RDS refuses (deletion protection), nothing else of the stack is
       // gone yet (the ingress rules would otherwise go in parallel and cut every client off). Where deletion
       // protection is on, Terraform itself refuses to plan the destroy.
-      dependsOn: [alias, executorSecret, ...Object.values(this.tokens.secrets), ...ingress],
+      dependsOn: [alias, executorSecret, ...Object.values(this.tokens.secrets), this.tokens.secretKey, ...ingress],
       lifecycle: {
         preventDestroy: db.deletionProtection,
         ...(db.deletionProtection ? { ignoreChanges: ['final_snapshot_identifier'] } : {}),

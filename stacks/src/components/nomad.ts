@@ -144,6 +144,7 @@ export class NomadStack extends AirfleetStack {
             admin_token_secret_arn: props.data.tokens.secrets.admin.arn,
             submit_token_secret_arn: props.data.tokens.secrets.submit.arn,
             enroll_token_secret_arn: props.data.tokens.secrets.enroll.arn,
+            secret_key_secret_arn: props.data.tokens.secretKey.arn,
           },
         },
         // Wait for the deployment, so a broken rollout fails the deploy (and auto_revert rolls it back).

@@ -25,14 +25,22 @@ export function tokenSecretName(env: EnvironmentConfig, kind: TokenKind): string
   return kind === 'enroll' ? env.enrollTokenSecretName : `airfleet/${env.name}/${kind}-token`;
 }
 
-/** What the executor needs on its token secrets: read them, and fill an empty one (first start). */
+/**
+ * `airfleet/<env>/secret-key`: the key that seals workloads' `secretEnv` at rest, shared by every executor
+ * instance. Created empty like the tokens; the executor fills it with 32 random bytes on its first start
+ * (AIRFLEET_SECRET_KEY_SECRET_ARN, executor/src/service/token-secrets.ts).
+ */
+export const SECRET_KEY_ENV = 'AIRFLEET_SECRET_KEY_SECRET_ARN';
+export const secretKeySecretName = (env: EnvironmentConfig) => `airfleet/${env.name}/secret-key`;
+
+/** What the executor needs on its token and key secrets: read them, and fill an empty one (first start). */
 export function tokenSecretStatements(stack: AirfleetStack): PolicyStatement[] {
   return [
     {
       Sid: 'ReadAndFillTokenSecrets',
       Action: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'],
-      Resource: TOKEN_KINDS.map((kind) =>
-        stack.arn('secretsmanager', `secret:${tokenSecretName(stack.env, kind)}-??????`),
+      Resource: [...TOKEN_KINDS.map((kind) => tokenSecretName(stack.env, kind)), secretKeySecretName(stack.env)].map(
+        (name) => stack.arn('secretsmanager', `secret:${name}-??????`),
       ),
     },
   ];
@@ -40,6 +48,8 @@ export function tokenSecretStatements(stack: AirfleetStack): PolicyStatement[] {
 
 export class TokenSecrets extends Construct {
   readonly secrets: Record<TokenKind, SecretsmanagerSecret>;
+  /** The secretEnv key (see SECRET_KEY_ENV): without one, a service on PostgreSQL refuses every secretEnv. */
+  readonly secretKey: SecretsmanagerSecret;
 
   constructor(scope: AirfleetStack, id: string) {
     super(scope, id);
@@ -54,10 +64,19 @@ export class TokenSecrets extends Construct {
         }),
       ]),
     ) as Record<TokenKind, SecretsmanagerSecret>;
+    this.secretKey = new SecretsmanagerSecret(this, 'secret-key', {
+      name: secretKeySecretName(env),
+      description: `airfleet ${env.name}: the key sealing workloads' secretEnv, filled by the executor on its first start`,
+      // Losing it loses every sealed secretEnv still queued: a longer window than the tokens' in production.
+      recoveryWindowInDays: env.production ? 30 : 0,
+    });
   }
 
-  /** Secret ARNs by the executor's environment variable names. */
+  /** Secret ARNs (tokens and the secretEnv key) by the executor's environment variable names. */
   environment(): Record<string, string> {
-    return Object.fromEntries(TOKEN_KINDS.map((kind) => [TOKEN_SECRET_ENV[kind], this.secrets[kind].arn]));
+    return {
+      ...Object.fromEntries(TOKEN_KINDS.map((kind) => [TOKEN_SECRET_ENV[kind], this.secrets[kind].arn])),
+      [SECRET_KEY_ENV]: this.secretKey.arn,
+    };
   }
 }

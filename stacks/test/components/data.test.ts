@@ -97,18 +97,19 @@ describe('data stack', () => {
     expect(db['lifecycle']).toEqual({ prevent_destroy: false });
   });
 
-  it('creates the API token secrets with no value: no token is in the state', () => {
+  it('creates the API token secrets and the secretEnv key with no value: none is in the state', () => {
     const secrets = Object.values(resources(dev.tf, 'aws_secretsmanager_secret'));
     expect(secrets.map((s) => s['name']).sort()).toEqual([
       'airfleet/dev/admin-token',
       'airfleet/dev/database-executor',
       'airfleet/dev/enroll-token',
+      'airfleet/dev/secret-key',
       'airfleet/dev/submit-token',
     ]);
     expect(resources(dev.tf, 'aws_secretsmanager_secret_version')).toEqual({});
     expect(secrets.every((s) => s['recovery_window_in_days'] === 0)).toBe(true);
     expect(
       Object.values(resources(prod.tf, 'aws_secretsmanager_secret')).map((s) => s['recovery_window_in_days']),
-    ).toEqual([30, 30, 30, 30]);
+    ).toEqual([30, 30, 30, 30, 30]);
   });
 });

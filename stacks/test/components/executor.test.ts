@@ -94,6 +94,8 @@ describe('executor stack (ECS Fargate)', () => {
     for (const kind of ['ADMIN', 'SUBMIT', 'ENROLL']) {
       expect(env[`AIRFLEET_${kind}_TOKEN_SECRET_ARN`]).toMatch(/cross-stack-reference-input-dev-data/);
     }
+    // The key sealing secretEnv, by ARN like the tokens: a service on PostgreSQL without one refuses secretEnv.
+    expect(env['AIRFLEET_SECRET_KEY_SECRET_ARN']).toMatch(/cross-stack-reference-input-dev-data/);
     expect(env['AIRFLEET_BACKENDS']).toBe('pool,batch');
     expect(env['AIRFLEET_BATCH_LOG_GROUP']).toBe('/airfleet/dev/batch');
     const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
@@ -102,7 +104,7 @@ describe('executor stack (ECS Fargate)', () => {
     const fill = policies.flatMap((p) => p.Statement).find((s) => s.Sid === 'ReadAndFillTokenSecrets')!;
     expect(fill.Action).toEqual(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue']);
     expect(fill.Resource).toEqual(
-      ['admin-token', 'submit-token', 'enroll-token'].map((n) =>
+      ['admin-token', 'submit-token', 'enroll-token', 'secret-key'].map((n) =>
         expect.stringMatching(new RegExp(`:secret:airfleet/dev/${n}-\\?{6}$`)),
       ),
     );

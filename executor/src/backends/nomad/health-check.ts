@@ -51,7 +51,7 @@ export async function nomadHealthProblems(client: NomadClient, config: NomadConf
   return problems;
 }
 
-function connectionProblem(error: unknown, config: NomadConfig): string {
+export function connectionProblem(error: unknown, config: NomadConfig): string {
   if (error instanceof NomadConnectionError) {
     const code = error.code ?? '';
     if (TLS_CODES.test(code) || /ssl|tls|certificate|handshake|alert/i.test(error.message)) {

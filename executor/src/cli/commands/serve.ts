@@ -3,9 +3,16 @@ import { buildApi } from '../../api/server.ts';
 import { reloadOnChange, tlsEnabled } from '../../api/tls.ts';
 import { configFromEnv, parseServiceConfig, type ServiceConfig } from '../../config.ts';
 import type { BackendName } from '../../domain/workload.ts';
+import { ConfigError } from '../../errors.ts';
 import { createLogger } from '../../lib/logging.ts';
 import { ExecutorService } from '../../service/executor-service.ts';
-import { tokenSecretArns, tokensFromSecrets } from '../../service/token-secrets.ts';
+import {
+  SECRET_KEY_SECRET_ENV,
+  secretKeyFromSecret,
+  secretKeySecretArn,
+  tokenSecretArns,
+  tokensFromSecrets,
+} from '../../service/token-secrets.ts';
 import type { GlobalOptions } from '../context.ts';
 import { int, list } from '../parse.ts';
 
@@ -47,16 +54,30 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
           ...(opts.localConcurrency !== undefined ? { localConcurrency: opts.localConcurrency } : {}),
         });
         const secretArns = tokenSecretArns();
+        const keyArn = secretKeySecretArn();
+        if (keyArn && (config.secretKey || config.secretKeyFile)) {
+          throw new ConfigError(
+            `${SECRET_KEY_SECRET_ENV} and AIRFLEET_SECRET_KEY(_FILE) are both set: keep one source of the secretEnv key`,
+          );
+        }
         if (opts.check) {
-          process.stdout.write(`${JSON.stringify({ ...describeConfig(config), tokenSecrets: secretArns })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ ...describeConfig(config), tokenSecrets: secretArns, secretKeySecret: keyArn ?? null })}\n`,
+          );
           return;
         }
         const logger = createLogger(config.logLevel);
         const fromSecrets = Object.keys(secretArns).length
           ? await tokensFromSecrets(secretArns, await secretsClient(), logger)
           : [];
+        // The key sealing secretEnv, shared by every instance through its secret (filled on the first start).
+        const secretKey = keyArn ? await secretKeyFromSecret(await secretsClient(), keyArn, logger) : config.secretKey;
         const service = await ExecutorService.open(
-          { ...config, bootstrapTokens: [...config.bootstrapTokens, ...fromSecrets] },
+          {
+            ...config,
+            ...(secretKey ? { secretKey } : {}),
+            bootstrapTokens: [...config.bootstrapTokens, ...fromSecrets],
+          },
           logger,
         );
         const app = await buildApi(service, logger, { tls: config.tls });
