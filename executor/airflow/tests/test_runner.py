@@ -21,8 +21,10 @@ path = args[args.index("--json-path") + 1]
 report = {"args": args, "mode": oct(stat.S_IMODE(os.stat(path).st_mode)), "dir_mode": oct(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode)),
           "payload": open(path).read(), "env_has_json": "AIRFLEET_WORKLOAD_JSON" in os.environ,
           "log_folder": os.environ.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER"), "path": path, "pid": os.getpid()}
-if os.environ.get("STAND_IN_WAIT"):  # before the report: the test signals as soon as it has read it
-    signal.signal(signal.SIGTERM, lambda *a: (print("got SIGTERM", flush=True), sys.exit(143)))
+if os.environ.get("STAND_IN_WAIT"):
+    # Before the report: the test signals as soon as it has read it, maybe while print() still flushes, so
+    # the handler writes to the descriptor itself (print there would be a reentrant call on stdout).
+    signal.signal(signal.SIGTERM, lambda *a: (os.write(1, b"got SIGTERM\\n"), os._exit(143)))
 print(json.dumps(report), flush=True)
 if os.environ.get("STAND_IN_WAIT"):
     time.sleep(60)
