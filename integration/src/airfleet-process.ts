@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiClient } from '../../executor/src/client/api-client.ts';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { ApiClient, type ClientTls } from '../../executor/src/client/api-client.ts';
 import { freePort } from './ports.ts';
 
 // jest runs this file as CommonJS (so __dirname, not import.meta); scripts (ESM: npm run demo) run from the root.
@@ -57,6 +58,11 @@ export interface ServiceOptions {
   /** More environment for the service (instance name and timeouts, secret key, a backend's settings, PATH and
    * HOME for what the `local` backend runs...). */
   env?: Record<string, string>;
+  /**
+   * The service serves HTTPS (its AIRFLEET_TLS_* settings go in `env`): the harness talks to it with this CA
+   * and, where the service asks for one, this client certificate.
+   */
+  tls?: ClientTls & { caFile: string };
 }
 
 /** The executor service as a real process on a loopback port, restartable on the same port. */
@@ -71,8 +77,8 @@ export class ServiceProcess {
   private constructor(options: ServiceOptions, port: number) {
     this.options = options;
     this.port = port;
-    this.url = `http://127.0.0.1:${port}`;
-    this.client = new ApiClient(this.url, ADMIN_TOKEN);
+    this.url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+    this.client = new ApiClient(this.url, ADMIN_TOKEN, options.tls);
   }
 
   static async start(options: ServiceOptions): Promise<ServiceProcess> {
@@ -104,7 +110,15 @@ export class ServiceProcess {
     });
     await waitFor(
       `the service on ${this.url}`,
-      async () => (await fetch(`${this.url}/readyz`)).ok,
+      async () => {
+        if (!this.options.tls) return (await fetch(`${this.url}/readyz`)).ok;
+        const dispatcher = new Agent({ connect: { ca: readFileSync(this.options.tls.caFile, 'utf8') } });
+        try {
+          return (await undiciFetch(`${this.url}/readyz`, { dispatcher })).ok;
+        } finally {
+          await dispatcher.close();
+        }
+      },
       // A fresh embedded database (PGlite initdb, migrations, key file) took over 30 s on a 2-core machine
       // under a load of 5; the deadline is for a service that never comes up, not a slow one.
       90_000,

@@ -17,6 +17,7 @@ const FIRST = [
   'as-deployed',
   'api-fuzz',
   'worker-docker-runtime',
+  'worker-client-cert',
 ];
 const rank = (path) => {
   const name = path.replace(/^.*\//, '').replace(/\.test\.ts$/, '');

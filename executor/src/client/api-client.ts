@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
+import { ConfigError } from '../errors.ts';
 
 /** An error answer from the API, with the server's own code and message. */
 export class ApiError extends Error {
@@ -40,20 +43,56 @@ export interface RequestOptions {
 }
 
 /**
+ * A client certificate for services that require one on the worker protocol (`AIRFLEET_TLS_CLIENT_CA_FILE`),
+ * and optionally the CA that signed the service's certificate (otherwise the system's, or
+ * NODE_EXTRA_CA_CERTS).
+ */
+export interface ClientTls {
+  /** With keyFile: the client certificate. */
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+  caFile?: string | undefined;
+}
+
+/** Reads the files once, with an error naming the one that cannot be read. */
+function clientTlsAgent(tls: ClientTls): Agent {
+  const read = (file: string, what: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(
+        `the worker's ${what} ${file} cannot be read (${(error as NodeJS.ErrnoException).code}): check --tls-${what === 'CA' ? 'ca' : what === 'certificate' ? 'cert' : 'key'}`,
+      );
+    }
+  };
+  return new Agent({
+    connect: {
+      ...(tls.certFile ? { cert: read(tls.certFile, 'certificate') } : {}),
+      ...(tls.keyFile ? { key: read(tls.keyFile, 'key') } : {}),
+      ...(tls.caFile ? { ca: read(tls.caFile, 'CA') } : {}),
+    },
+  });
+}
+
+/**
  * A small typed client for the executor API, shared by the CLI and the worker agent. Retries (when asked)
  * on connection failures, 429 and 5xx, with exponential backoff and jitter, honouring Retry-After.
  */
 export class ApiClient {
   readonly baseUrl: string;
   private readonly token: string | undefined;
+  private readonly tls: ClientTls | undefined;
+  private readonly dispatcher: Dispatcher | undefined;
 
-  constructor(baseUrl: string, token?: string) {
+  constructor(baseUrl: string, token?: string, tls?: ClientTls) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.token = token;
+    this.tls = tls;
+    this.dispatcher = tls && (tls.certFile || tls.caFile) ? clientTlsAgent(tls) : undefined;
   }
 
   withToken(token: string): ApiClient {
-    return new ApiClient(this.baseUrl, token);
+    return new ApiClient(this.baseUrl, token, this.tls);
   }
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -92,9 +131,12 @@ export class ApiClient {
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     try {
-      response = await fetch(url, {
+      // With a client certificate: undici's fetch and Agent (the package's, so the two always match).
+      const doFetch = (this.dispatcher ? undiciFetch : fetch) as (u: URL, init: RequestInit) => Promise<Response>;
+      response = await doFetch(url, {
         method,
         headers,
+        ...(this.dispatcher ? ({ dispatcher: this.dispatcher } as RequestInit) : {}),
         ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
         signal: options.signal
           ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs ?? 30_000)])

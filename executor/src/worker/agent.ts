@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { PollResult, Report } from '../backends/pool/lease-protocol.ts';
 import type { HeartbeatResult, LeasedWorkload, StopOrder, WorkerView } from '../backends/pool/worker-registry.ts';
-import { ApiClient, ApiError, UnreachableError } from '../client/api-client.ts';
+import { ApiClient, ApiError, type ClientTls, UnreachableError } from '../client/api-client.ts';
 import { outcomeOfExit } from '../domain/outcome.ts';
 import { FAILURE_REASONS, type FailureReason } from '../domain/states.ts';
 import type { LogStream } from '../store/logs.ts';
@@ -44,6 +44,8 @@ export interface AgentOptions {
   diskPath?: string;
   /** Told before the first task starts and after the last one ends (Auto Scaling scale-in protection). */
   busyHook?: BusyHook;
+  /** A client certificate, for a service that requires one on the worker protocol. */
+  tls?: ClientTls;
 }
 
 interface TaskEntry {
@@ -89,7 +91,8 @@ const fenceMargin = (timeoutMs: number) => Math.min(2_000, timeoutMs / 10);
  * - Once draining or stopping, it starts nothing new: a lease that still arrives is handed back unstarted.
  */
 export class WorkerAgent {
-  private readonly options: Required<Omit<AgentOptions, 'labels' | 'busyHook'>> & {
+  private readonly options: Required<Omit<AgentOptions, 'labels' | 'busyHook' | 'tls'>> & {
+    tls?: ClientTls | undefined;
     labels: Record<string, string>;
     busyHook?: BusyHook | undefined;
   };
@@ -133,7 +136,7 @@ export class WorkerAgent {
     this.logger = options.logger;
     this.metrics = new SystemMetrics(this.options.diskPath);
     this.state = new StateDir(options.stateDir);
-    this.client = new ApiClient(options.apiUrl, options.enrollToken);
+    this.client = new ApiClient(options.apiUrl, options.enrollToken, options.tls);
     this.config = {
       queues: options.queues,
       concurrency: options.concurrency,
@@ -169,7 +172,7 @@ export class WorkerAgent {
   }
 
   private async register(resume: Array<{ workloadId: string; attempt: number }> = []): Promise<Worker> {
-    const enroll = new ApiClient(this.options.apiUrl, this.options.enrollToken);
+    const enroll = new ApiClient(this.options.apiUrl, this.options.enrollToken, this.options.tls);
     const previous = this.state.readIdentity();
     for (let delay = 1_000; ; delay = Math.min(delay * 2, 10_000)) {
       try {
@@ -197,7 +200,7 @@ export class WorkerAgent {
           },
         });
         this.workerId = result.worker.id;
-        this.client = new ApiClient(this.options.apiUrl, result.token);
+        this.client = new ApiClient(this.options.apiUrl, result.token, this.options.tls);
         this.state.writeIdentity({ workerId: result.worker.id, token: result.token });
         this.heartbeatIntervalMs = result.heartbeatIntervalMs;
         this.heartbeatTimeoutMs = result.heartbeatTimeoutMs;

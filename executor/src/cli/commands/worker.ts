@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
@@ -122,9 +123,27 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
       'on EC2 Auto Scaling: keep this instance protected from scale-in while tasks run (env AIRFLEET_ASG_NAME; instance id from AIRFLEET_INSTANCE_ID or the metadata service)',
       process.env.AIRFLEET_ASG_NAME,
     )
+    .option(
+      '--tls-cert <file>',
+      'client certificate (PEM) for a service that requires one on the worker protocol (env AIRFLEET_WORKER_TLS_CERT)',
+      process.env.AIRFLEET_WORKER_TLS_CERT,
+    )
+    .option(
+      '--tls-key <file>',
+      "the client certificate's key (PEM; env AIRFLEET_WORKER_TLS_KEY)",
+      process.env.AIRFLEET_WORKER_TLS_KEY,
+    )
+    .option(
+      '--tls-ca <file>',
+      "CA that signed the service's certificate (PEM; env AIRFLEET_WORKER_TLS_CA; default: the system's and NODE_EXTRA_CA_CERTS)",
+      process.env.AIRFLEET_WORKER_TLS_CA,
+    )
     .option('--check', 'validate the options and the token, print them without the token, and exit')
     .action(
       async (opts: {
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsCa?: string;
         asgProtection?: string;
         secretsDir: string[];
         hostNetwork?: boolean;
@@ -145,6 +164,22 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
         const token = resolveToken(g);
         if (!token)
           throw new ConfigError('the worker needs an enrollment token: --token or AIRFLEET_TOKEN (scope enroll)');
+        if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
+          throw new ConfigError(
+            opts.tlsCert
+              ? '--tls-cert needs --tls-key (AIRFLEET_WORKER_TLS_KEY): the key of the client certificate'
+              : '--tls-key needs --tls-cert (AIRFLEET_WORKER_TLS_CERT): the client certificate itself',
+          );
+        }
+        for (const [flag, file] of [
+          ['--tls-cert', opts.tlsCert],
+          ['--tls-key', opts.tlsKey],
+          ['--tls-ca', opts.tlsCa],
+        ] as const) {
+          if (file && !existsSync(file)) throw new ConfigError(`${flag} ${file}: no such file`);
+        }
+        const tls =
+          opts.tlsCert || opts.tlsCa ? { certFile: opts.tlsCert, keyFile: opts.tlsKey, caFile: opts.tlsCa } : undefined;
         if (opts.check) {
           const { check: _, ...shown } = opts;
           process.stdout.write(`${JSON.stringify({ ok: true, apiUrl: clientFrom(g).baseUrl, ...shown })}\n`);
@@ -183,6 +218,7 @@ export function workerCommand(program: Command, globals: () => GlobalOptions): v
           stateDir: opts.stateDir ?? process.env.AIRFLEET_WORKER_STATE_DIR ?? join(dataDir, `worker-${opts.name}`),
           spoolMaxBytes: opts.spoolMax * 1024 * 1024,
           ...(opts.asgProtection ? { busyHook: await scaleInProtection(opts.asgProtection, logger) } : {}),
+          ...(tls ? { tls } : {}),
         });
         // Handlers first: a signal that arrives while the worker registers must already stop it taking work.
         let interrupts = 0;
