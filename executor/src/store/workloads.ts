@@ -596,8 +596,9 @@ export async function claimForSubmit(
 
 /**
  * Records the backend's reference of a submitted attempt and moves it to `pending`. The backend's watcher
- * may have seen the job start (or even end) before this runs; then only the reference is recorded, and only
- * on the same attempt while it is still live.
+ * may have seen the job start (or even end: a fast task on the local backend) before this runs; then only
+ * the reference is recorded, on the same attempt, never on one back in the queue (a released claim, whose
+ * next submission makes its own job).
  */
 export async function markSubmitted(
   q: Queryable,
@@ -613,7 +614,8 @@ export async function markSubmitted(
   if (rows[0]) return toWorkload(rows[0]);
   const { rows: others } = await q.query<WorkloadRow>(
     `UPDATE workloads SET backend_ref = $3, leased_at = coalesce(leased_at, now())
-     WHERE id = $1::uuid AND attempt = $2 AND backend_ref IS NULL AND state IN ('pending', 'running') RETURNING *`,
+     WHERE id = $1::uuid AND attempt = $2 AND backend_ref IS NULL
+       AND state IN ('pending', 'running', 'succeeded', 'failed', 'cancelled') RETURNING *`,
     [id, attempt, ref],
   );
   return others[0] ? toWorkload(others[0]) : null;
