@@ -973,13 +973,15 @@ function writeReadmeTable(summary, m) {
   const a = text.indexOf(open);
   const b = text.indexOf(close);
   if (a < 0 || b < a) throw new Error(`README.md has no ${open} ... ${close} block to write the table into`);
-  const busy = Math.max(m.loadAverage[0], m.loadAverageAtEnd[0]) > m.nproc;
+  // The load at the end is the bench's own (its simulated workers and the peers' servers): only the load
+  // before it started says whether other work shared the machine.
+  const busy = m.loadAverage[0] > m.nproc;
   const block = [
     `${summary.title.replace(/^Side by side/, 'Latest run')}.`,
     `Machine: \`nproc\` ${m.nproc}, ${m.cpuModel}; \`free -h\`: ${freeSummary(m.free)}.`,
     busy
-      ? 'Other work ran on the machine at the same time (the load averages exceed its cores): figures are noisy.'
-      : 'Nothing else of note ran on the machine at the same time.',
+      ? 'Other work ran on the machine at the same time (the load average at the start exceeds its cores): figures are noisy.'
+      : "Nothing else of note ran on the machine at the same time (the load at the end is the bench's own).",
     '',
     '```text',
     summary.text,
