@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, fetch as undiciFetch } from 'undici';
 import { ApiClient, type ClientTls } from '../../executor/src/client/api-client.ts';
 import { freePort } from './ports.ts';
 
@@ -110,15 +109,9 @@ export class ServiceProcess {
     });
     await waitFor(
       `the service on ${this.url}`,
-      async () => {
-        if (!this.options.tls) return (await fetch(`${this.url}/readyz`)).ok;
-        const dispatcher = new Agent({ connect: { ca: readFileSync(this.options.tls.caFile, 'utf8') } });
-        try {
-          return (await undiciFetch(`${this.url}/readyz`, { dispatcher })).ok;
-        } finally {
-          await dispatcher.close();
-        }
-      },
+      // Through the harness's own client: over HTTPS it trusts the test CA (options.tls).
+      async () =>
+        (await this.client.request<{ status: string }>('GET', '/readyz', { timeoutMs: 5_000 })).status === 'ready',
       // A fresh embedded database (PGlite initdb, migrations, key file) took over 30 s on a 2-core machine
       // under a load of 5; the deadline is for a service that never comes up, not a slow one.
       90_000,

@@ -56,20 +56,20 @@ export interface ClientTls {
 
 /** Reads the files once, with an error naming the one that cannot be read. */
 function clientTlsAgent(tls: ClientTls): Agent {
-  const read = (file: string, what: string) => {
+  const read = (file: string, what: string, flag: string) => {
     try {
       return readFileSync(file, 'utf8');
     } catch (error) {
       throw new ConfigError(
-        `the worker's ${what} ${file} cannot be read (${(error as NodeJS.ErrnoException).code}): check --tls-${what === 'CA' ? 'ca' : what === 'certificate' ? 'cert' : 'key'}`,
+        `the worker's ${what} ${file} cannot be read (${(error as NodeJS.ErrnoException).code}): check ${flag}`,
       );
     }
   };
   return new Agent({
     connect: {
-      ...(tls.certFile ? { cert: read(tls.certFile, 'certificate') } : {}),
-      ...(tls.keyFile ? { key: read(tls.keyFile, 'key') } : {}),
-      ...(tls.caFile ? { ca: read(tls.caFile, 'CA') } : {}),
+      ...(tls.certFile ? { cert: read(tls.certFile, 'certificate', '--tls-cert') } : {}),
+      ...(tls.keyFile ? { key: read(tls.keyFile, 'key', '--tls-key') } : {}),
+      ...(tls.caFile ? { ca: read(tls.caFile, 'CA', '--tls-ca') } : {}),
     },
   });
 }
@@ -81,18 +81,19 @@ function clientTlsAgent(tls: ClientTls): Agent {
 export class ApiClient {
   readonly baseUrl: string;
   private readonly token: string | undefined;
-  private readonly tls: ClientTls | undefined;
-  private readonly dispatcher: Dispatcher | undefined;
+  private dispatcher: Dispatcher | undefined;
 
   constructor(baseUrl: string, token?: string, tls?: ClientTls) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.token = token;
-    this.tls = tls;
     this.dispatcher = tls && (tls.certFile || tls.caFile) ? clientTlsAgent(tls) : undefined;
   }
 
+  /** The same service, TLS and connection pool, under another token. */
   withToken(token: string): ApiClient {
-    return new ApiClient(this.baseUrl, token, this.tls);
+    const client = new ApiClient(this.baseUrl, token);
+    client.dispatcher = this.dispatcher;
+    return client;
   }
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {

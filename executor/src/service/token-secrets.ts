@@ -100,16 +100,21 @@ async function valueFromSecret(
 
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
 
-/** The ARN of the `secretEnv` key's secret from the environment, if set (validated). */
-export function secretKeySecretArn(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const arn = env[SECRET_KEY_SECRET_ENV];
+/** A secret's ARN from the environment variable `name`, if set; anything else than an ARN is refused. */
+function secretArnFrom(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const arn = env[name];
   if (!arn) return undefined;
   if (!SECRET_ARN.test(arn)) {
     throw new ConfigError(
-      `${SECRET_KEY_SECRET_ENV}=${arn} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)`,
+      `${name}=${arn} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)`,
     );
   }
   return arn;
+}
+
+/** The ARN of the `secretEnv` key's secret from the environment, if set (validated). */
+export function secretKeySecretArn(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return secretArnFrom(env, SECRET_KEY_SECRET_ENV);
 }
 
 /** ARNs of the token secrets from the environment (`AIRFLEET_<KIND>_TOKEN_SECRET_ARN`). */
@@ -118,14 +123,8 @@ export function tokenSecretArns(env: NodeJS.ProcessEnv = process.env): Partial<R
   for (const [kind, spec] of Object.entries(TOKEN_SECRETS) as Array<
     [TokenSecretKind, (typeof TOKEN_SECRETS)[TokenSecretKind]]
   >) {
-    const arn = env[spec.env];
-    if (!arn) continue;
-    if (!SECRET_ARN.test(arn)) {
-      throw new ConfigError(
-        `${spec.env}=${arn} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)`,
-      );
-    }
-    out[kind] = arn;
+    const arn = secretArnFrom(env, spec.env);
+    if (arn) out[kind] = arn;
   }
   return out;
 }

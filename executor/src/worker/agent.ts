@@ -100,6 +100,7 @@ export class WorkerAgent {
   private readonly metrics: SystemMetrics;
   private readonly state: StateDir;
   private client: ApiClient;
+  private readonly enroll: ApiClient;
   private workerId: string | null = null;
   private heartbeatIntervalMs = 10_000;
   private heartbeatTimeoutMs = 45_000;
@@ -136,7 +137,10 @@ export class WorkerAgent {
     this.logger = options.logger;
     this.metrics = new SystemMetrics(this.options.diskPath);
     this.state = new StateDir(options.stateDir);
-    this.client = new ApiClient(options.apiUrl, options.enrollToken, options.tls);
+    // One client (and, with TLS, one connection pool) for the enrollment token; the worker's own token
+    // reuses it (withToken).
+    this.enroll = new ApiClient(options.apiUrl, options.enrollToken, options.tls);
+    this.client = this.enroll;
     this.config = {
       queues: options.queues,
       concurrency: options.concurrency,
@@ -172,11 +176,10 @@ export class WorkerAgent {
   }
 
   private async register(resume: Array<{ workloadId: string; attempt: number }> = []): Promise<Worker> {
-    const enroll = new ApiClient(this.options.apiUrl, this.options.enrollToken, this.options.tls);
     const previous = this.state.readIdentity();
     for (let delay = 1_000; ; delay = Math.min(delay * 2, 10_000)) {
       try {
-        const result = await enroll.request<{
+        const result = await this.enroll.request<{
           worker: Worker;
           token: string;
           heartbeatIntervalMs: number;
@@ -200,7 +203,7 @@ export class WorkerAgent {
           },
         });
         this.workerId = result.worker.id;
-        this.client = new ApiClient(this.options.apiUrl, result.token, this.options.tls);
+        this.client = this.enroll.withToken(result.token);
         this.state.writeIdentity({ workerId: result.worker.id, token: result.token });
         this.heartbeatIntervalMs = result.heartbeatIntervalMs;
         this.heartbeatTimeoutMs = result.heartbeatTimeoutMs;

@@ -67,11 +67,12 @@ export function serveCommand(program: Command, globals: () => GlobalOptions): vo
           return;
         }
         const logger = createLogger(config.logLevel);
-        const fromSecrets = Object.keys(secretArns).length
-          ? await tokensFromSecrets(secretArns, await secretsClient(), logger)
-          : [];
+        // One Secrets Manager client for the tokens and the key, made only when one of them is configured.
+        const secrets = Object.keys(secretArns).length > 0 || keyArn ? await secretsClient() : null;
+        const fromSecrets =
+          secrets && Object.keys(secretArns).length ? await tokensFromSecrets(secretArns, secrets, logger) : [];
         // The key sealing secretEnv, shared by every instance through its secret (filled on the first start).
-        const secretKey = keyArn ? await secretKeyFromSecret(await secretsClient(), keyArn, logger) : config.secretKey;
+        const secretKey = secrets && keyArn ? await secretKeyFromSecret(secrets, keyArn, logger) : config.secretKey;
         const service = await ExecutorService.open(
           {
             ...config,
