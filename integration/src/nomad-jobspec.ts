@@ -123,6 +123,8 @@ export interface NomadDockerTask {
   config: { image: string; args: string[]; networkMode?: string; readonlyRootfs: boolean } & Record<string, unknown>;
   /** The task's `env` block, runtime references still in. */
   env: Record<string, string>;
+  /** MHz and MB (the Docker driver's CPU shares and memory limit). */
+  resources: { cpu?: number; memoryMb?: number };
   /** `identity { env = true }`: the workload identity token in NOMAD_TOKEN. */
   identityEnv: boolean;
   templates: NomadTemplate[];
@@ -146,6 +148,7 @@ export function dockerTask(job: Tree, taskName: string): NomadDockerTask {
   const task = labelled(g.task, 'task').find(([name]) => name === taskName)?.[1];
   if (!task) throw new Error(`job "${jobId}" has no task "${taskName}"`);
   const config = blocks(task.config)[0] ?? {};
+  const resources = blocks(task.resources)[0] ?? {};
   const staticPorts: Record<string, number> = {};
   for (const network of blocks(g.network)) {
     for (const [label, port] of labelled(network.port, 'port')) {
@@ -172,6 +175,11 @@ export function dockerTask(job: Tree, taskName: string): NomadDockerTask {
       ...(config.network_mode ? { networkMode: String(config.network_mode) } : {}),
       readonlyRootfs: config.readonly_rootfs === true,
     },
+    resources: Object.fromEntries(
+      Object.entries({ cpu: resources.cpu, memoryMb: resources.memory })
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, Number(v)]),
+    ),
     env: Object.fromEntries(Object.entries(blocks(task.env)[0] ?? {}).map(([k, v]) => [k, String(v)])),
     identityEnv: blocks(task.identity).some((i) => i.env === true && (i.name ?? 'default') === 'default'),
     templates: blocks(task.template).map((t) => ({
