@@ -13,7 +13,7 @@ import { tlsParameters } from '../lib/nomad-tls.ts';
 import { autoScalingTags } from '../lib/tags.ts';
 import type { DataStack } from './data.ts';
 import type { NetworkStack } from './network.ts';
-import { repositoryName } from './registry.ts';
+import { registryHost, repositoryName } from './registry.ts';
 
 export interface NomadClientsStackProps {
   env: EnvironmentConfig;
@@ -22,6 +22,9 @@ export interface NomadClientsStackProps {
   /** Needed when the executor runs on Nomad: the clients' role may then read the database secret. */
   data: DataStack;
 }
+
+/** Registry credentials of the Docker driver (plugin "docker" { config { auth { config } } }). */
+export const DOCKER_AUTH_FILE = '/etc/nomad.d/docker-auth.json';
 
 /** Where the host volumes live on every client. */
 export const HOST_VOLUME_PATHS = { config: '/opt/airfleet/config', dags: '/opt/airfleet/dags' } as const;
@@ -85,6 +88,7 @@ export function nomadClientUserData(env: EnvironmentConfig, pool: NomadClientPoo
     'fi',
     'command -v docker >/dev/null || dnf install -y docker',
     'command -v aws >/dev/null || dnf install -y awscli-2',
+    'command -v docker-credential-ecr-login >/dev/null || dnf install -y amazon-ecr-credential-helper',
     `install -d -m 0755 ${HOST_VOLUME_PATHS.config} ${HOST_VOLUME_PATHS.dags}`,
     'install -d -m 0700 /opt/nomad/data',
     'systemctl daemon-reload',
@@ -106,7 +110,15 @@ export function nomadClientUserData(env: EnvironmentConfig, pool: NomadClientPoo
           hostVolumes: HOST_VOLUME_PATHS,
           tls: NOMAD_TLS_FILES,
           drainDeadlineSeconds: NOMAD_DRAIN_SECONDS,
+          dockerAuthFile: DOCKER_AUTH_FILE,
         }),
+      },
+      {
+        // The Docker driver pulls the executor and task-runner images from the environment's ECR with the
+        // instance role (docker-credential-ecr-login); an ECR pull without credentials is refused.
+        path: DOCKER_AUTH_FILE,
+        permissions: '0644',
+        content: `${JSON.stringify({ credHelpers: { [registryHost(env)]: 'ecr-login' } }, null, 2)}\n`,
       },
       { path: '/usr/local/sbin/airfleet-nomad-drain-guard', permissions: '0750', content: guard },
       {

@@ -19,6 +19,11 @@ export function repositoryName(env: EnvironmentConfig, image: ImageName): string
   return `${env.registry.namespace ?? `airfleet-${env.name}`}/${image}`;
 }
 
+/** `<account>.dkr.ecr.<region>.amazonaws.com`: the environment's ECR registry, where every repository lives. */
+export function registryHost(env: EnvironmentConfig): string {
+  return `${env.aws.accountId}.dkr.ecr.${env.aws.region}.amazonaws.com`;
+}
+
 /**
  * One ECR repository per image. Tags are immutable (a tag names one build forever, so a rollback redeploys
  * exactly what ran before), every push is scanned, and a lifecycle policy bounds storage: untagged images

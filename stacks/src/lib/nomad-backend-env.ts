@@ -1,4 +1,4 @@
-import { repositoryName } from '../components/registry.ts';
+import { registryHost, repositoryName } from '../components/registry.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
 
 /**
@@ -20,7 +20,7 @@ export const TASK_VOLUME_MOUNTS = { config: '/opt/airflow/config', dags: '/opt/a
 
 /** `<account>.dkr.ecr.<region>.amazonaws.com/<namespace>/<image>:<tag>`: what ECR names the repository's image. */
 export function registryImage(env: EnvironmentConfig, image: Parameters<typeof repositoryName>[1]): string {
-  return `${env.aws.accountId}.dkr.ecr.${env.aws.region}.amazonaws.com/${repositoryName(env, image)}:${env.imageTag}`;
+  return `${registryHost(env)}/${repositoryName(env, image)}:${env.imageTag}`;
 }
 
 /**
@@ -28,7 +28,7 @@ export function registryImage(env: EnvironmentConfig, image: Parameters<typeof r
  * nomad-config.ts, docs/nomad-backend.md), wherever the executor runs: jobs go to the environment's
  * datacenter and the task pools' default node pool (the namespace's default is a Nomad Enterprise feature, so
  * the job names it), tasks naming no image run the task-runner image of this release (the clients' role may
- * pull it), and the clients' host volumes are mounted where Airflow reads them.
+ * pull it, through the Docker driver's ECR credential helper: stacks/src/components/nomad-clients.ts), and the clients' host volumes are mounted where Airflow reads them.
  */
 export function nomadBackendEnv(env: EnvironmentConfig): Record<string, string> {
   const pools = taskNodePools(env);

@@ -16,6 +16,8 @@ export interface NomadClientConfigProps {
   tls: { caFile: string; certFile: string; keyFile: string };
   /** How long running allocations get to move elsewhere when the agent stops (instance refresh, scale-in). */
   drainDeadlineSeconds?: number;
+  /** Docker config file (`credHelpers` per registry) the Docker driver takes registry credentials from. */
+  dockerAuthFile?: string;
 }
 
 export const NOMAD_TLS_DIR = '/etc/nomad.d/tls';
@@ -95,7 +97,15 @@ tls {
 plugin "docker" {
   config {
     allow_privileged = false
-    # Tasks get files through the host volumes above, not through arbitrary bind mounts.
+${
+  props.dockerAuthFile
+    ? `    # Registry credentials by registry (the environment's ECR through the instance role); others anonymous.
+    auth {
+      config = ${hclString(props.dockerAuthFile)}
+    }
+`
+    : ''
+}    # Tasks get files through the host volumes above, not through arbitrary bind mounts.
     volumes {
       enabled = false
     }

@@ -1,8 +1,9 @@
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
 import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template/index.js';
-import { nomadClientUserData } from '../../src/components/nomad-clients.ts';
+import { DOCKER_AUTH_FILE, nomadClientUserData } from '../../src/components/nomad-clients.ts';
 import { environments } from '../../src/config/environments/index.ts';
 import { parseEnvironments } from '../../src/config/validate.ts';
+import { nomadBackendEnv } from '../../src/lib/nomad-backend-env.ts';
 import { renderNomadClientConfig } from '../../src/lib/nomad-client-config.ts';
 import { resources, synthEnvironment, userData } from '../support/synth.ts';
 
@@ -149,6 +150,21 @@ describe('nomad-clients stack', () => {
     expect(guard).toContain('systemctl stop nomad');
     expect(guard).toContain("--auto-scaling-group-name 'airfleet-staging-nomad-general'");
     expect(files['/usr/local/sbin/airfleet-bootstrap']!.content).toContain('airfleet-nomad-drain-guard.timer');
+  });
+
+  it('pulls the images the executor job and its tasks name from ECR with the instance role', () => {
+    const [env] = parseEnvironments({ staging: environments.staging });
+    const { files } = cloudConfig('general');
+    expect(files['/etc/nomad.d/nomad.hcl']!.content).toMatch(
+      new RegExp(`plugin "docker" \\{[\\s\\S]*auth \\{\\s+config = "${DOCKER_AUTH_FILE}"`),
+    );
+    const auth = JSON.parse(files[DOCKER_AUTH_FILE]!.content) as { credHelpers: Record<string, string> };
+    // The registry of the nomad backend's default image (and of the executor's, the same registry).
+    const registry = nomadBackendEnv(env!)['AIRFLEET_NOMAD_DEFAULT_IMAGE']!.split('/')[0]!;
+    expect(auth).toEqual({ credHelpers: { [registry]: 'ecr-login' } });
+    expect(files['/usr/local/sbin/airfleet-bootstrap']!.content).toContain(
+      'dnf install -y amazon-ecr-credential-helper',
+    );
   });
 
   it('renders user data deterministically from config alone', () => {
