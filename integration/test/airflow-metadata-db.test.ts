@@ -47,6 +47,16 @@ out = {"sync": sync, "async": asyncio.run(probe()),
 print("PROBE " + json.dumps(out))
 `;
 
+/** After a rotation: the URL Airflow's next start gets, and who it logs in as. */
+const RESTARTED = `
+import json, os, shlex, subprocess, sqlalchemy
+cmd = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"]
+url = subprocess.run(shlex.split(cmd), check=True, capture_output=True, text=True).stdout
+with sqlalchemy.create_engine(url).connect() as c:
+    row = c.execute(sqlalchemy.text("SELECT current_user AS user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
+    print(json.dumps(dict(row.mappings().one())))
+`;
+
 describeMoto('Airflow metadata database as deployed (airflow_environment, its own role, TLS)', () => {
   let server: StartedMoto;
   let secrets: SecretsManagerClient;
@@ -201,8 +211,22 @@ describeMoto('Airflow metadata database as deployed (airflow_environment, its ow
     for (const dir of [certs, otherCa, home]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('airflow db migrate succeeds as the airflow role over verified TLS, in its own schema', async () => {
-    const migrate = await airflow(['airflow', 'db', 'migrate']);
+  it('airflow db migrate succeeds as the airflow role over verified TLS, in its own schema; another CA is refused', async () => {
+    const cmd = airflowEnv['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD']!;
+    // At the same time, as each Airflow start takes seconds: the same variables but a CA that did not sign
+    // the server (it never reaches the database), and a probe of Airflow's own connections.
+    const [migrate, wrong, probe] = await Promise.all([
+      airflow(['airflow', 'db', 'migrate']),
+      airflow(['airflow', 'db', 'check'], {
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: cmd.replace(join(certs, 'ca.pem'), join(otherCa, 'ca.pem')),
+      }),
+      // Both of Airflow's engines, the sync one and the async one (the api-server's), on their own connection.
+      airflow(['python', '-c', PROBE]),
+    ]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.out).toMatch(
+      /connection to server at "127\.0\.0\.1", port \d+ failed: SSL error: certificate verify failed/,
+    );
     expect({ code: migrate.code, tail: migrate.out.slice(-2000) }).toEqual({ code: 0, tail: expect.any(String) });
     expect(migrate.out).toMatch(/Database migration done!/);
     // The password came from the secret through the command only: never in Airflow's output.
@@ -225,24 +249,7 @@ describeMoto('Airflow metadata database as deployed (airflow_environment, its ow
     } finally {
       await admin.end();
     }
-  }, 180_000);
 
-  it("after a rotation (create-role again), both of Airflow's engines log in with the new password over TLS", async () => {
-    const before = await password();
-    await createRole();
-    expect(await password()).not.toBe(before);
-    // The old password is refused from now on.
-    const old = new pg.Client({
-      host: '127.0.0.1',
-      port: postgres.port,
-      database: postgres.database,
-      user: 'airfleet_airflow',
-      password: before,
-      ssl: { ca: readFileSync(join(certs, 'ca.pem'), 'utf8') },
-    });
-    await expect(old.connect()).rejects.toThrow(/password authentication failed for user "airfleet_airflow"/);
-    // A component started after the rotation: the sync engine and the async one (the api-server's).
-    const probe = await airflow(['python', '-c', PROBE]);
     expect(probe.code).toBe(0);
     const seen = JSON.parse(/^PROBE (.*)$/m.exec(probe.out)![1]!) as {
       sync: Record<string, unknown>;
@@ -257,21 +264,26 @@ describeMoto('Airflow metadata database as deployed (airflow_environment, its ow
         version: expect.stringMatching(/^TLS/),
         search_path: 'airflow',
       });
-  }, 120_000);
+  }, 180_000);
 
-  it('refuses a server its CA did not sign, and a missing CA, with readable errors', async () => {
-    const cmd = airflowEnv['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD']!;
-    const [wrong, missing] = await Promise.all([
-      airflow(['airflow', 'db', 'check'], {
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: cmd.replace(join(certs, 'ca.pem'), join(otherCa, 'ca.pem')),
-      }),
-      airflow(['airflow', 'db', 'check'], {
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: cmd.replace(join(certs, 'ca.pem'), '/nonexistent/rds-ca.pem'),
-      }),
-    ]);
-    expect(wrong.code).not.toBe(0);
-    expect(wrong.out).toMatch(/certificate verify failed/);
-    expect(missing.code).not.toBe(0);
-    expect(missing.out).toContain('--sslrootcert /nonexistent/rds-ca.pem is not a readable file');
+  it('a rotation (create-role again): the old password is refused, the command gives the new one', async () => {
+    const before = await password();
+    await createRole();
+    expect(await password()).not.toBe(before);
+    // The old password is refused from now on.
+    const old = new pg.Client({
+      host: '127.0.0.1',
+      port: postgres.port,
+      database: postgres.database,
+      user: 'airfleet_airflow',
+      password: before,
+      ssl: { ca: readFileSync(join(certs, 'ca.pem'), 'utf8') },
+    });
+    await expect(old.connect()).rejects.toThrow(/password authentication failed for user "airfleet_airflow"/);
+    // What a component started now gets: the command run as Airflow runs it (airflow.configuration
+    // run_command: shlex-split, no shell), its URL used by SQLAlchemy with psycopg2.
+    const after = await airflow(['python', '-c', RESTARTED]);
+    expect({ code: after.code, out: after.out.trim() }).toEqual({ code: 0, out: expect.stringMatching(/^\{.*\}$/) });
+    expect(JSON.parse(after.out)).toEqual({ user: 'airfleet_airflow', ssl: true });
   }, 120_000);
 });
