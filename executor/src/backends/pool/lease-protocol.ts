@@ -177,7 +177,10 @@ export class LeaseProtocol {
     if (Date.now() - last.at > SKIP_PASS_WITHIN_MS) return null;
     // The worker's view of its configuration is behind: the pass would answer at once, so make it.
     if (viewBehind(known, last.config)) return null;
-    const keys = last.keys.includes(`s:${workerId}`) ? last.keys : [...last.keys, `s:${workerId}`];
+    // Its keys as that pass left them: freed slots are among them only when slots held work back (a pass
+    // that found nothing it could take is not helped by them, and the end of the task it just leased would
+    // cost a pass that finds nothing).
+    const keys = last.keys;
     if (this.host.queueWaiters.signalledSince(keys, last.mark, last.free)) return null;
     return { keys, free: last.free, result: { leases: [], stop: [], config: last.config } };
   }
