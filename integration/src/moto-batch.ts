@@ -2,6 +2,7 @@ import {
   BatchClient,
   CreateComputeEnvironmentCommand,
   CreateJobQueueCommand,
+  DescribeComputeEnvironmentsCommand,
   RegisterJobDefinitionCommand,
 } from '@aws-sdk/client-batch';
 import { CreateRoleCommand, IAMClient } from '@aws-sdk/client-iam';
@@ -100,6 +101,46 @@ export async function createMotoBatch(
     };
   } finally {
     iam.destroy();
+    batch.destroy();
+  }
+}
+
+/**
+ * The rest of what the batch stack creates for a deployed executor: every job queue and job definition its
+ * `AIRFLEET_BATCH_QUEUES` names (JSON, stacks/src/lib/batch-targets.ts) that `createMotoBatch` did not make,
+ * on the same compute environment, so the service finds each one it was told of when it starts.
+ */
+export async function createMotoBatchTargets(
+  moto: StartedMoto,
+  made: MotoBatchEnvironment,
+  queuesJson: string,
+): Promise<void> {
+  const targets = Object.values(JSON.parse(queuesJson) as Record<string, { jobQueue: string; jobDefinition: string }>);
+  const batch = new BatchClient({ endpoint: moto.endpoint, region: MOTO_REGION, credentials: MOTO_CREDENTIALS });
+  try {
+    const ce = (await batch.send(new DescribeComputeEnvironmentsCommand({}))).computeEnvironments![0]!;
+    for (const jobQueueName of new Set(targets.map((t) => t.jobQueue))) {
+      if (jobQueueName === made.queueName) continue;
+      await batch.send(
+        new CreateJobQueueCommand({
+          jobQueueName,
+          priority: 1,
+          state: 'ENABLED',
+          computeEnvironmentOrder: [{ order: 1, computeEnvironment: ce.computeEnvironmentArn! }],
+        }),
+      );
+    }
+    for (const jobDefinitionName of new Set(targets.map((t) => t.jobDefinition))) {
+      if (jobDefinitionName === made.jobDefinitionName) continue;
+      await batch.send(
+        new RegisterJobDefinitionCommand({
+          jobDefinitionName,
+          type: 'container',
+          containerProperties: { image: projectImage('batch-task'), vcpus: 1, memory: 256 },
+        }),
+      );
+    }
+  } finally {
     batch.destroy();
   }
 }

@@ -15,6 +15,7 @@ const FIRST = [
   'batch-moto',
   'autoscale-aws-moto',
   'as-deployed',
+  'as-deployed-nomad',
   'api-fuzz',
   'worker-docker-runtime',
   'worker-client-cert',

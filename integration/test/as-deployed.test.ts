@@ -10,6 +10,7 @@ import {
   RegisterJobDefinitionCommand,
 } from '@aws-sdk/client-batch';
 import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import pg from 'pg';
 import { GenericContainer, type StartedTestContainer, Wait } from 'testcontainers';
 import type { Workload } from '../../executor/src/domain/workload.ts';
@@ -18,17 +19,22 @@ import { type EcsContainer, prepareWorkerHost, synthesizeDeployment } from '../s
 import { configureTestcontainers, projectImage, testLabels } from '../src/docker-env.ts';
 import { motoAvailability, type StartedMoto, startMoto } from '../src/moto.ts';
 import { createMotoBatch, MOTO_CREDENTIALS, MOTO_REGION } from '../src/moto-batch.ts';
+import { NOMAD_TLS_SERVER_NAME, nomadTestCerts } from '../src/nomad-fake/certs.ts';
+import { type NomadFake, startNomadFake } from '../src/nomad-fake/index.ts';
 import { freePort } from '../src/ports.ts';
 import { type StartedPostgres, startPostgres } from '../src/postgres.ts';
 
 // The executor image run the way the dev environment's ECS task definition runs it: its command and its
 // environment as `cdktf synth` wrote them, its `secrets` resolved from Secrets Manager as the ECS agent
-// resolves them (moto here), a read-only root file system. Replaced are only what Terraform fills in at
-// apply time (PGHOST and the secret ARNs: moto's), the ports (host networking here, a task's own network
-// namespace on ECS), the CA that verifies PostgreSQL (a dev CA instead of the RDS bundle) and the task
-// role's credentials (moto's). PostgreSQL is a real server with TLS; the executor's database role is made
-// by `airfleet database create-role` from the master secret, as a deployment does. A worker is started by
-// the worker pools' user-data `docker run` line. See docs/deployment-secrets.md.
+// resolves them (Secrets Manager and SSM Parameter Store: moto here), a read-only root file system. Replaced
+// are only what Terraform fills in at apply time (PGHOST and the secret ARNs: moto's), the ports (host
+// networking here, a task's own network namespace on ECS), the CA that verifies PostgreSQL (a dev CA instead
+// of the RDS bundle), the task role's credentials (moto's) and NOMAD_ADDR's host and port (the Nomad servers'
+// DNS name does not resolve here: THE NOMAD FAKE, integration/src/nomad-fake/, stands in for them, over the
+// same mutual TLS with the server name the task definition sets). PostgreSQL is a real server with TLS; the
+// executor's database role is made by `airfleet database create-role` from the master secret, as a
+// deployment does. A worker is started by the worker pools' user-data `docker run` line. See
+// docs/deployment-secrets.md.
 
 const moto = motoAvailability();
 if (!moto.ok) console.warn(`as-deployed: skipped: ${moto.reason}`);
@@ -46,6 +52,8 @@ const DEV_CERTS = fileURLToPath(new URL('../../scripts/dev-certs.mjs', import.me
 describeMoto('the dev deployment as deployed (ECS task definition, worker user data)', () => {
   let server: StartedMoto;
   let secrets: SecretsManagerClient;
+  let parameters: SSMClient;
+  let nomad: NomadFake;
   let postgres: StartedPostgres;
   let executor: StartedTestContainer;
   let certs: string;
@@ -62,8 +70,13 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     arns[name] = out.ARN!;
     return out.ARN!;
   };
-  /** valueFrom as ECS reads it: `<secret arn>[:<json key>:<stage>:<version>]`. */
+  /** valueFrom as ECS reads it: `<secret arn>[:<json key>:<stage>:<version>]` or an SSM parameter's ARN. */
   const resolveValueFrom = async (valueFrom: string) => {
+    const parameter = /^arn:[^:]+:ssm:[^:]+:(?:\d+|\$\{[^}]+\}):parameter(\/.+)$/.exec(valueFrom);
+    if (parameter) {
+      const out = await parameters.send(new GetParameterCommand({ Name: parameter[1]!, WithDecryption: true }));
+      return out.Parameter!.Value!;
+    }
     const m = /^arn:[^:]+:secretsmanager:[^:]+:(?:\d+|\$\{[^}]+\}):secret:([^:]+)(?::([^:]*):([^:]*):([^:]*))?$/.exec(
       valueFrom,
     );
@@ -97,6 +110,21 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     return JSON.parse(out) as T;
   };
 
+  /** The workload once it ended, with its log as text; `tail` explains a timeout. */
+  const ended = async (admin: string, id: string, tail: () => string) => {
+    const done = await waitFor(
+      `workload ${id} to end`,
+      async () => {
+        const w = await api<Workload>(admin, 'GET', `/v1/workloads/${id}`);
+        return w.state === 'succeeded' || w.state === 'failed' ? w : null;
+      },
+      90_000,
+      tail,
+    );
+    const log = await api<{ data: string }>(admin, 'GET', `/v1/workloads/${id}/logs`);
+    return { ...done, log: Buffer.from(log.data, 'base64').toString() };
+  };
+
   beforeAll(async () => {
     configureTestcontainers();
     container = synthesizeDeployment(['dev']).ecsContainer('dev');
@@ -109,6 +137,7 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
       endpoint: server.endpoint,
       credentials: MOTO_CREDENTIALS,
     });
+    parameters = new SSMClient({ region: MOTO_REGION, endpoint: server.endpoint, credentials: MOTO_CREDENTIALS });
 
     // What the data stack creates (token and executor-role secrets, empty) and RDS (the master secret).
     const env = container.environment;
@@ -116,8 +145,36 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     await create('airfleet/dev/database-executor');
     for (const kind of ['admin', 'submit', 'enroll']) await create(`airfleet/dev/${kind}-token`);
     await create('airfleet/dev/secret-key');
+    // The Nomad servers: mutual TLS with Nomad's certificate naming, ACLs on, the task namespace, the client
+    // pools' host volumes (the nomad backend mounts `config` and `dags` into every task).
+    const nomadCerts = nomadTestCerts(certs);
+    const nomadToken = 'executor-acl-token-from-the-executor-role';
+    nomad = await startNomadFake({
+      tls: nomadCerts.server,
+      token: nomadToken,
+      namespaces: [env['NOMAD_NAMESPACE']!],
+      // A client of the task pools, in the environment's datacenter (AIRFLEET_NOMAD_* from the stack).
+      datacenter: env['AIRFLEET_NOMAD_DATACENTERS']!,
+      nodePool: env['AIRFLEET_NOMAD_NODE_POOL']!,
+      hostVolumes: { config: { path: certs }, dags: { path: certs } },
+    });
+    expect(env['NOMAD_TLS_SERVER_NAME']).toBe(NOMAD_TLS_SERVER_NAME);
     // What the operator creates before the first deploy (stacks/README.md, Deploying).
-    await create('airfleet/dev/nomad-executor-token', 'nomad-token-not-used-here');
+    await create('airfleet/dev/nomad-executor-token', nomadToken);
+    const nomadTls = {
+      'ca.pem': nomadCerts.ca,
+      'executor/client.pem': nomadCerts.cert,
+      'executor/client-key.pem': nomadCerts.key,
+    };
+    for (const [name, file] of Object.entries(nomadTls)) {
+      await parameters.send(
+        new PutParameterCommand({
+          Name: `/airfleet/dev/nomad-tls/${name}`,
+          Type: 'SecureString',
+          Value: readFileSync(file, 'utf8'),
+        }),
+      );
+    }
     await create(
       'airfleet/dev/executor-tls',
       JSON.stringify({
@@ -206,6 +263,8 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     for (const [name, valueFrom] of Object.entries(container.secrets))
       taskEnv[name] = await resolveValueFrom(valueFrom);
     Object.assign(taskEnv, { PGPORT: db.PGPORT, PGSSLROOTCERT: db.PGSSLROOTCERT, AIRFLEET_PORT: String(port) });
+    expect(taskEnv['NOMAD_ADDR']).toMatch(/^https:\/\/[a-z0-9.-]+:4646$/);
+    taskEnv['NOMAD_ADDR'] = nomad.address;
     Object.assign(taskEnv, awsEnv(server.endpoint));
     url = `https://127.0.0.1:${port}`;
     executor = await run(container.command, taskEnv)
@@ -223,6 +282,7 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     if (workerName) execFileSync('docker', ['rm', '-f', workerName], { stdio: 'ignore' });
     await executor?.stop({ remove: true, timeout: 2_000 });
     await postgres?.stop();
+    await nomad?.stop();
     await server?.stop();
     if (certs) rmSync(certs, { recursive: true, force: true });
   });
@@ -280,20 +340,35 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
       // Sealed with the key from its secret, handed to the task on the worker.
       secretEnv: { SEALED: 'twelve-chars' },
     });
-    const done = await waitFor(
-      'the task to succeed',
-      async () => {
-        const w = await api<Workload>(admin, 'GET', `/v1/workloads/${submitted.id}`);
-        return w.state === 'succeeded' || w.state === 'failed' ? w : null;
-      },
-      60_000,
-      () => output.join('').slice(-2000),
-    );
-    const log = await api<{ data: string }>(admin, 'GET', `/v1/workloads/${submitted.id}/logs`);
-    expect({ ...done, log: Buffer.from(log.data, 'base64').toString() }).toMatchObject({
+    expect(await ended(admin, submitted.id, () => output.join('').slice(-2000))).toMatchObject({
       state: 'succeeded',
       exitCode: 0,
       log: 'ran as deployed\n12\n',
     });
+  }, 120_000);
+
+  it('runs a nomad workload through the Nomad API over mutual TLS, with its own client certificate and ACL token', async () => {
+    const submitted = await api<Workload>(await secretValue('airfleet/dev/submit-token'), 'POST', '/v1/workloads', {
+      key: 'as-deployed-nomad',
+      backend: 'nomad',
+      image: process.env.AIRFLEET_BASE_IMAGE ?? 'local/debian:bookworm-slim',
+      command: ['sh', '-c', 'echo ran on nomad as deployed'],
+    });
+    const done = await ended(await secretValue('airfleet/dev/admin-token'), submitted.id, () =>
+      stderr.join('').slice(-3000),
+    );
+    expect(done).toMatchObject({
+      state: 'succeeded',
+      exitCode: 0,
+      log: 'ran on nomad as deployed\n',
+    });
+    // It was a Nomad job in the task namespace (registered with the executor's token over mutual TLS: the
+    // fake refuses any other), the one the workload names.
+    // (The job itself is purged once it ended: the events stay.)
+    const registered = nomad.store.frames
+      .flatMap((f) => f.Events)
+      .filter((e) => e.Topic === 'Job' && e.Type === 'JobRegistered')
+      .map((e) => `${e.Namespace}/${e.Key}`);
+    expect(registered).toContain(`${container.environment['NOMAD_NAMESPACE']}/${done.backendRef}`);
   }, 120_000);
 });

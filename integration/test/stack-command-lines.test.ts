@@ -82,7 +82,7 @@ describe('command lines the stacks give the executor image', () => {
     const task = deployment.nomadTask('staging');
     const env = nomadTaskEnv(task, { NOMAD_PORT_http: '8470', NOMAD_SECRETS_DIR: '/secrets' }, unresolved);
     const result = checked(await runImage([...task.args, '--check'], env, task.readonlyRootfs));
-    expect(result).toMatchObject({ ok: true, listen: 'http://0.0.0.0:8470' });
+    expect(result).toMatchObject({ ok: true, listen: 'https://0.0.0.0:8470' });
   }, 120_000);
 
   it.each(['dev', 'staging', 'prod'])(

@@ -2,7 +2,8 @@
 # which fills in the variables below; it also runs as is with
 #   nomad job run -var-file=executor.vars.hcl stacks/jobs/executor.nomad.hcl
 #
-# No secret appears here. The database credentials are read by the service from the Secrets Manager secret of
+# No secret appears here. The API's TLS certificate and key are rendered by Nomad from the Nomad Variable
+# nomad/jobs/airfleet-executor (items tls_cert and tls_key; stacks/README.md says how to put them). The database credentials are read by the service from the Secrets Manager secret of
 # its own database role (AIRFLEET_DATABASE_SECRET_ARN; the client's instance role may read it), again when a
 # login is refused (rotation). The API
 # tokens (admin, submit, enroll) are Secrets Manager secrets too, by ARN: the service fills an empty one on
@@ -84,8 +85,29 @@ variable "batch_log_group" {
 
 variable "backends" {
   type        = string
-  default     = "pool,batch"
+  default     = "pool,batch,nomad"
   description = "Backends the service runs (AIRFLEET_BACKENDS)"
+}
+
+# The nomad backend's settings (stacks/src/lib/nomad-backend-env.ts; docs/nomad-backend.md has the table).
+variable "nomad_datacenters" {
+  type        = string
+  description = "Datacenters of the Airflow task jobs, comma-separated (AIRFLEET_NOMAD_DATACENTERS)"
+}
+
+variable "nomad_node_pool" {
+  type        = string
+  description = "Node pool of the Airflow task jobs (AIRFLEET_NOMAD_NODE_POOL)"
+}
+
+variable "nomad_default_image" {
+  type        = string
+  description = "Image of tasks whose workload names none (AIRFLEET_NOMAD_DEFAULT_IMAGE)"
+}
+
+variable "nomad_host_volumes" {
+  type        = string
+  description = "The clients' host volumes mounted into every task, <volume>=<path in the task>,... (AIRFLEET_NOMAD_HOST_VOLUMES)"
 }
 
 variable "admin_token_secret_arn" {
@@ -165,11 +187,15 @@ job "airfleet-executor" {
       port     = "http"
       provider = "nomad"
 
+      # The service speaks HTTPS only. The check dials the allocation's address, which the certificate
+      # (issued for the executor's DNS name) does not name: encrypted, not verified.
       check {
-        type     = "http"
-        path     = "/healthz"
-        interval = "10s"
-        timeout  = "2s"
+        type            = "http"
+        protocol        = "https"
+        tls_skip_verify = true
+        path            = "/healthz"
+        interval        = "10s"
+        timeout         = "2s"
       }
     }
 
@@ -199,11 +225,38 @@ job "airfleet-executor" {
         change_mode = "restart"
       }
 
+      # HTTPS: the API's certificate and key from the Nomad Variable nomad/jobs/airfleet-executor in this job's
+      # namespace, which the job's workload identity may read without any ACL policy. Until the variable
+      # exists Nomad holds the task (template event "Missing: nomad.var.block(...)"), so the deployment misses
+      # its healthy_deadline and `cdktf deploy` fails (detach = false) instead of serving plain HTTP.
+      # Rendered into the secrets directory (not readable through `nomad alloc fs`), readable only by the
+      # image's user (uid and gid 999: images/executor/Dockerfile). A changed variable is rendered again and
+      # the service loads the new pair itself (executor/src/api/tls.ts), so no restart.
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/airfleet-executor\" }}{{ .tls_cert }}{{ end }}"
+        destination = "${NOMAD_SECRETS_DIR}/tls-cert.pem"
+        perms       = "0600"
+        uid         = 999
+        gid         = 999
+        change_mode = "noop"
+      }
+
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/airfleet-executor\" }}{{ .tls_key }}{{ end }}"
+        destination = "${NOMAD_SECRETS_DIR}/tls-key.pem"
+        perms       = "0600"
+        uid         = 999
+        gid         = 999
+        change_mode = "noop"
+      }
+
       # PostgreSQL settings the libpq way (PG* variables); the credentials are fetched by the service.
       env {
         AIRFLEET_ENVIRONMENT           = var.environment
         AIRFLEET_HOST                  = "0.0.0.0"
         AIRFLEET_PORT                  = "${NOMAD_PORT_http}"
+        AIRFLEET_TLS_CERT_FILE         = "${NOMAD_SECRETS_DIR}/tls-cert.pem"
+        AIRFLEET_TLS_KEY_FILE          = "${NOMAD_SECRETS_DIR}/tls-key.pem"
         PGHOST                         = var.database_host
         PGPORT                         = var.database_port
         PGDATABASE                     = var.database_name
@@ -221,6 +274,11 @@ job "airfleet-executor" {
         NOMAD_ADDR                     = "unix://${NOMAD_SECRETS_DIR}/api.sock"
         NOMAD_NAMESPACE                = var.task_namespace
         AWS_REGION                     = var.aws_region
+        # The nomad backend: where Airflow task jobs go and what they get (stacks/src/lib/nomad-backend-env.ts).
+        AIRFLEET_NOMAD_DATACENTERS   = var.nomad_datacenters
+        AIRFLEET_NOMAD_NODE_POOL     = var.nomad_node_pool
+        AIRFLEET_NOMAD_DEFAULT_IMAGE = var.nomad_default_image
+        AIRFLEET_NOMAD_HOST_VOLUMES  = var.nomad_host_volumes
         # The batch backend's queues and job definitions (stacks/src/lib/batch-targets.ts).
         AIRFLEET_BATCH_JOB_QUEUE                = var.batch_job_queue
         AIRFLEET_BATCH_JOB_DEFINITION           = var.batch_job_definition

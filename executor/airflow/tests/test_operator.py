@@ -374,3 +374,38 @@ def test_the_readme_shows_the_example_dag_and_it_runs(service, conn):
     assert value == "45"
     report.op_args = [value]  # what the task runner resolves from `total.output`
     assert run_deferred(report, context(task_id="report", dag_id=the_dag.dag_id))[0] == "45 apples"
+
+
+def test_the_trigger_reads_only_its_own_workloads_changes(service, conn, monkeypatch):
+    # Other workloads change while the task waits: a triggerer holding many deferred tasks must not read each
+    # one's changes once per task.
+    from airfleet_airflow.client import AsyncAirfleetClient
+
+    pages = []
+    original = AsyncAirfleetClient.events
+
+    async def recording(self, *args, **kwargs):
+        page = await original(self, *args, **kwargs)
+        pages.append(page["events"])
+        return page
+
+    monkeypatch.setattr(AsyncAirfleetClient, "events", recording)
+    op = operator(conn(), command=[PY, "-c", "import time; time.sleep(2); print('mine')"], wait_seconds=1)
+    ctx = context()
+
+    def churn():
+        for i in range(20):
+            service.http.post("/v1/workloads", json={"key": f"churn-{uuid.uuid4().hex}", "backend": "local",
+                                                      "command": [PY, "-c", "pass"]})
+            time.sleep(0.05)
+
+    other = threading.Thread(target=churn)
+    other.start()
+    try:
+        result, kwargs = run_deferred(op, ctx)
+    finally:
+        other.join()
+    assert result == "mine"
+    seen = [e for page in pages for e in page]
+    assert seen, "the trigger read no events: it would not notice a change before its poll ends"
+    assert {e["workloadId"] for e in seen} == {kwargs["workload_id"]}

@@ -428,8 +428,8 @@ export class ExecutorService {
     }
   }
 
-  readFeed(after: number, limit: number, waitMs: number): Promise<FeedEvent[]> {
-    return this.feed.read(after, this.quiescing ? 0 : limit, this.quiescing ? 0 : waitMs);
+  readFeed(after: number, limit: number, waitMs: number, workloadId?: string): Promise<FeedEvent[]> {
+    return this.feed.read(after, this.quiescing ? 0 : limit, this.quiescing ? 0 : waitMs, workloadId);
   }
 
   queues(): Promise<QueueStats[]> {

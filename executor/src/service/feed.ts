@@ -55,10 +55,11 @@ export class Feed {
     }
   }
 
-  async read(after: number, limit: number, waitMs: number): Promise<FeedEvent[]> {
+  /** Events after `after` (of one workload when `workloadId` is given), waiting up to `waitMs` for one. */
+  async read(after: number, limit: number, waitMs: number, workloadId?: string): Promise<FeedEvent[]> {
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const events = await readEvents(this.db, after, limit);
+      const events = await readEvents(this.db, after, limit, workloadId);
       const left = deadline - Date.now();
       if (events.length > 0 || left <= 0) return events;
       await this.waiters.park(['feed'], left).promise;

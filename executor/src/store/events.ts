@@ -75,11 +75,23 @@ function toFeedEvent(r: EventRow): FeedEvent {
   };
 }
 
-export async function readEvents(q: Queryable, after: number, limit: number): Promise<FeedEvent[]> {
-  const { rows } = await q.query<EventRow>(
-    `SELECT seq::float8 AS seq, workload_id, key, state, attempt, reason, exit_code, at FROM events
-     WHERE seq > $1 ORDER BY seq LIMIT $2`,
-    [after, limit],
-  );
+export async function readEvents(
+  q: Queryable,
+  after: number,
+  limit: number,
+  workloadId?: string,
+): Promise<FeedEvent[]> {
+  // One workload's events come through its index (events_workload), not a scan of everyone's since `after`.
+  const { rows } = workloadId
+    ? await q.query<EventRow>(
+        `SELECT seq::float8 AS seq, workload_id, key, state, attempt, reason, exit_code, at FROM events
+         WHERE workload_id = $3 AND seq > $1 ORDER BY seq LIMIT $2`,
+        [after, limit, workloadId],
+      )
+    : await q.query<EventRow>(
+        `SELECT seq::float8 AS seq, workload_id, key, state, attempt, reason, exit_code, at FROM events
+         WHERE seq > $1 ORDER BY seq LIMIT $2`,
+        [after, limit],
+      );
   return rows.map(toFeedEvent);
 }

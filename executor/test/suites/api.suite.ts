@@ -198,6 +198,49 @@ export function apiSuite(openService: OpenService): void {
       expect(res.last).toBeGreaterThan(before);
     });
 
+    it("long-polls one workload's events alone: others' changes neither answer nor fill the page", async () => {
+      const submit = async (key: string) =>
+        (
+          await app.inject({
+            method: 'POST',
+            url: '/v1/workloads',
+            headers: admin,
+            payload: { key, command: ['true'] },
+          })
+        ).json().id as string;
+      const mine = await submit('feed-mine');
+      await new Promise((r) => setTimeout(r, 300)); // numbered
+      const all = (await app.inject({ url: '/v1/events?after=0&limit=10000', headers: admin })).json();
+      const own = (
+        await app.inject({ url: `/v1/events?after=0&limit=10000&workloadId=${mine}`, headers: admin })
+      ).json();
+      expect(own.events.length).toBeGreaterThan(0);
+      expect(own.events.every((e: { workloadId: string }) => e.workloadId === mine)).toBe(true);
+      expect(all.events.length).toBeGreaterThan(own.events.length);
+      // Parked on its own workload: another submission does not answer it, its own cancellation does.
+      const pending = app.inject({
+        url: `/v1/events?after=${own.last}&waitMs=8000&workloadId=${mine}`,
+        headers: admin,
+      });
+      let answered = false;
+      void pending.then(() => {
+        answered = true;
+      });
+      await submit('feed-other');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(answered).toBe(false);
+      await app.inject({ method: 'POST', url: `/v1/workloads/${mine}/cancel`, headers: admin });
+      const res = (await pending).json();
+      expect(res.events.map((e: { workloadId: string; state: string }) => [e.workloadId, e.state])).toEqual([
+        [mine, 'cancelled'],
+      ]);
+      const bad = await app.inject({ url: '/v1/events?workloadId=nope', headers: admin });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().details).toEqual([
+        { field: 'querystring.workloadId', rule: 'workloadId must be a workload id (a UUID)' },
+      ]);
+    });
+
     it('publishes metrics and an OpenAPI document covering the routes', async () => {
       const metrics = await app.inject({ url: '/metrics', headers: admin });
       expect(metrics.body).toMatch(/airfleet_queue_depth\{queue="api",backend="pool",state="queued"\} 1/);

@@ -52,10 +52,32 @@ describe('nomad configuration', () => {
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as Error).message;
     expect(message).toMatch(/NOMAD_CLIENT_CERT=\/nonexistent\/cert.pem: cannot read the file/);
-    expect(message).toMatch(/NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY go together/);
+    expect(message).toMatch(/a client certificate and its key go together: set NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY/);
     expect(message).toMatch(/AIRFLEET_NOMAD_ALLOC_PENDING_TIMEOUT_SECONDS=soon is not a number/);
     expect(message).toMatch(/AIRFLEET_NOMAD_MAX_CONNECTIONS: /);
     expect(message).toMatch(/AIRFLEET_NOMAD_HOST_VOLUMES: 'dags' must be <volume>=<absolute path/);
+  });
+
+  it('takes the TLS material as PEM values (ECS secrets) as well as files, never both', () => {
+    const pem = (what: string) => `-----BEGIN ${what}-----\nMIIB\n-----END ${what}-----\n`;
+    const c = nomadConfigFromEnv({
+      NOMAD_ADDR: 'https://nomad.internal:4646',
+      AIRFLEET_NOMAD_CACERT_PEM: pem('CERTIFICATE'),
+      AIRFLEET_NOMAD_CLIENT_CERT_PEM: pem('CERTIFICATE'),
+      AIRFLEET_NOMAD_CLIENT_KEY_PEM: pem('PRIVATE KEY'),
+    });
+    expect(c).toMatchObject({ caCert: pem('CERTIFICATE'), clientKey: pem('PRIVATE KEY') });
+    expect(() =>
+      nomadConfigFromEnv({
+        NOMAD_ADDR: 'https://nomad.internal:4646',
+        NOMAD_CACERT: '/etc/ca.pem',
+        AIRFLEET_NOMAD_CACERT_PEM: pem('CERTIFICATE'),
+        AIRFLEET_NOMAD_CLIENT_CERT_PEM: '/etc/client.pem',
+        AIRFLEET_NOMAD_CLIENT_KEY_PEM: pem('PRIVATE KEY'),
+      }),
+    ).toThrow(
+      /NOMAD_CACERT \(a file\) and AIRFLEET_NOMAD_CACERT_PEM \(the PEM itself\) are both set[\s\S]*AIRFLEET_NOMAD_CLIENT_CERT_PEM does not hold PEM text/,
+    );
   });
 });
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import http, { type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
@@ -33,6 +33,15 @@ import { type FakeNode, type RunnerFaults, TaskRunner } from './task-runner.ts';
 export interface NomadFakeOptions {
   /** Mutual TLS: server key and certificate, and the CA client certificates must chain to. */
   tls?: { key: string; cert: string; ca: string };
+  /**
+   * Listen on this unix socket instead of TCP: a stand-in for the Task API socket
+   * (`${NOMAD_SECRETS_DIR}/api.sock`), which any user of the task may connect to and which always asks for a
+   * token (set `token` to the workload identity the task is given). No TLS there, as with Nomad's.
+   */
+  socketPath?: string;
+  /** The fake node's datacenter and node pool. @default dc1, default */
+  datacenter?: string;
+  nodePool?: string;
   /** ACL token SecretID; none: ACLs are off. */
   token?: string;
   /** Host volumes of the fake node: name → folder (bound into containers). */
@@ -79,8 +88,8 @@ export async function startNomadFake(options: NomadFakeOptions = {}): Promise<No
   const node: FakeNode = {
     ID: randomUUID(),
     Name: 'fake-client-1',
-    Datacenter: 'dc1',
-    NodePool: 'default',
+    Datacenter: options.datacenter ?? 'dc1',
+    NodePool: options.nodePool ?? 'default',
     Status: 'ready',
     CPU: options.nodeCpu ?? 400_000,
     MemoryMB: options.nodeMemoryMb ?? 1_000_000,
@@ -131,10 +140,24 @@ export async function startNomadFake(options: NomadFakeOptions = {}): Promise<No
       sockets.delete(socket);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
+  let address: string;
+  if (options.socketPath) {
+    if (options.tls) throw new Error('the Task API socket speaks no TLS: give socketPath or tls, not both');
+    if (!options.token) throw new Error('the Task API socket always requires a token: give one');
+    const socketPath = options.socketPath;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, resolve);
+    });
+    // The task's user is not the fake's (root here, like the Nomad client): let it connect.
+    chmodSync(socketPath, 0o666);
+    address = `unix://${socketPath}`;
+  } else {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    address = `${options.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as { port: number }).port}`;
+  }
   return {
-    address: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    address,
     store,
     cluster,
     runner,

@@ -14,6 +14,8 @@ import { executorBackendEnv } from '../lib/batch-targets.ts';
 import { databaseSecretStatements, executorStatements, RDS_CA_BUNDLE } from '../lib/executor-permissions.ts';
 import { fargateSizeProblem } from '../lib/fargate.ts';
 import { ServiceRole } from '../lib/iam.ts';
+import { nomadBackendEnv } from '../lib/nomad-backend-env.ts';
+import { executorNomadTlsParameters } from '../lib/nomad-tls.ts';
 import { allowIngress, securityGroup } from '../lib/security-groups.ts';
 import type { DataStack } from './data.ts';
 import type { NetworkStack } from './network.ts';
@@ -133,9 +135,13 @@ export class ExecutorStack extends AirfleetStack {
     // --- roles ---------------------------------------------------------------------------------------------
     const tokenSecret = this.arn('secretsmanager', `secret:${env.nomad.executorTokenSecretName}`);
     const tlsSecret = this.arn('secretsmanager', `secret:${executorTlsSecretName(env)}`);
+    // The executor's own Nomad client certificate (the servers verify_https_client) and the Nomad CA, from
+    // the SSM SecureString parameters beside the client pools' (stacks/README.md, Deploying).
+    const nomadTls = executorNomadTlsParameters(env.nomad.tlsParameterPrefix);
+    const nomadTlsArns = [nomadTls.ca, nomadTls.cert, nomadTls.key].map((p) => this.arn('ssm', `parameter${p}`));
     const execution = new ServiceRole(this, 'execution-role', {
       name: this.resourceName('executor-execution'),
-      description: 'Starts the executor task: image, logs, the Nomad token and TLS secrets',
+      description: 'Starts the executor task: image, logs, the Nomad token, TLS secrets and Nomad TLS parameters',
       assumedBy: 'ecs-tasks.amazonaws.com',
       statements: [
         { Sid: 'EcrToken', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
@@ -149,6 +155,18 @@ export class ExecutorStack extends AirfleetStack {
           Sid: 'ReadSecrets',
           Action: 'secretsmanager:GetSecretValue',
           Resource: [`${tokenSecret}-??????`, `${tlsSecret}-??????`],
+        },
+        { Sid: 'ReadNomadTls', Action: 'ssm:GetParameters', Resource: nomadTlsArns },
+        {
+          // SecureString parameters are decrypted through SSM, which names the parameter in the encryption
+          // context: keys of this account, through SSM, for these three parameters only.
+          Sid: 'DecryptNomadTls',
+          Action: 'kms:Decrypt',
+          Resource: this.arn('kms', 'key/*'),
+          Condition: {
+            StringEquals: { 'kms:ViaService': `ssm.${env.aws.region}.amazonaws.com` },
+            StringLike: { 'kms:EncryptionContext:PARAMETER_ARN': nomadTlsArns },
+          },
         },
       ],
       partition: this.partition,
@@ -191,13 +209,14 @@ export class ExecutorStack extends AirfleetStack {
         // The executor's own role; read (and re-read on a refused login) by the service itself.
         { name: 'AIRFLEET_DATABASE_SECRET_ARN', value: data.connection.executorSecretArn },
         { name: 'AIRFLEET_BATCH_RESOURCE_PREFIX', value: `airfleet-${env.name}-` },
-        ...Object.entries({ ...executorBackendEnv(env), ...data.tokens.environment() }).map(([name, value]) => ({
-          name,
-          value,
-        })),
+        ...Object.entries({ ...executorBackendEnv(env), ...nomadBackendEnv(env), ...data.tokens.environment() }).map(
+          ([name, value]) => ({ name, value }),
+        ),
         { name: 'NOMAD_ADDR', value: env.nomad.address },
         { name: 'NOMAD_REGION', value: env.nomad.region },
         { name: 'NOMAD_NAMESPACE', value: env.nomad.namespace },
+        // Nomad's servers present `server.<region>.nomad` certificates, whatever name NOMAD_ADDR uses.
+        { name: 'NOMAD_TLS_SERVER_NAME', value: `server.${env.nomad.region}.nomad` },
         { name: 'AWS_REGION', value: env.aws.region },
       ],
       secrets: [
@@ -205,6 +224,10 @@ export class ExecutorStack extends AirfleetStack {
         // HTTPS: certificate and key (PEM) from the TLS secret, JSON {"cert": …, "key": …}.
         { name: 'AIRFLEET_TLS_CERT', valueFrom: `${tlsSecret}:cert::` },
         { name: 'AIRFLEET_TLS_KEY', valueFrom: `${tlsSecret}:key::` },
+        // Mutual TLS to the Nomad API (executor/src/backends/nomad/nomad-config.ts reads PEM values).
+        { name: 'AIRFLEET_NOMAD_CACERT_PEM', valueFrom: nomadTlsArns[0]! },
+        { name: 'AIRFLEET_NOMAD_CLIENT_CERT_PEM', valueFrom: nomadTlsArns[1]! },
+        { name: 'AIRFLEET_NOMAD_CLIENT_KEY_PEM', valueFrom: nomadTlsArns[2]! },
       ],
       logConfiguration: {
         logDriver: 'awslogs',

@@ -9,6 +9,7 @@ import { databaseSecretStatements, executorStatements } from '../lib/executor-pe
 import { type PolicyStatement, ServiceRole } from '../lib/iam.ts';
 import { HardenedLaunchTemplate } from '../lib/launch-template.ts';
 import { NOMAD_TLS_DIR, NOMAD_TLS_FILES, renderNomadClientConfig } from '../lib/nomad-client-config.ts';
+import { tlsParameters } from '../lib/nomad-tls.ts';
 import { autoScalingTags } from '../lib/tags.ts';
 import type { DataStack } from './data.ts';
 import type { NetworkStack } from './network.ts';
@@ -24,19 +25,6 @@ export interface NomadClientsStackProps {
 
 /** Where the host volumes live on every client. */
 export const HOST_VOLUME_PATHS = { config: '/opt/airfleet/config', dags: '/opt/airfleet/dags' } as const;
-
-/**
- * The SSM parameter names a client of `pool` reads its TLS material from: the CA is shared, the client
- * certificate and key are the pool's own (`<prefix>/pools/<pool>/…`), readable only by the pool's role, so
- * a client of one pool cannot pose as a node of another.
- */
-export function tlsParameters(prefix: string, pool: string) {
-  return {
-    ca: `${prefix}/ca.pem`,
-    cert: `${prefix}/pools/${pool}/client.pem`,
-    key: `${prefix}/pools/${pool}/client-key.pem`,
-  } as const;
-}
 
 /** `airfleet-<env>-nomad-<pool>`: the pool's Auto Scaling group. */
 export function nomadClientGroupName(env: EnvironmentConfig, pool: NomadClientPoolConfig): string {

@@ -9,6 +9,7 @@ import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
 import { batchTargetEnv, EXECUTOR_BACKENDS } from '../lib/batch-targets.ts';
+import { nomadBackendEnv, nomadBackendVarName, taskNodePools } from '../lib/nomad-backend-env.ts';
 import { hclString } from '../lib/nomad-client-config.ts';
 import type { DataStack } from './data.ts';
 import type { RegistryStack } from './registry.ts';
@@ -81,7 +82,7 @@ export class NomadStack extends AirfleetStack {
 
     // Airflow tasks may use every client pool but the executor's own (when it has one).
     const executorPool = env.executor.runtime === 'nomad' ? env.executor.nodePool : undefined;
-    const nodePools = nomad.clientPools.map((p) => p.nodePool).filter((p) => p !== executorPool);
+    const nodePools = taskNodePools(env);
     if (executorPool && !nomad.clientPools.some((p) => p.nodePool === executorPool)) {
       this.node.addValidation({
         validate: () => [
@@ -89,11 +90,18 @@ export class NomadStack extends AirfleetStack {
         ],
       });
     }
+    if (nodePools.length === 0) {
+      this.node.addValidation({
+        validate: () => [
+          `nomad.clientPools has no pool for Airflow tasks: its only node pool is executor.nodePool "${executorPool}"; add a client pool with another node pool`,
+        ],
+      });
+    }
     this.taskNamespace = new Namespace(this, 'task-namespace', {
       name: nomad.namespace,
       description: `airfleet ${env.name}: Airflow tasks submitted by the executor`,
       capabilities: { enabledTaskDrivers: ['docker'], disabledNetworkModes: ['host'] },
-      nodePoolConfig: { default: nodePools[0]!, allowed: [...new Set(nodePools)] },
+      nodePoolConfig: { default: nodePools[0] ?? 'default', allowed: nodePools },
     });
     const rules = executorAclRules(nomad.namespace, nodePools);
     const policy = new AclPolicy(this, 'executor-policy', {
@@ -130,7 +138,7 @@ export class NomadStack extends AirfleetStack {
             namespace: system.name,
             task_namespace: this.taskNamespace.name,
             datacenter: nomad.datacenter,
-            node_pool: executorPool ?? nodePools[0]!,
+            node_pool: executorPool ?? nodePools[0] ?? 'default',
             count: String(executor.count),
             cpu: String(executor.cpu),
             memory: String(executor.memoryMb),
@@ -140,7 +148,10 @@ export class NomadStack extends AirfleetStack {
             database_port: String(props.data.connection.port),
             database_name: props.data.connection.name,
             database_secret_arn: props.data.connection.executorSecretArn,
-            backends: EXECUTOR_BACKENDS.join(','),
+            // The deployed backends (also the ECS executor's) and the nomad backend, which a service on Nomad
+            // always runs: it reaches Nomad through the Task API socket.
+            backends: [...new Set<string>([...EXECUTOR_BACKENDS, 'nomad'])].join(','),
+            ...nomadBackendVars(env),
             admin_token_secret_arn: props.data.tokens.secrets.admin.arn,
             submit_token_secret_arn: props.data.tokens.secrets.submit.arn,
             enroll_token_secret_arn: props.data.tokens.secrets.enroll.arn,
@@ -153,6 +164,13 @@ export class NomadStack extends AirfleetStack {
       });
     }
   }
+}
+
+/** The nomad backend's settings (stacks/src/lib/nomad-backend-env.ts) as the job's HCL variables. */
+export function nomadBackendVars(env: EnvironmentConfig): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(nomadBackendEnv(env)).map(([name, value]) => [nomadBackendVarName(name), value]),
+  );
 }
 
 /** The batch backend's settings as the job's HCL variables (stacks/jobs/executor.nomad.hcl). */

@@ -58,12 +58,13 @@ export function batchTargetEnv(env: EnvironmentConfig): Record<string, string> {
 }
 
 /**
- * The backends the deployed executor runs and what they read: `pool` (the worker pools) and `batch` (the
- * batch stack's queues). Without AIRFLEET_BACKENDS a service on PostgreSQL runs `pool` alone and refuses
- * every `batch` workload (executor/src/config.ts).
+ * The backends the deployed executor runs and what they read: `pool` (the worker pools), `batch` (the
+ * batch stack's queues) and `nomad` (the Nomad client pools, through NOMAD_* and AIRFLEET_NOMAD_*). Without
+ * AIRFLEET_BACKENDS a service on PostgreSQL runs `pool` alone and refuses every other workload
+ * (executor/src/config.ts).
  */
 export function executorBackendEnv(env: EnvironmentConfig): Record<string, string> {
   return { AIRFLEET_BACKENDS: EXECUTOR_BACKENDS.join(','), ...batchTargetEnv(env) };
 }
 
-export const EXECUTOR_BACKENDS = ['pool', 'batch'] as const;
+export const EXECUTOR_BACKENDS = ['pool', 'batch', 'nomad'] as const;

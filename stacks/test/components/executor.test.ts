@@ -32,6 +32,19 @@ describe('executor stack (ECS Fargate)', () => {
       { name: 'NOMAD_TOKEN', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token$/) },
       { name: 'AIRFLEET_TLS_CERT', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/executor-tls:cert::$/) },
       { name: 'AIRFLEET_TLS_KEY', valueFrom: expect.stringMatching(/:secret:airfleet\/dev\/executor-tls:key::$/) },
+      // The executor's own Nomad client certificate, beside (not among) the client pools'.
+      {
+        name: 'AIRFLEET_NOMAD_CACERT_PEM',
+        valueFrom: expect.stringMatching(/:parameter\/airfleet\/dev\/nomad-tls\/ca\.pem$/),
+      },
+      {
+        name: 'AIRFLEET_NOMAD_CLIENT_CERT_PEM',
+        valueFrom: expect.stringMatching(/:parameter\/airfleet\/dev\/nomad-tls\/executor\/client\.pem$/),
+      },
+      {
+        name: 'AIRFLEET_NOMAD_CLIENT_KEY_PEM',
+        valueFrom: expect.stringMatching(/:parameter\/airfleet\/dev\/nomad-tls\/executor\/client-key\.pem$/),
+      },
     ]);
     const env = Object.fromEntries(
       (container!['environment'] as { name: string; value: string }[]).map((e) => [e.name, e.value]),
@@ -67,7 +80,7 @@ describe('executor stack (ECS Fargate)', () => {
     );
   });
 
-  it('lets the execution role read exactly the Nomad token and TLS secrets', () => {
+  it('lets the execution role read exactly the Nomad token and TLS secrets, and the Nomad TLS parameters', () => {
     const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
       (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Resource: unknown }[] },
     );
@@ -76,6 +89,19 @@ describe('executor stack (ECS Fargate)', () => {
       expect.stringMatching(/:secret:airfleet\/dev\/nomad-executor-token-\?{6}$/),
       expect.stringMatching(/:secret:airfleet\/dev\/executor-tls-\?{6}$/),
     ]);
+    const statements = policies.flatMap((p) => p.Statement) as Array<Record<string, unknown>>;
+    const nomadTls = statements.find((s) => s['Sid'] === 'ReadNomadTls')!;
+    expect(nomadTls['Resource']).toEqual([
+      expect.stringMatching(/:parameter\/airfleet\/dev\/nomad-tls\/ca\.pem$/),
+      expect.stringMatching(/:parameter\/airfleet\/dev\/nomad-tls\/executor\/client\.pem$/),
+      expect.stringMatching(/:parameter\/airfleet\/dev\/nomad-tls\/executor\/client-key\.pem$/),
+    ]);
+    // No pool's certificate: the executor cannot pose as a Nomad client.
+    expect(JSON.stringify(statements)).not.toMatch(/nomad-tls\/pools\//);
+    const decrypt = statements.find((s) => s['Sid'] === 'DecryptNomadTls')!;
+    expect(decrypt['Condition']).toMatchObject({
+      StringLike: { 'kms:EncryptionContext:PARAMETER_ARN': nomadTls['Resource'] },
+    });
   });
 
   it('sends the load balancer to the tasks over HTTPS, health checks too', () => {
@@ -96,7 +122,7 @@ describe('executor stack (ECS Fargate)', () => {
     }
     // The key sealing secretEnv, by ARN like the tokens: a service on PostgreSQL without one refuses secretEnv.
     expect(env['AIRFLEET_SECRET_KEY_SECRET_ARN']).toMatch(/cross-stack-reference-input-dev-data/);
-    expect(env['AIRFLEET_BACKENDS']).toBe('pool,batch');
+    expect(env['AIRFLEET_BACKENDS']).toBe('pool,batch,nomad');
     expect(env['AIRFLEET_BATCH_LOG_GROUP']).toBe('/airfleet/dev/batch');
     const policies = Object.values(resources(executor.tf, 'aws_iam_role_policy')).map(
       (p) => JSON.parse(String(p['policy'])) as { Statement: { Sid: string; Action: unknown; Resource: unknown }[] },

@@ -56,8 +56,11 @@ def _segment(id_or_key: str) -> str:
     return quote(id_or_key, safe="")
 
 
-def _events_params(after: int, limit: int, wait_ms: int) -> dict[str, int]:
-    return {"after": after, "limit": limit, "waitMs": wait_ms}
+def _events_params(after: int, limit: int, wait_ms: int, workload_id: str | None = None) -> dict[str, int | str]:
+    params: dict[str, int | str] = {"after": after, "limit": limit, "waitMs": wait_ms}
+    if workload_id is not None:
+        params["workloadId"] = workload_id
+    return params
 
 
 FEED_PAGE = 1000
@@ -172,8 +175,10 @@ class AsyncAirfleetClient(_Connection):
     async def workload(self, id_or_key: str) -> dict:
         return await self.request("GET", f"/v1/workloads/{_segment(id_or_key)}")
 
-    async def events(self, after: int, limit: int = FEED_PAGE, wait_ms: int = 0) -> dict:
-        return await self.request("GET", "/v1/events", params=_events_params(after, limit, wait_ms),
+    async def events(self, after: int, limit: int = FEED_PAGE, wait_ms: int = 0,
+                     workload_id: str | None = None) -> dict:
+        """The change feed after ``after``; with ``workload_id``, that workload's events alone."""
+        return await self.request("GET", "/v1/events", params=_events_params(after, limit, wait_ms, workload_id),
                                   extra_timeout=wait_ms / 1000)
 
     async def cancel(self, id_or_key: str) -> dict:

@@ -78,10 +78,16 @@ def main() -> int:
         logs = os.path.join(private, "logs")
         os.mkdir(logs, 0o700)
         env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = logs
-        child = subprocess.Popen(
-            [sys.executable, "-m", "airflow.sdk.execution_time.execute_workload", "--json-path", path], env=env)
+        # The handlers go in before the child starts: a signal in between would otherwise kill this runner
+        # alone and leave the task running unsupervised. One that comes before the child exists is passed on
+        # as soon as it does.
+        child: subprocess.Popen | None = None
+        early: list[int] = []
 
         def forward(signum, _frame):
+            if child is None:
+                early.append(signum)
+                return
             try:
                 child.send_signal(signum)
             except ProcessLookupError:
@@ -89,6 +95,10 @@ def main() -> int:
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, forward)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "airflow.sdk.execution_time.execute_workload", "--json-path", path], env=env)
+        for signum in early:
+            forward(signum, None)
         while True:
             try:
                 code = child.wait()

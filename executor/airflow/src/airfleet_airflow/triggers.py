@@ -1,8 +1,9 @@
 """AirfleetWorkloadTrigger: waits in Airflow's triggerer, not in a worker slot, until a workload has ended.
 
-It reads the workload once, then long-polls the service's change feed (``GET /v1/events?after=&waitMs=``)
-from the position the operator took before submitting, so no change of the workload can slip by. An event
-for the workload, or a long poll that ends empty, makes it read the workload again; a terminal state ends
+It reads the workload once, then long-polls the service's change feed for that workload alone
+(``GET /v1/events?after=&waitMs=&workloadId=``) from the position the operator took before submitting, so
+no change of the workload can slip by, and a triggerer holding many deferred tasks reads none of the others'
+changes. An event, or a long poll that ends empty, makes it read the workload again; a terminal state ends
 the wait. One request per ``wait_seconds`` while nothing happens.
 
 The same coroutine (``wait_for_end``) serves the operator's non-deferrable mode, on the worker.
@@ -62,11 +63,9 @@ async def wait_for_end(client: AsyncAirfleetClient, workload_id: str, after: int
             workload = await client.workload(workload_id)
             if workload["state"] in TERMINAL:
                 return {"status": "ended", "workload": _summary(workload)}
-            while True:  # until an event names the workload, or a long poll ends with nothing
-                page = await client.events(after, limit=FEED_PAGE, wait_ms=wait_ms)
-                after = int(page["last"])
-                if not page["events"] or any(e["workloadId"] == workload["id"] for e in page["events"]):
-                    break
+            # Until the workload changes, or the long poll ends with nothing: read it again either way.
+            page = await client.events(after, limit=FEED_PAGE, wait_ms=wait_ms, workload_id=workload["id"])
+            after = int(page["last"])
             backoff = 1.0
         except (AirfleetUnreachable, AirfleetApiError) as e:
             if isinstance(e, AirfleetApiError) and not e.retryable:

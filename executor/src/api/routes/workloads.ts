@@ -224,6 +224,10 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
             after: wholeNumberParam('after', 0, MAX_OFFSET).default(0),
             limit: wholeNumberParam('limit', 1, 10_000).default(1_000),
             waitMs: wholeNumberParam('waitMs', 0, LIMITS.maxWaitMs).default(0),
+            workloadId: z
+              .uuid('workloadId must be a workload id (a UUID)')
+              .optional()
+              .describe("only this workload's events: one waiter per workload reads no one else's"),
           }),
           response: replies({
             200: z.object({
@@ -235,7 +239,7 @@ export function workloadRoutes(service: ExecutorService): FastifyPluginAsyncZod 
       },
       async (request) => {
         const q = request.query;
-        const events = await service.readFeed(q.after, q.limit, q.waitMs);
+        const events = await service.readFeed(q.after, q.limit, q.waitMs, q.workloadId);
         return { events, last: events.at(-1)?.seq ?? q.after };
       },
     );

@@ -19,7 +19,7 @@ export const nomadConfigSchema = z
     token: z.string().min(1).optional(),
     namespace: z.string().regex(/^[a-zA-Z0-9-]{1,128}$/, 'NOMAD_NAMESPACE may hold letters, digits and -'),
     region: z.string().min(1).optional(),
-    /** PEM contents (read from the NOMAD_CACERT/NOMAD_CLIENT_CERT/NOMAD_CLIENT_KEY files). */
+    /** PEM contents (the NOMAD_CACERT/NOMAD_CLIENT_CERT/NOMAD_CLIENT_KEY files, or AIRFLEET_NOMAD_*_PEM values). */
     caCert: z.string().optional(),
     clientCert: z.string().optional(),
     clientKey: z.string().optional(),
@@ -133,14 +133,31 @@ export function nomadConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NomadC
     problems.push(`${name}=${env[name]} must be true or false`);
     return undefined;
   };
+  // A file (the nomad CLI's variables) or the PEM itself (AIRFLEET_NOMAD_*: how ECS hands over a secret,
+  // stacks/src/components/executor.ts), never both.
+  const pem = (fileVar: string, valueVar: string): string | undefined => {
+    if (env[fileVar] && env[valueVar]) {
+      problems.push(`${fileVar} (a file) and ${valueVar} (the PEM itself) are both set: keep one`);
+      return undefined;
+    }
+    const value = env[valueVar];
+    if (value !== undefined && value !== '' && !value.includes('-----BEGIN ')) {
+      problems.push(`${valueVar} does not hold PEM text (no -----BEGIN line); a path goes in ${fileVar}`);
+      return undefined;
+    }
+    return value || file(fileVar);
+  };
+  const caCert = pem('NOMAD_CACERT', 'AIRFLEET_NOMAD_CACERT_PEM');
+  const clientCert = pem('NOMAD_CLIENT_CERT', 'AIRFLEET_NOMAD_CLIENT_CERT_PEM');
+  const clientKey = pem('NOMAD_CLIENT_KEY', 'AIRFLEET_NOMAD_CLIENT_KEY_PEM');
   const input: Record<string, unknown> = {
     address: env.NOMAD_ADDR || 'http://127.0.0.1:4646',
     token: env.NOMAD_TOKEN || undefined,
     namespace: env.NOMAD_NAMESPACE || 'default',
     region: env.NOMAD_REGION || undefined,
-    caCert: file('NOMAD_CACERT'),
-    clientCert: file('NOMAD_CLIENT_CERT'),
-    clientKey: file('NOMAD_CLIENT_KEY'),
+    caCert,
+    clientCert,
+    clientKey,
     tlsServerName: env.NOMAD_TLS_SERVER_NAME || undefined,
     skipVerify: bool('NOMAD_SKIP_VERIFY'),
     datacenters: env.AIRFLEET_NOMAD_DATACENTERS
@@ -164,11 +181,18 @@ export function nomadConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NomadC
     if (!Number.isFinite(n)) problems.push(`${name}=${text} is not a number`);
     else input[key] = n;
   }
-  if (env.NOMAD_ADDR?.startsWith('https://') === false && (env.NOMAD_CLIENT_CERT || env.NOMAD_CACERT)) {
-    problems.push(`NOMAD_ADDR=${env.NOMAD_ADDR} is not https:// but TLS files are set: use https://`);
+  const tlsSet = Boolean(
+    env.NOMAD_CLIENT_CERT || env.NOMAD_CACERT || env.AIRFLEET_NOMAD_CLIENT_CERT_PEM || env.AIRFLEET_NOMAD_CACERT_PEM,
+  );
+  if (env.NOMAD_ADDR?.startsWith('https://') === false && tlsSet) {
+    problems.push(`NOMAD_ADDR=${env.NOMAD_ADDR} is not https:// but TLS material is set: use https://`);
   }
-  if (Boolean(env.NOMAD_CLIENT_CERT) !== Boolean(env.NOMAD_CLIENT_KEY)) {
-    problems.push('NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY go together: set both (mutual TLS) or neither');
+  const hasCert = Boolean(env.NOMAD_CLIENT_CERT || env.AIRFLEET_NOMAD_CLIENT_CERT_PEM);
+  const hasKey = Boolean(env.NOMAD_CLIENT_KEY || env.AIRFLEET_NOMAD_CLIENT_KEY_PEM);
+  if (hasCert !== hasKey) {
+    problems.push(
+      'a client certificate and its key go together: set NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY (files) or AIRFLEET_NOMAD_CLIENT_CERT_PEM and AIRFLEET_NOMAD_CLIENT_KEY_PEM (PEM), or neither',
+    );
   }
   const result = nomadConfigSchema.safeParse(
     Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
