@@ -13,6 +13,10 @@
 // moto starts no containers and the figures are those of the API traffic alone. The nomad section runs the
 // nomad backend against the Nomad fake: register rate, and requests per job over its life (scripts/bench/nomad.mjs).
 //   npm run bench -- --cpu-prof DIR        # the service writes a V8 CPU profile into DIR when it stops
+//   npm run bench -- --only dispatch --rates 500   # the dispatch section at these rates only (default 500,100,250)
+//   npm run bench -- --database-url URL --postgres-pid PID   # CPU per task of that PostgreSQL too (its postmaster)
+//   npm run bench -- --service DIR         # the service of another checkout (built), under this bench's load
+//   npm run bench -- --no-build            # executor/dist as it is (repeated runs of one build)
 //   npm run bench -- --vs edge3,celery     # and the same scenarios on Airflow's Edge executor and on Celery,
 //                                          # in one side-by-side table (scripts/bench/, README "Benchmark");
 //                                          # --vs-rate N sets its open-loop rate (default 20/s)
@@ -35,11 +39,16 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    rates: { type: 'string', default: '500,100,250' },
+    'postgres-pid': { type: 'string' },
+    service: { type: 'string' },
+    build: { type: 'boolean', default: true },
     vs: { type: 'string' },
     'vs-rate': { type: 'string', default: '20' },
     fsync: { type: 'string' },
     readme: { type: 'boolean', default: false },
   },
+  allowNegative: true,
 });
 const SECTIONS = ['submit', 'dispatch', 'leases', 'live', 'batch', 'nomad'];
 const only = new Set(args.only ? args.only.split(',').map((x) => x.trim()) : SECTIONS);
@@ -48,6 +57,15 @@ for (const name of only) {
     console.error(`bench: --only ${name}: no such section; sections are ${SECTIONS.join(', ')}`);
     process.exit(2);
   }
+}
+const rates = args.rates.split(',').map((x) => Number(x.trim()));
+if (rates.some((r) => !Number.isInteger(r) || r < 1 || r > 5000)) {
+  console.error(`bench: --rates ${args.rates}: whole numbers of submissions per second, 1 to 5000, comma-separated`);
+  process.exit(2);
+}
+if (args['postgres-pid'] !== undefined && !(Number(args['postgres-pid']) > 0 && args['database-url'])) {
+  console.error('bench: --postgres-pid PID: the pid of the postmaster of --database-url, on this host');
+  process.exit(2);
 }
 const PEERS = ['edge3', 'celery'];
 const vs = new Set(args.vs ? args.vs.split(',').map((x) => x.trim()) : []);
@@ -77,6 +95,8 @@ const VS = {
   concurrency: 4,
 };
 const root = new URL('..', import.meta.url).pathname;
+// The checkout whose service runs (--service: another one, for before/after comparisons under the same load).
+const serviceRoot = args.service ?? root;
 const ADMIN = 'aft_benchadmin000001_bench-admin-secret-0123456789abcdef';
 const results = {};
 // Other work on the host shows in the load averages; the table's title carries them.
@@ -120,8 +140,11 @@ async function ensurePostgresImage() {
 // ---------------------------------------------------------------- database and service
 // The service runs as deployed: compiled (executor/dist, which bin/airfleet.mjs prefers when current), not
 // from the TypeScript sources, whose type stripping costs resident memory a deployment does not have.
-log('building executor/dist');
-execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+// --no-build: the dist as it is (repeated runs of one build, minutes apart on a loaded machine).
+if (args.build) {
+  log('building executor/dist');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: serviceRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+}
 let postgres = null;
 let databaseUrl = args['database-url'];
 // Side by side, every system is durable as deployed: PostgreSQL keeps its default fsync=on (the other runs
@@ -137,7 +160,11 @@ if (!databaseUrl) {
   databaseUrl = postgres.url;
 }
 // PostgreSQL's processes, for the CPU a job costs there (none known when it is not the bench's own).
-const pgPid = postgres ? containerPid(postgres.container.getId()) : null;
+const pgPid = postgres
+  ? containerPid(postgres.container.getId())
+  : args['postgres-pid']
+    ? Number(args['postgres-pid'])
+    : null;
 const postgresPids = () => (pgPid ? [pgPid] : []);
 // ---------------------------------------------------------------- moto for the batch section
 const BATCH_TPS = 40;
@@ -192,7 +219,7 @@ if (only.has('batch')) {
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const profileFlags = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
-const serveArgs = [...profileFlags, join(root, 'executor/bin/airfleet.mjs'), 'serve', '--port', String(port)];
+const serveArgs = [...profileFlags, join(serviceRoot, 'executor/bin/airfleet.mjs'), 'serve', '--port', String(port)];
 const service = spawn(process.execPath, serveArgs, {
   env: {
     ...process.env,
@@ -204,6 +231,23 @@ const service = spawn(process.execPath, serveArgs, {
   },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
+// Statements per task in the dispatch section, where the server has pg_stat_statements loaded
+// (shared_preload_libraries); null otherwise, and the figures leave them out.
+let statementsClient = null;
+if (only.has('dispatch')) {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  statementsClient = client;
+  try {
+    await client.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    await client.query('SELECT 1 FROM pg_stat_statements LIMIT 1');
+  } catch (error) {
+    log(`no statement counts: pg_stat_statements is not loaded (${error.message.split('\n')[0]})`);
+    statementsClient = null;
+    await client.end();
+  }
+}
 const rssMb = () => {
   const status = readFileSync(`/proc/${service.pid}/status`, 'utf8');
   return round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024);
@@ -223,6 +267,7 @@ async function cleanup() {
   await stopBatchService();
   for (const stop of stoppers.reverse()) await stop().catch((e) => log(`stopping: ${e.message}`));
   await stopChild(service);
+  await statementsClient?.end().catch(() => undefined);
   await http.destroy();
   await proxy?.stop();
   await moto?.stop();
@@ -281,7 +326,9 @@ try {
     const secs = (performance.now() - t0) / 1000;
     return { perSecond: Math.round(n / secs), p50Ms: round(pct(lat, 50)), p99Ms: round(pct(lat, 99)) };
   }
-  async function openLoopSubmit(ratePerSec, seconds, queue, onAck) {
+  // onSend(key, t): before the request goes out, so that a lease that reaches its worker before the submit's
+  // answer reaches the bench (the fastest ones) is still counted.
+  async function openLoopSubmit(ratePerSec, seconds, queue, onSend) {
     const lat = [];
     const total = ratePerSec * seconds;
     const t0 = performance.now();
@@ -292,10 +339,10 @@ try {
       if (wait > 1) await sleep(wait);
       const k = key('o');
       const t = performance.now();
+      onSend?.(k, t);
       inflight.push(
         call('POST', '/v1/workloads', { key: k, command: ['true'], queue }).then(() => {
           lat.push(performance.now() - t);
-          onAck?.(k, t);
         }),
       );
     }
@@ -492,12 +539,21 @@ try {
     leaseLat.length = 0;
     const before = leased;
     const passesBefore = await pollPasses();
+    const statementsBefore = await statementCounts();
+    const load0 = process.cpuUsage();
+    meter.sample('dispatch-start');
     const r = await openLoopSubmit(rate, quick ? 3 : 6, 'bench-live', (k, t) => submittedAt.set(k, t));
     // Every workload of the step is leased before the next step starts, so no step inherits a backlog.
     const total = rate * (quick ? 3 : 6);
     const t0 = performance.now();
     while (leased - before < total && performance.now() - t0 < 60_000) await sleep(20);
+    // The reports of the last leases are part of the cost of a task: let them land before the CPU sample.
     await sleep(500);
+    meter.sample('dispatch-end');
+    const load = process.cpuUsage(load0);
+    const cpu = meter.between('dispatch-start', 'dispatch-end');
+    const tasks = leased - before;
+    const per1000 = (ms) => (tasks > 0 ? round((ms / tasks) * 1000) : null);
     return {
       submitsPerSecond: rate,
       submitP99Ms: r.p99Ms,
@@ -505,21 +561,62 @@ try {
       leaseP99Ms: round(pct(leaseLat, 99)),
       samples: leaseLat.length,
       pollPasses: Object.fromEntries(Object.entries(await pollPasses()).map(([k, v]) => [k, v - passesBefore[k]])),
+      // CPU per 1,000 tasks leased (submit, lease and report), ms: load-independent where latency is not.
+      cpuMsPer1000: {
+        service: per1000(cpu.api),
+        postgres: pgPid ? per1000(cpu.postgres) : null,
+        load: per1000((load.user + load.system) / 1000),
+      },
+      statements: statementsPerTask(statementsBefore, await statementCounts(), tasks),
+    };
+  }
+  /** Calls of each statement so far (pg_stat_statements), or null when the extension is not there. */
+  async function statementCounts() {
+    if (statementsClient === null) return null;
+    try {
+      const { rows } = await statementsClient.query(
+        `SELECT queryid::text AS id, calls::float8 AS calls, total_exec_time::float8 AS ms, left(query, 110) AS query
+         FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      );
+      return new Map(rows.map((r) => [r.id, r]));
+    } catch (error) {
+      log(`statement counts left out (pg_stat_statements: ${error.message})`);
+      statementsClient = null;
+      return null;
+    }
+  }
+  /** Statements per task between two counts: in all, and the most called (with their execution ms per task). */
+  function statementsPerTask(a, b, tasks) {
+    if (!a || !b || tasks === 0) return null;
+    const rows = [...b.values()]
+      .map((r) => ({ ...r, calls: r.calls - (a.get(r.id)?.calls ?? 0), ms: r.ms - (a.get(r.id)?.ms ?? 0) }))
+      .filter((r) => r.calls > 0)
+      .sort((x, y) => y.calls - x.calls);
+    const total = rows.reduce((n, r) => n + r.calls, 0);
+    return {
+      perTask: round(total / tasks, 2),
+      top: rows.slice(0, 12).map((r) => ({
+        perTask: round(r.calls / tasks, 2),
+        execMsPerTask: round(r.ms / tasks, 3),
+        query: r.query.replace(/\s+/g, ' '),
+      })),
     };
   }
   // The lease latency is measured from before the submit request is sent until the lease arrives at a worker.
   if (only.has('dispatch')) {
-    log('submit → lease latency at half load (500/s) with all workers waiting');
-    results.dispatch = await dispatchAtHalfLoad();
-    log(
-      `  p50 ${results.dispatch.leaseP50Ms} ms, p99 ${results.dispatch.leaseP99Ms} ms; polls ${JSON.stringify(results.dispatch.pollPasses)}`,
-    );
-    // Where the knee is: the same measurement at lower submission rates.
+    log(`submit → lease latency at ${rates.join(', ')}/s (500/s is half load) with all workers waiting`);
+    // Where the knee is: the same measurement at lower submission rates (--rates).
     results.dispatchCurve = [];
-    for (const rate of [100, 250]) {
+    for (const rate of rates) {
       const r = await dispatchAtHalfLoad(rate);
-      results.dispatchCurve.push(r);
-      log(`  at ${rate}/s: p50 ${r.leaseP50Ms} ms, p99 ${r.leaseP99Ms} ms; polls ${JSON.stringify(r.pollPasses)}`);
+      if (rate === 500) results.dispatch = r;
+      else results.dispatchCurve.push(r);
+      const c = r.cpuMsPer1000;
+      log(
+        `  at ${rate}/s: p50 ${r.leaseP50Ms} ms, p99 ${r.leaseP99Ms} ms; polls ${JSON.stringify(r.pollPasses)}; ` +
+          `CPU per 1,000 tasks: service ${c.service} ms, PostgreSQL ${c.postgres ?? 'n/a'} ms, load ${c.load} ms` +
+          (r.statements ? `; ${r.statements.perTask} statements per task` : ''),
+      );
     }
   }
 

@@ -1,4 +1,5 @@
 import { workloadInput } from '../../executor/src/domain/workload.ts';
+import { leasePass } from '../../executor/src/store/lease-pass.ts';
 import { claimForSubmit } from '../../executor/src/store/workloads.ts';
 import { apiSuite } from '../../executor/test/suites/api.suite.ts';
 import { servicePoolSuite } from '../../executor/test/suites/service-pool.suite.ts';
@@ -84,6 +85,83 @@ describe('several service instances on one PostgreSQL', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('polls of one worker at once, on two instances, never fill the same slots', async () => {
+    const databaseUrl = await postgres.createDatabase(`slots_${++databases}`);
+    const a = await openTestService({ databaseUrl });
+    const b = await openTestService({ databaseUrl });
+    try {
+      const { worker } = await a.pool.workers.register({
+        name: 'busy-worker',
+        queues: ['slots'],
+        concurrency: 3,
+        labels: {},
+        runtime: 'process',
+        version: 'test',
+      });
+      await a.submitBatch(
+        Array.from({ length: 40 }, (_, i) =>
+          workloadInput.parse({ key: `slot-${i}`, command: ['true'], queue: 'slots' }),
+        ),
+      );
+      const polls = await Promise.all(
+        Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).pool.leases.poll(worker.id, { freeSlots: 3, waitMs: 0 })),
+      );
+      const leased = polls.flatMap((p) => p.leases.map((l) => l.key));
+      expect(leased).toHaveLength(3);
+      expect(new Set(leased).size).toBe(3);
+      const { rows } = await a.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM workloads WHERE worker_id = $1::uuid AND state = 'pending'`,
+        [worker.id],
+      );
+      expect(rows[0]!.n).toBe(3);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a lease pass that waited on another pass of its worker which leased leases nothing and says so', async () => {
+    const databaseUrl = await postgres.createDatabase(`stale_${++databases}`);
+    const a = await openTestService({ databaseUrl });
+    try {
+      const { worker } = await a.pool.workers.register({
+        name: 'stale-worker',
+        queues: ['stale'],
+        concurrency: 2,
+        labels: {},
+        runtime: 'process',
+        version: 'test',
+      });
+      await a.submit(workloadInput.parse({ key: 'stale-1', command: ['true'], queue: 'stale' }));
+      // Another pass of the worker, as far as the row is concerned: it holds the worker's row and has leased.
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let locked: () => void = () => undefined;
+      const isLocked = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      const other = a.db.tx(async (q) => {
+        await q.query('UPDATE workers SET lease_seq = lease_seq + 1 WHERE id = $1::uuid', [worker.id]);
+        locked();
+        await held;
+      });
+      await isLocked;
+      const waiting = leasePass(a.db, worker.id, true);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the pass is waiting on the row now
+      release();
+      await other;
+      const stale = await waiting;
+      expect(stale).toMatchObject({ fresh: false, leases: [] });
+      const again = await leasePass(a.db, worker.id, true);
+      expect(again?.fresh).toBe(true);
+      expect(again?.leases.map((l) => l.key)).toEqual(['stale-1']);
+    } finally {
+      await a.close();
     }
   });
 });

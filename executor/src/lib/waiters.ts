@@ -40,6 +40,13 @@ export class Waiter {
 /** Where the record of unanswered wake-ups is wiped rather than grown (wiping only costs extra looks). */
 const MAX_RECORDED_KEYS = 100_000;
 
+/** A wake-up that parked waiters could not take in full: its generation and what is left of it. */
+interface Unanswered {
+  generation: number;
+  /** How much of it is left for clients between parks to take (Infinity: a wake-up of all, never used up). */
+  left: number;
+}
+
 /**
  * Waiters grouped by a key (a queue name, a worker id, the feed).
  *
@@ -47,12 +54,18 @@ const MAX_RECORDED_KEYS = 100_000;
  * between two parks (its database pass under way) can ask "was I signalled since generation g?". Without
  * that, a submission committed while a lone worker's lease pass ran (too late for its snapshot, too early
  * for its park) woke nobody and waited out the worker's whole poll.
+ *
+ * A counted wake-up (n workloads queued) is worth n, and each waiter is worth what it can take (a poll's
+ * free slots): a wake-up wakes waiters until their worth covers it, and what is left of it goes to clients
+ * between parks, each taking its worth, so that n new workloads cost about n / slots lease passes, not n,
+ * nor one per poll in flight (at hundreds of submissions a second every poll is in flight at times).
  */
 export class WaiterSet<K> {
   private readonly byKey = new Map<K, Set<Waiter>>();
+  private readonly worth = new WeakMap<Waiter, number>();
   private generation = 0;
-  /** Per key, the generation of its last wake-up that fewer waiters answered than it asked for. */
-  private readonly unanswered = new Map<K, number>();
+  /** Per key, its last wake-up that the waiters parked then could not take in full. */
+  private readonly unanswered = new Map<K, Unanswered>();
   /** The generation of the last wake-up of everything. */
   private everythingAt = 0;
   private readonly remember: boolean;
@@ -67,15 +80,30 @@ export class WaiterSet<K> {
     return this.generation;
   }
 
-  /** Whether a wake-up for any of `keys` (or for everything) went unanswered after generation `mark`. */
-  signalledSince(keys: readonly K[], mark: number): boolean {
+  /**
+   * Whether a wake-up for any of `keys` (or for everything) went unanswered after generation `mark`. The
+   * caller will look again: it takes `worth` of what is left of a counted wake-up (a wake-up of all stays
+   * for everybody), so the next client between parks looks again only if something is still left.
+   */
+  signalledSince(keys: readonly K[], mark: number, worth = Infinity): boolean {
     if (this.everythingAt > mark) return true;
-    for (const key of keys) if ((this.unanswered.get(key) ?? 0) > mark) return true;
-    return false;
+    let signalled = false;
+    for (const key of keys) {
+      const record = this.unanswered.get(key);
+      if (!record || record.generation <= mark || record.left <= 0) continue;
+      signalled = true;
+      if (record.left !== Infinity) {
+        record.left -= worth;
+        if (record.left <= 0) this.unanswered.delete(key);
+      }
+    }
+    return signalled;
   }
 
-  park(keys: readonly K[], timeoutMs: number): Waiter {
+  /** Parks a waiter on `keys`; `worth`: how much of a counted wake-up it takes (a poll's free slots). */
+  park(keys: readonly K[], timeoutMs: number, worth = 1): Waiter {
     const waiter = new Waiter(timeoutMs);
+    this.worth.set(waiter, Math.max(1, worth));
     for (const key of keys) {
       let set = this.byKey.get(key);
       if (!set) {
@@ -97,29 +125,31 @@ export class WaiterSet<K> {
   }
 
   /**
-   * Wakes up to `count` waiters on `key`, oldest first (Infinity: all of them). The sets are walked live, not
-   * copied: with thousands of parked polls on one queue, a copy per wake-up was an array of all of them for a
-   * notify or two. Walking live is safe: notify() only removes the waiter from its sets (a Set or Map
-   * iteration survives deletions) and parks nothing synchronously.
+   * Wakes waiters on `key`, oldest first, until their worth covers `count` (Infinity: all of them). The sets
+   * are walked live, not copied: with thousands of parked polls on one queue, a copy per wake-up was an
+   * array of all of them for a notify or two. Walking live is safe: notify() only removes the waiter from
+   * its sets (a Set or Map iteration survives deletions) and parks nothing synchronously.
    */
   wake(key: K, count = Infinity): void {
     const set = this.byKey.get(key);
-    let n = 0;
+    let covered = 0;
     if (set) {
       for (const waiter of set) {
-        if (n >= count) break;
+        if (covered >= count) break;
+        covered += this.worth.get(waiter) ?? 1;
         waiter.notify();
-        n++;
       }
     }
     // A wake-up for all (count Infinity: a worker's own keys) concerns clients between parks as well; a
-    // counted one does only if the parked waiters could not take all of it.
-    if (this.remember && (count === Infinity || n < count)) {
+    // counted one only for what the parked waiters could not take.
+    if (this.remember && (count === Infinity || covered < count)) {
       if (this.unanswered.size >= MAX_RECORDED_KEYS) {
         this.unanswered.clear();
         this.everythingAt = this.generation + 1;
       }
-      this.unanswered.set(key, ++this.generation);
+      const left = count === Infinity ? Infinity : count - covered;
+      const before = this.unanswered.get(key);
+      this.unanswered.set(key, { generation: ++this.generation, left: left + (before?.left ?? 0) });
     }
   }
 

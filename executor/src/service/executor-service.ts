@@ -532,6 +532,7 @@ export class ExecutorService {
       metrics: this.metrics,
       life: this.life,
       wakeWorker: (workerId) => this.signals.emit({ kind: 'worker', workerId }),
+      wakeQueue: (queue, count) => this.signals.emit({ kind: 'queue', queue, backend: 'pool', count }),
       pokeFeed: () => this.feed.poke(),
       logWritten: (workloadId) => this.signals.emit({ kind: 'log', workloadId }),
       forgetWorkerToken: (workerId) => this.tokens.forgetWorker(workerId),

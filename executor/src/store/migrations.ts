@@ -184,6 +184,15 @@ ALTER TABLE workloads ADD COLUMN secret_digest text NOT NULL DEFAULT '';
 ALTER TABLE api_tokens ADD COLUMN queues text[];
 `,
   },
+  {
+    version: 5,
+    name: 'lease passes in one statement',
+    sql: `
+-- Bumped by each lease pass that leases (store/lease-pass.ts): a pass that finds it changed since its
+-- snapshot knows another pass of the worker leased meanwhile, and makes itself again.
+ALTER TABLE workers ADD COLUMN lease_seq bigint NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

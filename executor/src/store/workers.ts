@@ -50,7 +50,7 @@ export interface Worker {
   runningWorkloads: number;
 }
 
-interface WorkerRow {
+export interface WorkerRow {
   id: string;
   name: string;
   queues: string[];
@@ -69,7 +69,7 @@ interface WorkerRow {
   running_workloads?: number;
 }
 
-function toWorker(row: WorkerRow): Worker {
+export function toWorker(row: WorkerRow): Worker {
   return {
     id: row.id,
     name: row.name,
@@ -154,28 +154,6 @@ export async function writeWorker(q: Queryable, input: WorkerRegistration, keepI
     ],
   );
   return toWorker(rows[0]!);
-}
-
-/**
- * Locks a worker's row for one poll: serializes that worker's polls, so two of them can never fill the
- * same free slots, and reads everything the poll needs in one round trip.
- */
-export async function lockWorkerForPoll(q: Queryable, id: string): Promise<(Worker & { hasStop: boolean }) | null> {
-  // Lock first, then count in a second statement: in READ COMMITTED that statement gets a fresh snapshot,
-  // so it sees the leases another poll of this worker committed while we waited for the lock.
-  const { rows: locked } = await q.query('SELECT 1 FROM workers WHERE id = $1::uuid FOR UPDATE', [id]);
-  if (locked.length === 0) return null;
-  const { rows } = await q.query<WorkerRow & { has_stop: boolean }>(
-    `SELECT k.*,
-       coalesce(sum(w.pool_slots), 0)::int AS used_slots,
-       count(w.id)::int AS running_workloads,
-       coalesce(bool_or(w.stop_reason IS NOT NULL), false) AS has_stop
-     FROM workers k LEFT JOIN workloads w ON w.worker_id = k.id AND w.state IN ('pending', 'running')
-     WHERE k.id = $1::uuid GROUP BY k.id`,
-    [id],
-  );
-  if (!rows[0]) return null;
-  return { ...toWorker(rows[0]), hasStop: rows[0].has_stop };
 }
 
 export async function getWorker(q: Queryable, idOrName: string): Promise<Worker | null> {

@@ -10,7 +10,7 @@ import { fromStates, toState } from './transition-sql.ts';
  * change feed in the same breath (a data-modifying CTE), so the feed can never disagree with the table.
  */
 
-interface WorkloadRow {
+export interface WorkloadRow {
   id: string;
   key: string;
   command: string[];
@@ -93,7 +93,7 @@ export function toWorkload(row: WorkloadRow): Workload {
  */
 export type WithSealed<T> = T & { sealedSecretEnv: Buffer | null };
 
-function withSealed(row: WorkloadRow): WithSealed<Workload> {
+export function withSealed(row: WorkloadRow): WithSealed<Workload> {
   return { ...toWorkload(row), sealedSecretEnv: row.secret_env ? Buffer.from(row.secret_env) : null };
 }
 
@@ -295,77 +295,6 @@ export async function listWorkloads(q: Queryable, filter: ListFilter): Promise<W
     params,
   );
   return rows.map(toWorkload);
-}
-
-export interface LeaseRow {
-  id: string;
-  pool_slots: number;
-  priority_weight: number;
-  queued_at: Date;
-}
-
-/**
- * Locks up to `limit` queued pool workloads that could fit `freeSlots`, in lease order. SKIP LOCKED lets
- * many workers lease at once without waiting on each other's rows; the caller picks which to take and
- * updates them in the same transaction.
- */
-export async function lockLeaseCandidates(
-  q: Queryable,
-  queues: readonly string[],
-  freeSlots: number,
-  limit: number,
-): Promise<LeaseRow[]> {
-  const { rows } = await q.query<LeaseRow>(
-    // Queue by queue in the dispatch index's own order, then merged: over `queue = ANY(...)` the planner
-    // fetched and sorted every queued row of the worker's queues on each pass (a backlog of thousands made
-    // each lease pass slower). With several queues this locks up to `limit` rows per queue for the
-    // transaction's few milliseconds; other polls skip those and take the next.
-    `SELECT c.id, c.pool_slots, c.priority_weight, c.queued_at FROM unnest($1::text[]) AS qn(name),
-     LATERAL (SELECT w.id, w.pool_slots, w.priority_weight, w.queued_at, w.enqueue_seq FROM workloads w
-              WHERE w.backend = 'pool' AND w.queue = qn.name AND w.state = 'queued' AND w.pool_slots <= $2
-              ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT $3
-              FOR UPDATE SKIP LOCKED) c
-     ORDER BY c.priority_weight DESC, c.enqueue_seq
-     LIMIT $3`,
-    [queues, freeSlots, limit],
-  );
-  return rows;
-}
-
-/**
- * Whether a queued pool workload on these queues needs more than `freeSlots` but fits the worker's
- * `concurrency`: one the worker could run once some of its slots come free.
- */
-export async function hasQueuedBiggerThan(
-  q: Queryable,
-  queues: readonly string[],
-  freeSlots: number,
-  concurrency: number,
-): Promise<boolean> {
-  // Queue by queue through the dispatch index, as lockLeaseCandidates: an EXISTS-like LIMIT 1 over
-  // `queue = ANY(...)` lets the planner pick a sequential scan of the table.
-  const { rows } = await q.query(
-    `SELECT 1 FROM unnest($1::text[]) AS qn(name),
-     LATERAL (SELECT 1 FROM workloads w WHERE w.backend = 'pool' AND w.queue = qn.name AND w.state = 'queued'
-              AND w.pool_slots > $2 AND w.pool_slots <= $3 ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT 1) x
-     LIMIT 1`,
-    [queues, freeSlots, concurrency],
-  );
-  return rows.length > 0;
-}
-
-export async function markLeased(
-  q: Queryable,
-  ids: readonly string[],
-  workerId: string,
-): Promise<Array<WithSealed<Workload>>> {
-  if (ids.length === 0) return [];
-  const { rows } = await q.query<WorkloadRow>(
-    withEvents(`UPDATE workloads SET state = ${toState('lease')}, worker_id = $2::uuid, leased_at = now(), updated_at = now()
-                WHERE id = ANY($1::uuid[]) AND ${fromStates('lease')}`),
-    [ids, workerId],
-  );
-  return rows.map(withSealed);
 }
 
 /**

@@ -47,4 +47,33 @@ describe('parked long-polls (WaiterSet)', () => {
     set.wake('workload-1');
     expect(set.signalledSince(['workload-1'], mark)).toBe(false);
   });
+
+  it('a counted wake-up wakes waiters until their worth covers it', () => {
+    const set = new WaiterSet<string>({ remember: true });
+    const a = set.park(['q'], 5_000, 4);
+    const b = set.park(['q'], 5_000, 4);
+    const c = set.park(['q'], 5_000, 4);
+    set.wake('q', 5); // a takes up to 4, b the fifth
+    expect([a.woken, b.woken, c.woken]).toEqual([true, true, false]);
+    c.notify();
+  });
+
+  it('what parked waiters could not take is left for clients between parks, each taking its worth', () => {
+    const set = new WaiterSet<string>({ remember: true });
+    const mark = set.mark();
+    const parked = set.park(['q'], 5_000, 2);
+    set.wake('q', 5); // the parked waiter takes 2; 3 are left
+    expect(parked.woken).toBe(true);
+    expect(set.signalledSince(['q'], mark, 2)).toBe(true); // 1 left
+    expect(set.signalledSince(['q'], mark, 2)).toBe(true); // none left
+    expect(set.signalledSince(['q'], mark, 2)).toBe(false); // a third client has nothing to look again for
+  });
+
+  it('a wake-up of all is never used up', () => {
+    const set = new WaiterSet<string>({ remember: true });
+    const mark = set.mark();
+    set.wake('s:1');
+    expect(set.signalledSince(['s:1'], mark, 4)).toBe(true);
+    expect(set.signalledSince(['s:1'], mark, 4)).toBe(true);
+  });
 });

@@ -1,18 +1,10 @@
-import { pickLeases } from '../../domain/slots.ts';
 import { type FailureReason, isTerminal } from '../../domain/states.ts';
 import type { Workload } from '../../domain/workload.ts';
 import { ConflictError, NotFoundError } from '../../errors.ts';
 import type { Queryable } from '../../store/db.ts';
+import { leasePass } from '../../store/lease-pass.ts';
 import { appendLogChunk, type LogStream } from '../../store/logs.ts';
-import { lockWorkerForPoll, type Worker } from '../../store/workers.ts';
-import {
-  getWorkload,
-  hasQueuedBiggerThan,
-  lockLeaseCandidates,
-  markLeased,
-  type WithSealed,
-  withoutSealed,
-} from '../../store/workloads.ts';
+import { getWorkload, type WithSealed, withoutSealed } from '../../store/workloads.ts';
 import type { BackendUpdate } from '../backend.ts';
 import type { PoolHost } from './pool-host.ts';
 import { goneError, type LeasedWorkload, type StopOrder, viewOf, type WorkerView } from './worker-registry.ts';
@@ -57,7 +49,7 @@ export class LeaseProtocol {
 
   /**
    * The worker's long-poll: returns as soon as there are leases for its free slots, stop orders, or a
-   * change of its configuration; otherwise after `waitMs` with nothing. Each pass is one transaction.
+   * change of its configuration; otherwise after `waitMs` with nothing. Each pass is one statement.
    */
   async poll(
     workerId: string,
@@ -69,14 +61,20 @@ export class LeaseProtocol {
     const skipped = this.skipPass(workerId, input.known);
     if (skipped) {
       this.host.metrics.pollPasses.inc({ outcome: 'skipped' });
-      const parked = await this.park(skipped.keys, deadline - Date.now(), signal);
+      const parked = await this.park(skipped.keys, deadline - Date.now(), skipped.free, signal);
       if (parked === 'timeout' || signal?.aborted || this.host.stopping()) return skipped.result;
     }
     for (;;) {
       const started = process.hrtime.bigint();
       const mark = waiters.mark();
-      const { result, keys, exhausted } = await this.host.db.tx((q) => this.leasePass(q, workerId, signal));
-      this.rememberPass(workerId, exhausted ? { mark, at: Date.now(), keys, config: result.config } : null);
+      const { result, keys, exhausted, free, handOn } = await this.pass(workerId, signal);
+      // Work it saw and left queued (too big for its slots, or more than it could take) is another
+      // poll's to take: wake one, as the submission would have.
+      for (const [queue, count] of handOn) this.host.wakeQueue(queue, count);
+      this.rememberPass(
+        workerId,
+        exhausted || free === 0 ? { mark, at: Date.now(), keys, config: result.config, free } : null,
+      );
       this.host.metrics.pollPasses.inc({ outcome: result.leases.length > 0 ? 'leased' : 'empty' });
       if (result.leases.length > 0) {
         // The worker hung up while the pass ran: the reply has nowhere to go, so hand the leases straight
@@ -102,69 +100,99 @@ export class LeaseProtocol {
       }
       // Signalled while the pass ran (after its snapshot, before this park) and nobody parked took it: look
       // again rather than park past it.
-      if (waiters.signalledSince(keys, mark)) continue;
+      if (waiters.signalledSince(keys, mark, free)) continue;
       // Nothing woke it: nothing changed for this worker, so answer without another round trip (2,000
       // idle workers time out 100 times a second).
-      if ((await this.park(keys, left, signal)) === 'timeout' || this.host.stopping()) return result;
+      if ((await this.park(keys, left, free, signal)) === 'timeout' || this.host.stopping()) return result;
     }
   }
 
-  /** The lease transaction: the worker's row locked, so two polls of one worker never fill the same slots. */
-  private async leasePass(q: Queryable, workerId: string, signal: AbortSignal | undefined): Promise<PassOutcome> {
-    const worker = await lockWorkerForPoll(q, workerId);
-    if (!worker) throw new NotFoundError('worker', workerId);
+  /**
+   * One lease pass: one statement (store/lease-pass.ts), which also serializes it against the worker's
+   * other polls (two polls of one worker never fill the same slots).
+   */
+  private async pass(workerId: string, signal: AbortSignal | undefined): Promise<PassOutcome> {
+    // A stopping instance hands out nothing more: its peers, or its successor, will. A worker that hung up
+    // (it is stopping) would get work it cannot take.
+    const open = !this.host.stopping() && !signal?.aborted;
+    let pass = await leasePass(this.host.db, workerId, open);
+    // Another pass of this worker leased after this one's snapshot (a second poll of the same worker): the
+    // next statement's snapshot has it.
+    for (let tries = 1; pass && !pass.fresh && tries < MAX_STALE_PASSES; tries++) {
+      pass = await leasePass(this.host.db, workerId, open);
+    }
+    if (!pass) throw new NotFoundError('worker', workerId);
+    const { worker } = pass;
     if (worker.state === 'lost' || worker.state === 'offline') throw goneError(worker);
     const config = viewOf(worker);
-    // A stopping instance hands out nothing more: its peers, or its successor, will.
-    const accepting = !worker.maintenance && !worker.draining && !this.host.stopping();
-    const keys = [`w:${workerId}`, ...(accepting ? worker.queues.map((name) => `q:${name}`) : [])];
-    const stop = worker.hasStop ? await stopsFor(q, workerId) : [];
-    // The worker hung up (it is stopping): leasing now would hand work to nobody.
-    if (signal?.aborted) return { result: { leases: [], stop, config }, keys, exhausted: false };
+    const stop = worker.hasStop ? await stopsFor(this.host.db, workerId) : [];
     // Slots are accounted here, not by the worker: a slot is free the moment the service records the end of
     // the task that held it, and that wakes this poll (see Lifecycle.afterChange), so the worker never hangs
     // up to re-poll (which could strand a lease granted while its reply had nowhere to go).
-    const free = Math.max(0, worker.concurrency - worker.usedSlots);
-    const { leases, wantsSlots, more } =
-      accepting && free > 0
-        ? await this.leaseWithin(q, worker, free)
-        : { leases: [], wantsSlots: accepting, more: false };
-    // Woken by freed slots only when slots are what held work back: otherwise every task end would cost a
-    // lease pass that finds nothing (new work wakes the poll through its queue anyway).
-    if (wantsSlots) keys.push(`s:${workerId}`);
+    const accepting = !worker.maintenance && !worker.draining && !this.host.stopping();
+    const queueKeys = accepting ? worker.queues.map((name) => `q:${name}`) : [];
+    const { free, leases } = pass;
+    const used = leases.reduce((sum, w) => sum + w.poolSlots, 0);
+    const left = free - used;
+    // `wantsSlots`: queued work was left because of the worker's free slots (it filled them, it passed some
+    // over, or some are bigger than what was free), so freed slots should wake it. A stale pass (tried too
+    // often) knows nothing: as if slots held work back.
+    const wantsSlots =
+      accepting && (free === 0 || !pass.fresh || used >= free || pass.candidates > leases.length || pass.bigger);
+    // As many candidates as it asked for came back, so there may be more queued than it saw.
+    const more = pass.fresh && free > 0 && pass.candidates >= free;
+    // Candidates it locked and left (concurrent passes skipped them), and, when it took as many as it could,
+    // the work that may be queued behind: a wake-up each, for a poll with slots, as their submission was.
+    const handOn = new Map(pass.left);
+    if (more && handOn.size === 0 && leases.length > 0) handOn.set(leases.at(-1)!.queue, 1);
+    // Parked on its queues only while it has slots to take new work with: a full worker woken by a
+    // submission would make a pass that takes nothing. Woken by freed slots only when slots are what held
+    // work back: otherwise every task end would cost a lease pass that finds nothing (new work wakes the
+    // poll through its queue anyway).
+    const keys = [`w:${workerId}`, ...(left > 0 ? queueKeys : []), ...(wantsSlots ? [`s:${workerId}`] : [])];
     return {
-      result: { leases: leases as LeasedWorkload[], stop, config },
+      result: { leases: leases as unknown as LeasedWorkload[], stop, config },
       keys,
-      exhausted: !wantsSlots && !more,
+      exhausted: pass.fresh && !wantsSlots && !more,
+      free: left,
+      handOn,
     };
   }
 
   /**
    * A worker polls again the moment a poll hands it leases. When its previous pass on this instance, just
-   * now, found nothing more it could take, and no wake-up for its queues or for itself went unanswered since
-   * that pass began, another pass would find nothing either: park at once and skip a transaction of five
-   * statements, a third of the database work of a task at steady load. A wake-up that parked polls did
+   * now, found nothing more it could take or left it no free slot, and no wake-up for its queues or for
+   * itself went unanswered since that pass began, another pass would find nothing either: park at once and
+   * skip it. A wake-up that parked polls did
    * answer is theirs to serve. Bounded to a second, so what no signal announces (a worker written off
    * on another instance) is still seen soon.
    */
   private skipPass(
     workerId: string,
     known: Partial<WorkerView> | undefined,
-  ): { keys: string[]; result: PollResult } | null {
+  ): { keys: string[]; free: number; result: PollResult } | null {
     const last = this.exhaustedPasses.get(workerId);
     if (!last) return null;
     this.exhaustedPasses.delete(workerId);
     if (Date.now() - last.at > SKIP_PASS_WITHIN_MS) return null;
     // The worker's view of its configuration is behind: the pass would answer at once, so make it.
     if (viewBehind(known, last.config)) return null;
-    const keys = last.keys.includes(`s:${workerId}`) ? last.keys : [...last.keys, `s:${workerId}`];
-    if (this.host.queueWaiters.signalledSince(keys, last.mark)) return null;
-    return { keys, result: { leases: [], stop: [], config: last.config } };
+    // Its keys as that pass left them: freed slots are among them only when slots held work back (a pass
+    // that found nothing it could take is not helped by them, and the end of the task it just leased would
+    // cost a pass that finds nothing).
+    const keys = last.keys;
+    if (this.host.queueWaiters.signalledSince(keys, last.mark, last.free)) return null;
+    return { keys, free: last.free, result: { leases: [], stop: [], config: last.config } };
   }
 
-  /** Parks the poll on `keys` for up to `ms`; the worker hanging up wakes it. */
-  private park(keys: readonly string[], ms: number, signal: AbortSignal | undefined): Promise<'woken' | 'timeout'> {
-    const waiter = this.host.queueWaiters.park(keys, Math.max(0, ms));
+  /** Parks the poll on `keys` for up to `ms`, worth `free` slots to a queue's wake-up; the worker hanging up wakes it. */
+  private park(
+    keys: readonly string[],
+    ms: number,
+    free: number,
+    signal: AbortSignal | undefined,
+  ): Promise<'woken' | 'timeout'> {
+    const waiter = this.host.queueWaiters.park(keys, Math.max(0, ms), free);
     signal?.addEventListener('abort', () => waiter.notify(), { once: true });
     return waiter.promise;
   }
@@ -176,43 +204,6 @@ export class LeaseProtocol {
     }
     if (this.exhaustedPasses.size >= MAX_REMEMBERED_PASSES) this.exhaustedPasses.clear();
     this.exhaustedPasses.set(workerId, pass);
-  }
-
-  /**
-   * Inside the poll's transaction: lock candidates (SKIP LOCKED), choose what fits, mark them pending.
-   * `wantsSlots`: queued work was left because of the worker's free slots, so freed slots should wake it.
-   * `more`: as many candidates as it asked for came back, so there may be more queued than it saw.
-   */
-  private async leaseWithin(
-    q: Queryable,
-    worker: Worker,
-    free: number,
-  ): Promise<{ leases: Workload[]; wantsSlots: boolean; more: boolean }> {
-    const candidates = await lockLeaseCandidates(q, worker.queues, free, free);
-    const more = candidates.length >= free;
-    const wantsSlots = async (taken: number) =>
-      candidates.length > taken ||
-      (free < worker.concurrency && (await hasQueuedBiggerThan(q, worker.queues, free, worker.concurrency)));
-    if (candidates.length === 0) return { leases: [], wantsSlots: await wantsSlots(0), more };
-    const chosen = pickLeases(
-      candidates.map((c) => ({
-        id: c.id,
-        poolSlots: c.pool_slots,
-        priorityWeight: c.priority_weight,
-        queuedAt: new Date(c.queued_at).getTime(),
-      })),
-      free,
-    );
-    const marked = await markLeased(
-      q,
-      chosen.map((c) => c.id),
-      worker.id,
-    );
-    // UPDATE returns rows in no particular order; hand them out in lease order.
-    const rank = new Map(chosen.map((c, i) => [c.id, i]));
-    const leases = marked.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
-    const usedNow = chosen.reduce((sum, c) => sum + c.poolSlots, 0);
-    return { leases, wantsSlots: usedNow >= free || (await wantsSlots(chosen.length)), more };
   }
 
   private afterLease(leased: Workload[], started: bigint): void {
@@ -299,6 +290,8 @@ async function stopsFor(q: Queryable, workerId: string): Promise<StopOrder[]> {
   return rows.map((r) => ({ workloadId: r.id, attempt: r.attempt, reason: r.stop_reason, message: r.stop_message }));
 }
 
+/** Passes in a row that may find another pass of the same worker leased meanwhile (see leasePass). */
+const MAX_STALE_PASSES = 5;
 /** How recent a pass must be for the next poll to skip its own (see LeaseProtocol.skipPass). */
 const SKIP_PASS_WITHIN_MS = 1_000;
 /** Where the record of passes is wiped rather than grown (wiping only costs passes). */
@@ -310,6 +303,10 @@ interface PassOutcome {
   keys: string[];
   /** Nothing more it could take was queued (see LeaseProtocol.skipPass). */
   exhausted: boolean;
+  /** The worker's free slots after the pass. */
+  free: number;
+  /** Queued work the pass saw and left, by queue: someone else's to take. */
+  handOn: Map<string, number>;
 }
 
 interface ExhaustedPass {
@@ -318,6 +315,8 @@ interface ExhaustedPass {
   at: number;
   keys: string[];
   config: WorkerView;
+  /** The worker's free slots after the pass. */
+  free: number;
 }
 
 /** Whether the configuration the worker says it knows differs from its current one (a poll answers at once). */

@@ -48,6 +48,8 @@ export interface PoolHost extends BackendHost {
   };
   /** Wakes something: a worker's own poll, or the change feed's numbering. */
   wakeWorker(workerId: string): void;
+  /** Wakes polls (here and on peer instances) that could take `count` workloads queued on `queue`. */
+  wakeQueue(queue: string, count: number): void;
   pokeFeed(): void;
   /** Wakes log followers of a workload (here and on peer instances). */
   logWritten(workloadId: string): void;
