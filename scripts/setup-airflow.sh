@@ -17,7 +17,7 @@ fi
 start=$(date +%s)
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 pip=("$venv/bin/pip" --disable-pip-version-check -q)
-"${pip[@]}" install -c "$lock" 'apache-airflow[postgres]==3.3.2' 'pytest==8.4.2' wheel
+"${pip[@]}" install -c "$lock" 'apache-airflow[postgres]==3.3.2' 'pytest==8.4.2' wheel 'boto3==1.44.5'
 # --no-build-isolation: setuptools from the venv builds it, so nothing more is downloaded.
 "${pip[@]}" install --no-deps --no-build-isolation -e "$plugin"
 echo "$want" > "$venv/.airfleet-stamp"

@@ -16,6 +16,7 @@ import { parseEnvironments } from '../../stacks/src/config/validate.ts';
 
 interface StackJson {
   resource?: Record<string, Record<string, Record<string, unknown>>>;
+  output?: Record<string, { value: unknown }>;
 }
 
 export interface EcsContainer {

@@ -153,6 +153,9 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
       tls: nomadCerts.server,
       token: nomadToken,
       namespaces: [env['NOMAD_NAMESPACE']!],
+      // A client of the task pools, in the environment's datacenter (AIRFLEET_NOMAD_* from the stack).
+      datacenter: env['AIRFLEET_NOMAD_DATACENTERS']!,
+      nodePool: env['AIRFLEET_NOMAD_NODE_POOL']!,
       hostVolumes: { config: { path: certs }, dags: { path: certs } },
     });
     expect(env['NOMAD_TLS_SERVER_NAME']).toBe(NOMAD_TLS_SERVER_NAME);

@@ -8,6 +8,7 @@ import { Fn, TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
+import { airflowDatabaseSecretName, airflowEnvironment } from '../lib/airflow-environment.ts';
 import { allowIngress, securityGroup } from '../lib/security-groups.ts';
 import { TokenSecrets } from '../lib/token-secrets.ts';
 import type { NetworkStack } from './network.ts';
@@ -34,6 +35,11 @@ export interface DatabaseConnection {
    * the master user.
    */
   executorSecretArn: string;
+  /**
+   * Secret of Airflow's own login role for its metadata (`airfleet database create-role --for airflow`),
+   * created empty like the executor's: Airflow reads it through `sql_alchemy_conn_cmd`.
+   */
+  airflowSecretArn: string;
   /** Key that encrypts the storage and the secret; readers of the secret need kms:Decrypt on it. */
   kmsKeyArn: string;
 }
@@ -110,6 +116,13 @@ export class DataStack extends AirfleetStack {
       recoveryWindowInDays: this.env.production ? 30 : 0,
     });
 
+    const airflowSecret = new SecretsmanagerSecret(this, 'airflow-database-secret', {
+      name: airflowDatabaseSecretName(this.env),
+      description: `airfleet ${this.env.name}: Airflow's metadata database role, filled by airfleet database create-role --for airflow`,
+      kmsKeyId: this.key.arn,
+      recoveryWindowInDays: this.env.production ? 30 : 0,
+    });
+
     this.tokens = new TokenSecrets(this, 'token-secrets');
 
     this.database = new DbInstance(this, 'database', {
@@ -158,7 +171,14 @@ export class DataStack extends AirfleetStack {
       // Destroyed first in its stack: when RDS refuses (deletion protection), nothing else of the stack is
       // gone yet (the ingress rules would otherwise go in parallel and cut every client off). Where deletion
       // protection is on, Terraform itself refuses to plan the destroy.
-      dependsOn: [alias, executorSecret, ...Object.values(this.tokens.secrets), this.tokens.secretKey, ...ingress],
+      dependsOn: [
+        alias,
+        executorSecret,
+        airflowSecret,
+        ...Object.values(this.tokens.secrets),
+        this.tokens.secretKey,
+        ...ingress,
+      ],
       lifecycle: {
         preventDestroy: db.deletionProtection,
         ...(db.deletionProtection ? { ignoreChanges: ['final_snapshot_identifier'] } : {}),
@@ -167,6 +187,7 @@ export class DataStack extends AirfleetStack {
 
     this.connection = {
       executorSecretArn: executorSecret.arn,
+      airflowSecretArn: airflowSecret.arn,
       host: this.database.address,
       port: POSTGRES_PORT,
       name: db.databaseName,
@@ -176,5 +197,14 @@ export class DataStack extends AirfleetStack {
     new TerraformOutput(this, 'database_endpoint', { value: this.database.endpoint });
     new TerraformOutput(this, 'database_secret_arn', { value: this.connection.secretArn });
     new TerraformOutput(this, 'database_executor_secret_arn', { value: executorSecret.arn });
+    new TerraformOutput(this, 'database_airflow_secret_arn', { value: airflowSecret.arn });
+    new TerraformOutput(this, 'airflow_environment', {
+      description: 'Environment of the Airflow components (docs/deployment-secrets.md); no secret values',
+      value: airflowEnvironment({
+        env: this.env,
+        database: { ...this.connection, airflowSecretArn: airflowSecret.arn },
+        submitTokenSecretArn: this.tokens.secrets.submit.arn,
+      }),
+    });
   }
 }

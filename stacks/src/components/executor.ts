@@ -14,6 +14,7 @@ import { executorBackendEnv } from '../lib/batch-targets.ts';
 import { databaseSecretStatements, executorStatements, RDS_CA_BUNDLE } from '../lib/executor-permissions.ts';
 import { fargateSizeProblem } from '../lib/fargate.ts';
 import { ServiceRole } from '../lib/iam.ts';
+import { nomadBackendEnv } from '../lib/nomad-backend-env.ts';
 import { executorNomadTlsParameters } from '../lib/nomad-tls.ts';
 import { allowIngress, securityGroup } from '../lib/security-groups.ts';
 import type { DataStack } from './data.ts';
@@ -208,10 +209,9 @@ export class ExecutorStack extends AirfleetStack {
         // The executor's own role; read (and re-read on a refused login) by the service itself.
         { name: 'AIRFLEET_DATABASE_SECRET_ARN', value: data.connection.executorSecretArn },
         { name: 'AIRFLEET_BATCH_RESOURCE_PREFIX', value: `airfleet-${env.name}-` },
-        ...Object.entries({ ...executorBackendEnv(env), ...data.tokens.environment() }).map(([name, value]) => ({
-          name,
-          value,
-        })),
+        ...Object.entries({ ...executorBackendEnv(env), ...nomadBackendEnv(env), ...data.tokens.environment() }).map(
+          ([name, value]) => ({ name, value }),
+        ),
         { name: 'NOMAD_ADDR', value: env.nomad.address },
         { name: 'NOMAD_REGION', value: env.nomad.region },
         { name: 'NOMAD_NAMESPACE', value: env.nomad.namespace },

@@ -101,6 +101,7 @@ describe('data stack', () => {
     const secrets = Object.values(resources(dev.tf, 'aws_secretsmanager_secret'));
     expect(secrets.map((s) => s['name']).sort()).toEqual([
       'airfleet/dev/admin-token',
+      'airfleet/dev/database-airflow',
       'airfleet/dev/database-executor',
       'airfleet/dev/enroll-token',
       'airfleet/dev/secret-key',
@@ -110,6 +111,6 @@ describe('data stack', () => {
     expect(secrets.every((s) => s['recovery_window_in_days'] === 0)).toBe(true);
     expect(
       Object.values(resources(prod.tf, 'aws_secretsmanager_secret')).map((s) => s['recovery_window_in_days']),
-    ).toEqual([30, 30, 30, 30, 30]);
+    ).toEqual([30, 30, 30, 30, 30, 30]);
   });
 });

@@ -1,9 +1,5 @@
-import {
-  AutoScalingClient,
-  DescribeAutoScalingGroupsCommand,
-  SetDesiredCapacityCommand,
-} from '@aws-sdk/client-auto-scaling';
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { Worker } from '../../store/workers.ts';
 import type { DriverContext } from './context.ts';
 import type { PoolDriver } from './driver.ts';
@@ -37,25 +33,39 @@ export class AwsDriver implements PoolDriver {
   readonly scaleIn = 'platform' as const;
   private readonly config: AwsDriverConfig;
   private readonly ctx: DriverContext;
-  private readonly autoscaling: AutoScalingClient;
-  private readonly cloudwatch: CloudWatchClient;
+  private clients: Promise<Sdk> | undefined;
 
   constructor(config: AwsDriverConfig, ctx: DriverContext) {
     this.config = config;
     this.ctx = ctx;
-    const client = config.region ? { region: config.region } : {};
-    this.autoscaling = new AutoScalingClient(client);
-    this.cloudwatch = new CloudWatchClient(client);
+  }
+
+  /** The AWS SDK is loaded on first use: a service without an aws pool never carries it. */
+  private sdk(): Promise<Sdk> {
+    this.clients ??= Promise.all([import('@aws-sdk/client-auto-scaling'), import('@aws-sdk/client-cloudwatch')]).then(
+      ([autoscaling, cloudwatch]) => {
+        const client = this.config.region ? { region: this.config.region } : {};
+        return {
+          autoscaling: new autoscaling.AutoScalingClient(client),
+          cloudwatch: new cloudwatch.CloudWatchClient(client),
+          DescribeAutoScalingGroupsCommand: autoscaling.DescribeAutoScalingGroupsCommand,
+          SetDesiredCapacityCommand: autoscaling.SetDesiredCapacityCommand,
+          PutMetricDataCommand: cloudwatch.PutMetricDataCommand,
+        };
+      },
+    );
+    return this.clients;
   }
 
   private async group(): Promise<{ desired: number; inService: number; max: number }> {
-    const out = await this.autoscaling.send(
+    const { autoscaling, DescribeAutoScalingGroupsCommand } = await this.sdk();
+    const out = await autoscaling.send(
       new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [this.config.autoScalingGroup] }),
     );
     const group = out.AutoScalingGroups?.[0];
     if (!group) {
       throw new AwsDriverError(
-        `Auto Scaling group '${this.config.autoScalingGroup}' does not exist (region ${await this.autoscaling.config.region()}): ` +
+        `Auto Scaling group '${this.config.autoScalingGroup}' does not exist (region ${await autoscaling.config.region()}): ` +
           'check the pool driver autoScalingGroup against the stacks (airfleet-<env>-workers-<queue>)',
       );
     }
@@ -73,7 +83,8 @@ export class AwsDriver implements PoolDriver {
 
   async publish(backlog: { queuedSlots: number; runningSlots: number; queue: string }): Promise<void> {
     const { inService } = await this.group();
-    await this.cloudwatch.send(
+    const { cloudwatch, PutMetricDataCommand } = await this.sdk();
+    await cloudwatch.send(
       new PutMetricDataCommand({
         Namespace: BACKLOG_METRIC.namespace,
         MetricData: [
@@ -95,7 +106,8 @@ export class AwsDriver implements PoolDriver {
     const g = await this.group();
     if (g.desired > 0) return; // target tracking has the group
     const desired = Math.min(n, g.max);
-    await this.autoscaling.send(
+    const { autoscaling, SetDesiredCapacityCommand } = await this.sdk();
+    await autoscaling.send(
       new SetDesiredCapacityCommand({
         AutoScalingGroupName: this.config.autoScalingGroup,
         DesiredCapacity: desired,
@@ -113,7 +125,17 @@ export class AwsDriver implements PoolDriver {
   }
 
   async close(): Promise<void> {
-    this.autoscaling.destroy();
-    this.cloudwatch.destroy();
+    if (!this.clients) return;
+    const { autoscaling, cloudwatch } = await this.clients;
+    autoscaling.destroy();
+    cloudwatch.destroy();
   }
+}
+
+interface Sdk {
+  autoscaling: AutoScalingClient;
+  cloudwatch: CloudWatchClient;
+  DescribeAutoScalingGroupsCommand: typeof import('@aws-sdk/client-auto-scaling').DescribeAutoScalingGroupsCommand;
+  SetDesiredCapacityCommand: typeof import('@aws-sdk/client-auto-scaling').SetDesiredCapacityCommand;
+  PutMetricDataCommand: typeof import('@aws-sdk/client-cloudwatch').PutMetricDataCommand;
 }

@@ -1,4 +1,4 @@
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type { Worker } from '../../store/workers.ts';
 import type { DriverContext } from './context.ts';
 import type { PoolDriver } from './driver.ts';
@@ -37,20 +37,27 @@ interface SwarmTask {
  */
 export class SwarmDriver implements PoolDriver {
   readonly kind = 'swarm';
-  private readonly docker: Docker;
+  private dockerClient: Promise<Docker> | undefined;
   private readonly config: SwarmDriverConfig;
   private readonly ctx: DriverContext;
 
   constructor(config: SwarmDriverConfig, ctx: DriverContext) {
     this.config = config;
     this.ctx = ctx;
-    this.docker = new Docker(config.socketPath ? { socketPath: config.socketPath } : undefined);
+  }
+
+  /** dockerode is loaded on first use: a service without a Swarm pool never carries it (and its gRPC stack). */
+  private docker(): Promise<Docker> {
+    this.dockerClient ??= import('dockerode').then(
+      ({ default: Docker }) => new Docker(this.config.socketPath ? { socketPath: this.config.socketPath } : undefined),
+    );
+    return this.dockerClient;
   }
 
   private async inspect(): Promise<{ version: number; spec: Record<string, unknown>; replicas: number }> {
     let info: { Version?: { Index?: number }; Spec?: Record<string, unknown> };
     try {
-      info = (await this.docker.getService(this.config.service).inspect()) as typeof info;
+      info = (await (await this.docker()).getService(this.config.service).inspect()) as typeof info;
     } catch (error) {
       throw new SwarmDriverError(
         `cannot inspect Docker service '${this.config.service}': ${(error as Error).message} ` +
@@ -73,7 +80,7 @@ export class SwarmDriver implements PoolDriver {
   }
 
   private async tasks(): Promise<SwarmTask[]> {
-    return (await this.docker.listTasks({ filters: { service: [this.config.service] } })) as SwarmTask[];
+    return (await (await this.docker()).listTasks({ filters: { service: [this.config.service] } })) as SwarmTask[];
   }
 
   async observe(): Promise<{ target: number; running: number }> {
@@ -99,7 +106,7 @@ export class SwarmDriver implements PoolDriver {
     const { version, spec, replicas } = await this.inspect();
     const next = change(replicas);
     if (next === replicas) return replicas;
-    await this.docker.getService(this.config.service).update({
+    await (await this.docker()).getService(this.config.service).update({
       version,
       ...spec,
       Mode: { Replicated: { Replicas: next } },
