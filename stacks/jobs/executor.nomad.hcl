@@ -105,6 +105,11 @@ variable "nomad_default_image" {
   description = "Image of tasks whose workload names none (AIRFLEET_NOMAD_DEFAULT_IMAGE)"
 }
 
+variable "nomad_job_prefix" {
+  type        = string
+  description = "Task jobs are <prefix>-<workload id>-<attempt>; the ACL policy grants their variables (AIRFLEET_NOMAD_JOB_PREFIX)"
+}
+
 variable "nomad_host_volumes" {
   type        = string
   description = "The clients' host volumes mounted into every task, <volume>=<path in the task>,... (AIRFLEET_NOMAD_HOST_VOLUMES)"
@@ -278,6 +283,7 @@ job "airfleet-executor" {
         AIRFLEET_NOMAD_DATACENTERS   = var.nomad_datacenters
         AIRFLEET_NOMAD_NODE_POOL     = var.nomad_node_pool
         AIRFLEET_NOMAD_DEFAULT_IMAGE = var.nomad_default_image
+        AIRFLEET_NOMAD_JOB_PREFIX    = var.nomad_job_prefix
         AIRFLEET_NOMAD_HOST_VOLUMES  = var.nomad_host_volumes
         # The batch backend's queues and job definitions (stacks/src/lib/batch-targets.ts).
         AIRFLEET_BATCH_JOB_QUEUE                = var.batch_job_queue

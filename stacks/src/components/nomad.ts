@@ -9,7 +9,7 @@ import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
 import { batchTargetEnv, EXECUTOR_BACKENDS } from '../lib/batch-targets.ts';
-import { nomadBackendEnv, nomadBackendVarName, taskNodePools } from '../lib/nomad-backend-env.ts';
+import { NOMAD_JOB_PREFIX, nomadBackendEnv, nomadBackendVarName, taskNodePools } from '../lib/nomad-backend-env.ts';
 import { hclString } from '../lib/nomad-client-config.ts';
 import type { DataStack } from './data.ts';
 import type { RegistryStack } from './registry.ts';
@@ -31,14 +31,26 @@ export const DEFAULT_JOBSPEC = fileURLToPath(new URL('../../jobs/executor.nomad.
 
 /**
  * What the executor may do in Nomad: run and watch task jobs in the task namespace, read their logs and
- * files (rotated logs), see nodes (lost-node events), and use the client pools' node pools.
+ * files (rotated logs), keep an attempt's secret environment in the Nomad Variable of its job (`nomad/jobs/
+ * <job prefix>-…`, which that job's tasks read by default; docs/nomad-backend.md, Secrets), see nodes
+ * (lost-node events), and use the client pools' node pools.
  */
-export function executorAclRules(taskNamespace: string, nodePools: readonly string[]): string {
+export function executorAclRules(
+  taskNamespace: string,
+  nodePools: readonly string[],
+  jobPrefix: string = NOMAD_JOB_PREFIX,
+): string {
   const pools = [...new Set(nodePools)]
     .map((pool) => `node_pool ${hclString(pool)} {\n  policy = "read"\n}`)
     .join('\n\n');
   return `namespace ${hclString(taskNamespace)} {
   capabilities = ["submit-job", "dispatch-job", "read-job", "list-jobs", "parse-job", "read-logs", "read-fs", "alloc-lifecycle"]
+
+  variables {
+    path ${hclString(`nomad/jobs/${jobPrefix}-*`)} {
+      capabilities = ["write", "read", "destroy"]
+    }
+  }
 }
 
 ${pools}

@@ -18,6 +18,12 @@ export function taskNodePools(env: EnvironmentConfig): string[] {
  */
 export const TASK_VOLUME_MOUNTS = { config: '/opt/airflow/config', dags: '/opt/airflow/dags' } as const;
 
+/**
+ * The nomad backend's job prefix (jobs `<prefix>-<workload id>-<attempt>`, their secret variables
+ * `nomad/jobs/<prefix>-…`): the executor's ACL policy grants the variables under it (components/nomad.ts).
+ */
+export const NOMAD_JOB_PREFIX = 'airfleet';
+
 /** `<account>.dkr.ecr.<region>.amazonaws.com/<namespace>/<image>:<tag>`: what ECR names the repository's image. */
 export function registryImage(env: EnvironmentConfig, image: Parameters<typeof repositoryName>[1]): string {
   return `${registryHost(env)}/${repositoryName(env, image)}:${env.imageTag}`;
@@ -28,7 +34,8 @@ export function registryImage(env: EnvironmentConfig, image: Parameters<typeof r
  * nomad-config.ts, docs/nomad-backend.md), wherever the executor runs: jobs go to the environment's
  * datacenter and the task pools' default node pool (the namespace's default is a Nomad Enterprise feature, so
  * the job names it), tasks naming no image run the task-runner image of this release (the clients' role may
- * pull it, through the Docker driver's ECR credential helper: stacks/src/components/nomad-clients.ts), and the clients' host volumes are mounted where Airflow reads them.
+ * pull it, through the Docker driver's ECR credential helper: stacks/src/components/nomad-clients.ts), jobs
+ * carry the prefix the executor's ACL policy grants secret variables under, and the clients' host volumes are mounted where Airflow reads them.
  */
 export function nomadBackendEnv(env: EnvironmentConfig): Record<string, string> {
   const pools = taskNodePools(env);
@@ -37,6 +44,7 @@ export function nomadBackendEnv(env: EnvironmentConfig): Record<string, string> 
     // A configuration whose only client pool is the executor's has no task pool: the nomad stack refuses it.
     AIRFLEET_NOMAD_NODE_POOL: pools[0] ?? '',
     AIRFLEET_NOMAD_DEFAULT_IMAGE: registryImage(env, 'task-runner'),
+    AIRFLEET_NOMAD_JOB_PREFIX: NOMAD_JOB_PREFIX,
     AIRFLEET_NOMAD_HOST_VOLUMES: Object.entries(TASK_VOLUME_MOUNTS)
       .map(([volume, destination]) => `${volume}=${destination}`)
       .join(','),

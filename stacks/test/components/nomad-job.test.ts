@@ -51,6 +51,7 @@ describe.each(environments)('the executor job of %s', (name) => {
       'AIRFLEET_NOMAD_DATACENTERS',
       'AIRFLEET_NOMAD_DEFAULT_IMAGE',
       'AIRFLEET_NOMAD_HOST_VOLUMES',
+      'AIRFLEET_NOMAD_JOB_PREFIX',
       'AIRFLEET_NOMAD_NODE_POOL',
     ]);
     for (const [key, value] of Object.entries(expected)) expect({ [key]: task.env[key] }).toEqual({ [key]: value });

@@ -4,6 +4,7 @@ import { AclRole } from '@cdktf/provider-nomad/lib/acl-role/index.js';
 import { Namespace } from '@cdktf/provider-nomad/lib/namespace/index.js';
 import { NomadProvider } from '@cdktf/provider-nomad/lib/provider/index.js';
 import { DEFAULT_JOBSPEC, escapeForTerraform, executorAclRules } from '../../src/components/nomad.ts';
+import { nomadBackendEnv } from '../../src/lib/nomad-backend-env.ts';
 import { onlyResource, synthEnvironment } from '../support/synth.ts';
 
 const staging = synthEnvironment('staging').get('nomad');
@@ -46,6 +47,11 @@ describe('nomad stack', () => {
     expect(rules).toContain('namespace "airflow" {');
     expect(rules).toContain('"submit-job"');
     expect(rules.match(/node_pool "/g)).toHaveLength(2);
+    // An attempt's secretEnv goes into its job's variable, under the prefix the backend is given.
+    expect(rules).toMatch(
+      /variables \{\s+path "nomad\/jobs\/airfleet-\*" \{\s+capabilities = \["write", "read", "destroy"\]/,
+    );
+    expect(nomadBackendEnv(staging.stack.env)['AIRFLEET_NOMAD_JOB_PREFIX']).toBe('airfleet');
   });
 
   it('deploys the executor service from the jobspec file, escaped for Terraform, with variables', () => {
