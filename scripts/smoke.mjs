@@ -137,7 +137,9 @@ try {
     {
       name: 'blocker 2',
       queue: queueA,
-      command: sh('sleep 1.5; echo b2'),
+      // Longer than blocker 1: one slot frees first, and the high priority task must be the one to take it
+      // (two slots freeing at once would lease both in one pass, and their starts would race by milliseconds).
+      command: sh('sleep 3; echo b2'),
       expect: { state: 'succeeded', exitCode: 0, stdout: 'b2' },
     },
     {
@@ -185,7 +187,7 @@ try {
   const feedStart = (await client.request('GET', '/v1/events', { query: { after: 0, limit: 1 } })).last;
   step(`submitting ${cases.length} workloads to ${queueA} and ${queueB}`);
   // Submitted in order: the blockers fill alpha's two slots so the low and high priority tasks queue up
-  // behind them, and the high one (submitted last) must still start first.
+  // behind them; when blocker 1 frees one slot, the high one (submitted last) must be the one that starts.
   for (const c of cases) {
     const body = {
       key: `smoke-${run}-${c.name.replace(/\W+/g, '-')}`,
