@@ -27,44 +27,10 @@ export interface EcsContainer {
   readonlyRootFilesystem: boolean;
 }
 
-export interface NomadTask {
-  args: string[];
-  /** The task's `env` block as written (HCL expressions unevaluated). */
-  env: Record<string, string>;
-  readonlyRootfs: boolean;
-  /** The job's HCL2 variables as the nomad stack sets them. */
+/** The executor job as the nomad stack hands it to Terraform: the jobspec Nomad gets and its HCL2 variables. */
+export interface NomadJobSource {
+  jobspec: string;
   vars: Record<string, string>;
-}
-
-/**
- * The task's environment as Nomad would give it: `var.x` from the job's variables, `${NOMAD_*}` from
- * `runtime` (e.g. `{ NOMAD_PORT_http: '8470' }`). Values Terraform fills in at apply time (cross-stack
- * references) are replaced by `unresolved`.
- */
-export function nomadTaskEnv(
-  task: NomadTask,
-  runtime: Record<string, string>,
-  unresolved: (name: string) => string,
-): Record<string, string> {
-  const resolve = (name: string, v: string) => (v.includes('${') ? unresolved(name) : v);
-  const out: Record<string, string> = {};
-  for (const [name, expr] of Object.entries(task.env)) {
-    const variable = /^var\.([a-z_]+)$/.exec(expr);
-    if (variable) {
-      const value = task.vars[variable[1]!];
-      if (value === undefined) throw new Error(`${name} = ${expr}: the nomad stack sets no such variable`);
-      out[name] = resolve(name, value);
-      continue;
-    }
-    const literal = /^"(.*)"$/.exec(expr);
-    if (!literal) throw new Error(`${name} = ${expr}: not a literal or a variable; extend nomadTaskEnv`);
-    out[name] = literal[1]!.replace(/\$\{(var\.)?([A-Za-z_]+)\}/g, (_, isVar: string | undefined, key: string) => {
-      const value = isVar ? task.vars[key] : runtime[key];
-      if (value === undefined) throw new Error(`${name} = ${expr}: nothing provides ${key}`);
-      return resolve(name, value);
-    });
-  }
-  return out;
 }
 
 export interface SynthesizedDeployment {
@@ -72,8 +38,8 @@ export interface SynthesizedDeployment {
   stack(name: string): StackJson;
   /** The executor container of `<env>-executor` (environments whose executor runs on ECS). */
   ecsContainer(env: string): EcsContainer;
-  /** The executor task of the job in `<env>-nomad` (environments whose executor runs on Nomad). */
-  nomadTask(env: string): NomadTask;
+  /** The executor job of `<env>-nomad` (environments whose executor runs on Nomad), read by src/nomad-jobspec.ts. */
+  nomadJob(env: string): NomadJobSource;
   /** `/usr/local/sbin/airfleet-worker-run` from the first worker group's user data. */
   workerRunScript(env: string): string;
 }
@@ -109,7 +75,7 @@ export function synthesizeDeployment(only_?: string[]): SynthesizedDeployment {
         readonlyRootFilesystem: container['readonlyRootFilesystem'] === true,
       };
     },
-    nomadTask(env) {
+    nomadJob(env) {
       const job = only(Object.values(stack(`${env}-nomad`).resource?.['nomad_job'] ?? {}), 'nomad_job');
       // The nomad stack escapes Nomad's own `${…}` for Terraform (stacks/src/components/nomad.ts); Terraform
       // hands Nomad the unescaped text.
@@ -120,7 +86,7 @@ export function synthesizeDeployment(only_?: string[]): SynthesizedDeployment {
         string,
         string
       >;
-      return { ...parseExecutorTask(jobspec), vars };
+      return { jobspec, vars };
     },
     workerRunScript(env) {
       const config = parseEnvironments(environments).find((e) => e.name === env);
@@ -138,25 +104,6 @@ export function synthesizeDeployment(only_?: string[]): SynthesizedDeployment {
         'airfleet-worker-run',
       ).content;
     },
-  };
-}
-
-/** The `args`, `env` and `readonly_rootfs` of the `task "executor"` in a jobspec (HCL as the repository writes it). */
-export function parseExecutorTask(jobspec: string): Omit<NomadTask, 'vars'> {
-  const task = jobspec.slice(jobspec.indexOf('task "executor"'));
-  if (!jobspec.includes('task "executor"')) throw new Error('jobspec has no task "executor"');
-  const args = /\n\s*args\s*=\s*(\[[^\]]*\])/.exec(task);
-  if (!args) throw new Error('task "executor" has no args');
-  const envBlock = /\n\s*env\s*\{([\s\S]*?)\n\s*\}/.exec(task);
-  const env: Record<string, string> = {};
-  for (const line of (envBlock?.[1] ?? '').split('\n')) {
-    const m = /^\s*([A-Z][A-Z0-9_]*)\s*=\s*(.+?)\s*$/.exec(line);
-    if (m) env[m[1]!] = m[2]!;
-  }
-  return {
-    args: JSON.parse(args[1]!) as string[],
-    env,
-    readonlyRootfs: /\n\s*readonly_rootfs\s*=\s*true/.test(task),
   };
 }
 

@@ -111,11 +111,7 @@ describeMoto(`the ${ENV} executor as deployed on Nomad (the executor job's task)
     // What the nomad stack hands Terraform, and Terraform hands Nomad.
     const deployment = synthesizeDeployment([ENV]);
     const stack = deployment.stack(`${ENV}-nomad`);
-    const job = Object.values(stack.resource?.['nomad_job'] ?? {})[0]!;
-    const jobspec = String(job['jobspec'])
-      .replace(/\$\$\{/g, '${')
-      .replace(/%%\{/g, '%{');
-    const vars = (job['hcl2'] as { vars: Record<string, string> }).vars;
+    const { jobspec, vars } = deployment.nomadJob(ENV);
     rmSync(deployment.outdir, { recursive: true, force: true });
 
     [server, postgres] = await Promise.all([startMoto(), startPostgres({ tlsDir: certs })]);

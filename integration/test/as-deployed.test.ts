@@ -3,12 +3,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  BatchClient,
-  CreateJobQueueCommand,
-  DescribeComputeEnvironmentsCommand,
-  RegisterJobDefinitionCommand,
-} from '@aws-sdk/client-batch';
 import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import pg from 'pg';
@@ -17,8 +11,9 @@ import type { Workload } from '../../executor/src/domain/workload.ts';
 import { waitFor } from '../src/airfleet-process.ts';
 import { type EcsContainer, prepareWorkerHost, synthesizeDeployment } from '../src/deployed-commands.ts';
 import { configureTestcontainers, projectImage, testLabels } from '../src/docker-env.ts';
+import { curlJson } from '../src/https-api.ts';
 import { motoAvailability, type StartedMoto, startMoto } from '../src/moto.ts';
-import { createMotoBatch, MOTO_CREDENTIALS, MOTO_REGION } from '../src/moto-batch.ts';
+import { createMotoBatch, createMotoBatchTargets, MOTO_CREDENTIALS, MOTO_REGION } from '../src/moto-batch.ts';
 import { NOMAD_TLS_SERVER_NAME, nomadTestCerts } from '../src/nomad-fake/certs.ts';
 import { type NomadFake, startNomadFake } from '../src/nomad-fake/index.ts';
 import { freePort } from '../src/ports.ts';
@@ -89,26 +84,8 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     AWS_ACCESS_KEY_ID: MOTO_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
   });
-  const api = async <T>(token: string, method: string, path: string, body?: unknown): Promise<T> => {
-    // Node's fetch trusts the dev CA through NODE_EXTRA_CA_CERTS only at start: verify with it explicitly.
-    const out = execFileSync(
-      'curl',
-      [
-        '-sS',
-        '--fail-with-body',
-        '--cacert',
-        join(certs, 'ca.pem'),
-        '-X',
-        method,
-        '-H',
-        `authorization: Bearer ${token}`,
-        ...(body ? ['-H', 'content-type: application/json', '-d', JSON.stringify(body)] : []),
-        `${url}${path}`,
-      ],
-      { encoding: 'utf8' },
-    );
-    return JSON.parse(out) as T;
-  };
+  const api = async <T>(token: string, method: string, path: string, body?: unknown): Promise<T> =>
+    curlJson<T>(url, join(certs, 'ca.pem'), token, method, path, body);
 
   /** The workload once it ended, with its log as text; `tail` explains a timeout. */
   const ended = async (admin: string, id: string, tail: () => string) => {
@@ -184,33 +161,7 @@ describeMoto('the dev deployment as deployed (ECS task definition, worker user d
     );
     // What the batch stack creates: the job queues and job definition the task definition names.
     const batch = await createMotoBatch(server, { prefix: 'airfleet-dev-' });
-    const queues = JSON.parse(env['AIRFLEET_BATCH_QUEUES'] ?? '{}') as Record<
-      string,
-      { jobQueue: string; jobDefinition: string }
-    >;
-    const client = new BatchClient({ region: MOTO_REGION, endpoint: server.endpoint, credentials: MOTO_CREDENTIALS });
-    const ce = (await client.send(new DescribeComputeEnvironmentsCommand({}))).computeEnvironments![0]!;
-    for (const q of new Set(Object.values(queues).map((v) => v.jobQueue))) {
-      if (q === batch.queueName) continue;
-      await client.send(
-        new CreateJobQueueCommand({
-          jobQueueName: q,
-          priority: 1,
-          state: 'ENABLED',
-          computeEnvironmentOrder: [{ order: 1, computeEnvironment: ce.computeEnvironmentArn! }],
-        }),
-      );
-    }
-    for (const d of new Set(Object.values(queues).map((v) => v.jobDefinition))) {
-      if (d === batch.jobDefinitionName) continue;
-      await client.send(
-        new RegisterJobDefinitionCommand({
-          jobDefinitionName: d,
-          type: 'container',
-          containerProperties: { image: projectImage('batch-task'), vcpus: 1, memory: 256 },
-        }),
-      );
-    }
+    await createMotoBatchTargets(server, batch, env['AIRFLEET_BATCH_QUEUES'] ?? '{}');
 
     const db = {
       PGHOST: '127.0.0.1',

@@ -32,19 +32,32 @@ describe('on PostgreSQL', () => {
 });
 
 describe('several service instances on one PostgreSQL', () => {
-  it('a submission on one instance wakes a worker parked on another (NOTIFY), at once', async () => {
-    const databaseUrl = await postgres.createDatabase(`peers_${++databases}`);
+  type TestService = Awaited<ReturnType<typeof openTestService>>;
+  /** Two service instances on one new database, closed after `body`. */
+  const onTwoInstances = async (name: string, body: (a: TestService, b: TestService) => Promise<void>) => {
+    const databaseUrl = await postgres.createDatabase(`${name}_${++databases}`);
     const a = await openTestService({ databaseUrl });
     const b = await openTestService({ databaseUrl });
     try {
-      const { worker } = await b.pool.workers.register({
-        name: 'peer-worker',
-        queues: ['peers'],
-        concurrency: 1,
-        labels: {},
-        runtime: 'process',
-        version: 'test',
-      });
+      await body(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  };
+  const register = (service: TestService, name: string, queue: string, concurrency: number) =>
+    service.pool.workers.register({
+      name,
+      queues: [queue],
+      concurrency,
+      labels: {},
+      runtime: 'process',
+      version: 'test',
+    });
+
+  it('a submission on one instance wakes a worker parked on another (NOTIFY), at once', async () => {
+    await onTwoInstances('peers', async (a, b) => {
+      const { worker } = await register(b, 'peer-worker', 'peers', 1);
       const parked = b.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 10_000 });
       await new Promise((resolve) => setTimeout(resolve, 200)); // let it park
       const submittedAt = Date.now();
@@ -52,17 +65,11 @@ describe('several service instances on one PostgreSQL', () => {
       const result = await parked;
       expect(result.leases.map((l) => l.key)).toEqual(['peer-1']);
       expect(Date.now() - submittedAt).toBeLessThan(1_000);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
   });
 
   it('concurrent dispatcher claims (SKIP LOCKED) never take the same workload twice', async () => {
-    const databaseUrl = await postgres.createDatabase(`claims_${++databases}`);
-    const a = await openTestService({ databaseUrl });
-    const b = await openTestService({ databaseUrl });
-    try {
+    await onTwoInstances('claims', async (a, b) => {
       // Workloads for a push backend no instance runs here, so only the claims below take them.
       const inputs = Array.from({ length: 300 }, (_, i) =>
         workloadInput.parse({ key: `claim-${i}`, command: ['true'], backend: 'batch' }),
@@ -82,25 +89,12 @@ describe('several service instances on one PostgreSQL', () => {
       expect(new Set(ids).size).toBe(ids.length);
       expect(ids.length).toBe(300);
       expect(takes.flat().every((w) => w.state === 'submitting')).toBe(true);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
   });
 
   it('polls of one worker at once, on two instances, never fill the same slots', async () => {
-    const databaseUrl = await postgres.createDatabase(`slots_${++databases}`);
-    const a = await openTestService({ databaseUrl });
-    const b = await openTestService({ databaseUrl });
-    try {
-      const { worker } = await a.pool.workers.register({
-        name: 'busy-worker',
-        queues: ['slots'],
-        concurrency: 3,
-        labels: {},
-        runtime: 'process',
-        version: 'test',
-      });
+    await onTwoInstances('slots', async (a, b) => {
+      const { worker } = await register(a, 'busy-worker', 'slots', 3);
       await a.submitBatch(
         Array.from({ length: 40 }, (_, i) =>
           workloadInput.parse({ key: `slot-${i}`, command: ['true'], queue: 'slots' }),
@@ -117,24 +111,14 @@ describe('several service instances on one PostgreSQL', () => {
         [worker.id],
       );
       expect(rows[0]!.n).toBe(3);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
   });
 
   it('a lease pass that waited on another pass of its worker which leased leases nothing and says so', async () => {
     const databaseUrl = await postgres.createDatabase(`stale_${++databases}`);
     const a = await openTestService({ databaseUrl });
     try {
-      const { worker } = await a.pool.workers.register({
-        name: 'stale-worker',
-        queues: ['stale'],
-        concurrency: 2,
-        labels: {},
-        runtime: 'process',
-        version: 'test',
-      });
+      const { worker } = await register(a, 'stale-worker', 'stale', 2);
       await a.submit(workloadInput.parse({ key: 'stale-1', command: ['true'], queue: 'stale' }));
       // Another pass of the worker, as far as the row is concerned: it holds the worker's row and has leased.
       let release: () => void = () => undefined;

@@ -1,12 +1,8 @@
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import {
-  nomadTaskEnv,
-  prepareWorkerHost,
-  type SynthesizedDeployment,
-  synthesizeDeployment,
-} from '../src/deployed-commands.ts';
+import { prepareWorkerHost, type SynthesizedDeployment, synthesizeDeployment } from '../src/deployed-commands.ts';
 import { projectImage, testLabels } from '../src/docker-env.ts';
+import { dockerTask, evaluateJobspec, interpolateRuntime, parseJobspec } from '../src/nomad-jobspec.ts';
 
 // Every command line the stacks give an image, taken from the synthesized stacks and run against the built
 // executor image (entrypoint `tini -- airfleet`) with `--check`: the command must exist, every option must
@@ -54,7 +50,7 @@ function checked(result: Run): Record<string, unknown> {
 
 /** A stand-in for a value Terraform fills in at apply time, valid where the value is: a host name, an ARN. */
 function unresolved(name: string): string {
-  if (name.endsWith('_ARN')) return 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:unresolved-AbCdEf';
+  if (/_arn$/i.test(name)) return 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:unresolved-AbCdEf';
   return 'unresolved.invalid';
 }
 
@@ -79,9 +75,16 @@ describe('command lines the stacks give the executor image', () => {
   }, 120_000);
 
   it('the Nomad executor job (staging) starts `serve` with its task environment', async () => {
-    const task = deployment.nomadTask('staging');
-    const env = nomadTaskEnv(task, { NOMAD_PORT_http: '8470', NOMAD_SECRETS_DIR: '/secrets' }, unresolved);
-    const result = checked(await runImage([...task.args, '--check'], env, task.readonlyRootfs));
+    const { jobspec, vars } = deployment.nomadJob('staging');
+    const given = Object.fromEntries(
+      Object.entries(vars).map(([name, value]) => [name, value.includes('${') ? unresolved(name) : value]),
+    );
+    const task = dockerTask(evaluateJobspec(await parseJobspec(jobspec), given), 'executor');
+    const runtime = { NOMAD_PORT_http: '8470', NOMAD_SECRETS_DIR: '/secrets' };
+    const env = Object.fromEntries(
+      Object.entries(task.env).map(([name, value]) => [name, interpolateRuntime(value, runtime)]),
+    );
+    const result = checked(await runImage([...task.config.args, '--check'], env, task.config.readonlyRootfs));
     expect(result).toMatchObject({ ok: true, listen: 'https://0.0.0.0:8470' });
   }, 120_000);
 
