@@ -212,6 +212,17 @@ async function finished(dagId: string, timeoutMs = 6 * 60_000): Promise<{ state:
         failed.map((w) => `  ${w.key} attempt ${w.attempt}: ${w.reason} ${w.message ?? ''}`).join('\n'),
     );
   }
+  // And the end of each failed try's log: what Airflow's task said before it failed.
+  for (const ti of tis.filter((t) => t.state === 'failed')) {
+    const lines = await airflow.log(dagId, runId, ti.task_id, ti.try_number, ti.map_index).catch(() => []);
+    console.info(
+      `${dagId}.${ti.task_id} try ${ti.try_number} failed; the end of its log:\n` +
+        lines
+          .slice(-25)
+          .map((l) => `  ${JSON.stringify(l)}`)
+          .join('\n'),
+    );
+  }
   return { state, tis };
 }
 

@@ -50,6 +50,8 @@ def conn(service, monkeypatch):
 def operator(conn_id, **kwargs):
     kwargs.setdefault("task_id", "t")
     kwargs.setdefault("backend", "local")
+    # The resume guard has its own tests below; elsewhere it would only add its 20 s to every deferral.
+    kwargs.setdefault("min_deferral_seconds", 0)
     return AirfleetOperator(airfleet_conn_id=conn_id, **kwargs)
 
 
@@ -317,7 +319,7 @@ def test_task_airfleet_is_registered_with_airflow_and_returns_stdout(service, co
 
     @dag(dag_id=f"decorated_{uuid.uuid4().hex[:6]}", schedule=None)
     def pipeline():
-        @task.airfleet(backend="local", airfleet_conn_id=conn_id)
+        @task.airfleet(backend="local", airfleet_conn_id=conn_id, min_deferral_seconds=0)
         def greet(name: str, ti=None):
             return [PY, "-c", f"print('hello {name} from {ti.task_id}')"]
 
@@ -370,6 +372,8 @@ def test_the_readme_shows_the_example_dag_and_it_runs(service, conn):
     the_dag = module.airfleet_operator()
     total, report = the_dag.get_task("total"), the_dag.get_task("report")
     assert report.custom_operator_name == "@task.airfleet" and total.deferrable and report.deferrable
+    assert total.min_deferral_seconds == report.min_deferral_seconds == 20  # the default guard
+    total.min_deferral_seconds = report.min_deferral_seconds = 0  # tested on its own below
     value, _ = run_deferred(total, context(task_id="total", dag_id=the_dag.dag_id))
     assert value == "45"
     report.op_args = [value]  # what the task runner resolves from `total.output`
@@ -409,3 +413,52 @@ def test_the_trigger_reads_only_its_own_workloads_changes(service, conn, monkeyp
     seen = [e for page in pages for e in page]
     assert seen, "the trigger read no events: it would not notice a change before its poll ends"
     assert {e["workloadId"] for e in seen} == {kwargs["workload_id"]}
+
+
+# ---------------------------------------------------------------- the resume guard (min_deferral_seconds)
+
+
+def test_a_fast_workload_resumes_its_task_no_sooner_than_min_deferral_seconds(service, conn, caplog):
+    op = operator(conn(), command=[PY, "-c", "print('quick')"], min_deferral_seconds=3)
+    started = time.time()
+    with caplog.at_level(logging.INFO, logger="airfleet_airflow.triggers"):
+        result, kwargs = run_deferred(op, context())
+    assert result == "quick"
+    assert started + 3 <= kwargs["not_before"] <= time.time()
+    assert time.time() - started >= 3  # the workload ended in well under a second
+    assert "the task resumes in" in caplog.text
+
+
+def test_a_workload_longer_than_min_deferral_seconds_is_not_held(service, conn):
+    op = operator(conn(), command=[PY, "-c", "import time; time.sleep(2); print('slow')"], min_deferral_seconds=1)
+    started = time.monotonic()
+    result, _ = run_deferred(op, context())
+    assert result == "slow"
+    assert time.monotonic() - started < 2 + 1  # ended after the guard's end: fired at once, not 1 s later
+
+
+def test_an_old_serialized_trigger_without_not_before_still_fires(service, conn):
+    op = operator(conn(), command=[PY, "-c", "print('old')"])
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    _, kwargs = deferred.value.trigger.serialize()
+    del kwargs["not_before"]  # what a trigger deferred before the guard existed has in Airflow's database
+    event = first_event(AirfleetWorkloadTrigger(**kwargs))
+    assert event.payload["status"] == "ended" and event.payload["workload"]["state"] == "succeeded"
+
+
+def test_executing_a_try_whose_workload_has_ended_completes_without_deferring(service, conn):
+    conn_id = conn()
+    ctx = context()
+    assert operator(conn_id, deferrable=False, command=[PY, "-c", "print('done once')"]).execute(ctx) == "done once"
+    # The same try executed again (a worker lost after the workload ended): no deferral, no 20 s guard.
+    again = operator(conn_id, command=[PY, "-c", "print('done once')"], min_deferral_seconds=20)
+    started = time.monotonic()
+    assert again.execute(ctx) == "done once"
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("value", [-1, 301])
+def test_a_min_deferral_seconds_out_of_range_is_refused(value):
+    with pytest.raises(AirflowException, match=r"task_id='t'.*min_deferral_seconds must be between 0 and 300"):
+        AirfleetOperator(task_id="t", command="true", min_deferral_seconds=value)

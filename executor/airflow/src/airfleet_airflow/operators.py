@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,9 @@ KEY_PREFIX = "airflow-operator/"
 MAX_OUTPUT_BYTES = 1 << 20
 STDERR_TAIL_LINES = 20
 _STDERR_TAIL_BYTES = 64 * 1024
+# Longer than the scheduler takes, on a loaded host, to read a deferring run's exit (13 s measured in
+# integration/test/airflow-e2e.test.ts on 2 cores); only workloads ending that soon after deferring wait.
+MIN_DEFERRAL_SECONDS = 20.0
 
 
 def _as_argv(command: Any, where: str) -> list[str]:
@@ -90,6 +94,9 @@ class AirfleetOperator(BaseOperator):
     :param airfleet_conn_id: the Airflow connection of type ``airfleet`` (service URL and token).
     :param deferrable: wait in the triggerer (default) or in the worker.
     :param wait_seconds: how long one long poll of the service may last.
+    :param min_deferral_seconds: the task resumes no sooner than this after deferring, however fast the
+        workload ends: Airflow 3.3 fails a resumed run that starts before the scheduler has read the
+        deferring run's exit (executor/airflow/README.md). 0 turns the guard off.
     :param max_output_bytes: stdout beyond this is left out of the XCom (and the log says so).
     """
 
@@ -102,7 +109,8 @@ class AirfleetOperator(BaseOperator):
                  secret_env: dict[str, str] | None = None, airfleet_resources: dict[str, Any] | None = None,
                  exec_config: dict[str, Any] | None = None, timeouts: dict[str, int] | None = None,
                  max_infra_retries: int | None = None, airfleet_conn_id: str = DEFAULT_CONN_ID,
-                 deferrable: bool = True, wait_seconds: float = 30.0, max_output_bytes: int = MAX_OUTPUT_BYTES,
+                 deferrable: bool = True, wait_seconds: float = 30.0,
+                 min_deferral_seconds: float = MIN_DEFERRAL_SECONDS, max_output_bytes: int = MAX_OUTPUT_BYTES,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.command = command
@@ -118,6 +126,10 @@ class AirfleetOperator(BaseOperator):
         self.airfleet_conn_id = airfleet_conn_id
         self.deferrable = deferrable
         self.wait_seconds = wait_seconds
+        if not 0 <= min_deferral_seconds <= 300:
+            raise AirflowException(f"AirfleetOperator(task_id={self.task_id!r}): min_deferral_seconds must be between "
+                                   f"0 and 300 seconds, not {min_deferral_seconds!r}")
+        self.min_deferral_seconds = float(min_deferral_seconds)
         self.max_output_bytes = max_output_bytes
         self._workload_id: str | None = None
 
@@ -184,7 +196,7 @@ class AirfleetOperator(BaseOperator):
         from airflow.sdk.log import mask_secret
 
         from airfleet_airflow.client import AirfleetApiError, AirfleetClient, AirfleetUnreachable
-        from airfleet_airflow.triggers import AirfleetWorkloadTrigger, explain
+        from airfleet_airflow.triggers import TERMINAL, AirfleetWorkloadTrigger, explain, summary
 
         for value in self.secret_env.values():
             if isinstance(value, str) and value:
@@ -205,9 +217,12 @@ class AirfleetOperator(BaseOperator):
                       "submitted" if result["created"] else f"was submitted already ({workload['state']})",
                       body["backend"], body["queue"], f"{config.url}/ui/#/workloads/{workload['id']}")
         context["ti"].xcom_push(key="airfleet_workload_id", value=workload["id"])
+        if workload["state"] in TERMINAL:  # a repeated execute of a try whose workload has ended: nothing to wait for
+            return self.execute_complete(context, {"status": "ended", "workload": summary(workload)})
         if self.deferrable:
             self.defer(trigger=AirfleetWorkloadTrigger(workload["id"], self.airfleet_conn_id, after,
-                                                       self.wait_seconds),
+                                                       self.wait_seconds,
+                                                       not_before=time.time() + self.min_deferral_seconds),
                        method_name="execute_complete", timeout=self.execution_timeout)
         return self.execute_complete(context, self._wait_here(config, workload["id"], after))
 

@@ -7,12 +7,19 @@ changes. An event, or a long poll that ends empty, makes it read the workload ag
 the wait. One request per ``wait_seconds`` while nothing happens.
 
 The same coroutine (``wait_for_end``) serves the operator's non-deferrable mode, on the worker.
+
+The event is not fired before ``not_before`` (wall-clock seconds, set by the operator when it defers): a
+workload that ends within seconds of the deferral would otherwise resume the task before the scheduler has
+read the executor's report of the deferring run, and Airflow 3.3 then fails the resumed run ("finished with
+state success, but the task instance's state attribute is running"). executor/airflow/README.md
+explains it ("Why a fast workload's task resumes 20 s after it deferred").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -27,9 +34,11 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 _KEPT = ("id", "key", "state", "attempt", "reason", "exitCode", "message", "workerName", "backend", "queue",
          "infraRetries", "startedAt", "finishedAt")
 _MAX_BACKOFF = 30.0
+# A not_before further away than this is a clock skew between worker and triggerer, not a settle time.
+_MAX_SETTLE = 300.0
 
 
-def _summary(workload: dict[str, Any]) -> dict[str, Any]:
+def summary(workload: dict[str, Any]) -> dict[str, Any]:
     return {k: workload.get(k) for k in _KEPT}
 
 
@@ -62,7 +71,7 @@ async def wait_for_end(client: AsyncAirfleetClient, workload_id: str, after: int
         try:
             workload = await client.workload(workload_id)
             if workload["state"] in TERMINAL:
-                return {"status": "ended", "workload": _summary(workload)}
+                return {"status": "ended", "workload": summary(workload)}
             # Until the workload changes, or the long poll ends with nothing: read it again either way.
             page = await client.events(after, limit=FEED_PAGE, wait_ms=wait_ms, workload_id=workload["id"])
             after = int(page["last"])
@@ -81,17 +90,27 @@ class AirfleetWorkloadTrigger(BaseTrigger):
     """Fires once, when the airfleet workload ``workload_id`` has succeeded, failed or been cancelled."""
 
     def __init__(self, workload_id: str, airfleet_conn_id: str = DEFAULT_CONN_ID, after: int = 0,
-                 wait_seconds: float = 30.0):
+                 wait_seconds: float = 30.0, not_before: float = 0.0):
         super().__init__()
         self.workload_id = workload_id
         self.airfleet_conn_id = airfleet_conn_id
         self.after = int(after)
         self.wait_seconds = float(wait_seconds)
+        self.not_before = float(not_before)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}",
                 {"workload_id": self.workload_id, "airfleet_conn_id": self.airfleet_conn_id, "after": self.after,
-                 "wait_seconds": self.wait_seconds})
+                 "wait_seconds": self.wait_seconds, "not_before": self.not_before})
+
+    async def _settle(self) -> None:
+        """Holds the event until not_before (see the module docstring)."""
+        remaining = min(self.not_before - time.time(), _MAX_SETTLE)
+        if remaining > 0:
+            log.info("airfleet: workload %s has ended; the task resumes in %.1f s, when the scheduler has had "
+                     "time to see the deferring run exit (the operator's min_deferral_seconds)", self.workload_id,
+                     remaining)
+            await asyncio.sleep(remaining)
 
     @property
     def _where(self) -> str:
@@ -108,6 +127,7 @@ class AirfleetWorkloadTrigger(BaseTrigger):
             event = await wait_for_end(client, self.workload_id, self.after, self.wait_seconds, self._where)
         finally:
             await client.close()
+        await self._settle()
         yield TriggerEvent(event)
 
     async def on_kill(self) -> None:
