@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 import sys
+import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -224,3 +228,84 @@ def test_get_task_log_on_a_fresh_instance_reads_the_running_log(service, executo
     assert [__import__("json").loads(line)["event"] for line in lines] == ["línea 0 ✓", "línea 1 ✓", "línea 2 ✓"]
     assert reader.get_task_log(ti, 2) == ([], [])  # another try: not this workload
     service.http.post(f"/v1/workloads/{workload_id}/cancel")
+
+
+# ---------------------------------------------------------------- a scheduler that stops hands its tasks over
+
+
+@pytest.fixture(scope="module")
+def metadata_db():
+    """Airflow's metadata database, migrated by `airflow db migrate` (sqlite in the test's Airflow home), with
+    bare task_instance rows: no DAG behind them, so foreign keys are off on the connection that adds them."""
+    from airflow import settings
+    from sqlalchemy import text
+
+    done = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    class Db:
+        def add(self, key, state="queued"):
+            with settings.engine.begin() as c:
+                c.execute(text("PRAGMA foreign_keys=OFF"))
+                c.execute(text("INSERT INTO task_instance (id, dag_id, task_id, run_id, map_index, try_number, "
+                               "max_tries, pool, pool_slots, state) VALUES (:id, :dag_id, :task_id, :run_id, "
+                               ":map_index, :try_number, 0, 'default_pool', 1, :state)"),
+                          {"id": uuid.uuid4().hex, "dag_id": key.dag_id, "task_id": key.task_id, "run_id": key.run_id,
+                           "map_index": key.map_index, "try_number": key.try_number, "state": state})
+
+        def set_external_id(self, key, value):
+            with settings.engine.begin() as c:
+                c.execute(text("UPDATE task_instance SET external_executor_id=:v WHERE dag_id=:d AND task_id=:t"),
+                          {"v": value, "d": key.dag_id, "t": key.task_id})
+
+        def external_id(self, key):
+            with settings.engine.begin() as c:
+                return c.execute(text("SELECT external_executor_id FROM task_instance WHERE dag_id=:d AND "
+                                      "task_id=:t AND run_id=:r"),
+                                 {"d": key.dag_id, "t": key.task_id, "r": key.run_id}).scalar_one()
+
+    return Db()
+
+
+def test_a_stopping_scheduler_hands_queued_and_unread_tasks_to_the_next_one(service, executor, metadata_db):
+    # SIGTERM ends the scheduler loop wherever it is: one task was submitted but the scheduler never read its
+    # RUNNING event (so never wrote its workload id), another was set queued but never submitted.
+    first = executor("import time; time.sleep(1); print('handed over')")
+    dag_id = f"handover_{uuid.uuid4().hex[:8]}"
+    submitted, queued = make_task(dag_id=dag_id, task_id="submitted"), make_task(dag_id=dag_id, task_id="queued")
+    keys = [submitted.ti.key, queued.ti.key]
+    for key in keys:
+        metadata_db.add(key)
+    first.queue_workload(submitted, session=None)
+    first.heartbeat()
+    assert submitted.ti.key in first.event_buffer  # unread: the scheduler exits before its next loop
+    first.queue_workload(queued, session=None)
+    first.end()
+
+    ids = {key: metadata_db.external_id(key) for key in keys}
+    assert all(ids.values()) and len(set(ids.values())) == 2
+    for key, workload_id in ids.items():
+        workload = service.http.get(f"/v1/workloads/{workload_id}").json()
+        assert workload["key"].startswith(f"airflow/{dag_id}/manual__2026-01-01/{key.task_id}/-1/try-1/")
+
+    # The next scheduler adopts both from what its database says, and reports their ends.
+    second = executor("print('unused: adopted tasks are not submitted again')")
+    tis = [SimpleNamespace(key=key, external_executor_id=ids[key]) for key in keys]
+    assert second.try_adopt_task_instances(tis) == []
+    seen = run_until_events(second, keys)
+    assert all(states(seen[key])[-1] == "success" for key in keys)
+    listed = service.http.get("/v1/workloads", params={"limit": 1000}).json()["workloads"]
+    assert sorted(w["key"].split("/")[3] for w in listed if w["key"].startswith(f"airflow/{dag_id}/")) == [
+        "queued", "submitted"]  # one workload each: nothing ran twice
+
+
+def test_a_stopping_scheduler_leaves_an_id_the_database_has_alone(service, executor, metadata_db):
+    ex = executor()
+    task = make_task(dag_id=f"kept_{uuid.uuid4().hex[:8]}")
+    metadata_db.add(task.ti.key)
+    metadata_db.set_external_id(task.ti.key, "set-by-the-scheduler")
+    ex.queue_workload(task, session=None)
+    ex.heartbeat()
+    ex.end()
+    assert metadata_db.external_id(task.ti.key) == "set-by-the-scheduler"

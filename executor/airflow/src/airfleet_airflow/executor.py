@@ -85,10 +85,52 @@ class AirfleetExecutor(BaseExecutor):
                        self._client.url, e)
 
     def end(self) -> None:
-        """The scheduler is stopping: tasks keep running in airfleet, and the next scheduler adopts them."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """The scheduler is stopping: tasks keep running in airfleet, and the next scheduler adopts them.
+
+        Adoption needs each TI's ``external_executor_id``, which the scheduler writes only when it reads this
+        executor's RUNNING event. A stop (SIGTERM ends the loop wherever it is) can come after tasks were set
+        queued but before they were submitted, or after the submit but before the scheduler read the events:
+        the next scheduler would reset those tasks and run them under a new try. So what is still queued is
+        submitted now (the service dedupes a repeated submit by key), and the workload ids the scheduler has
+        not read are written to the metadata database here.
+        """
+        try:
+            if self.queued_tasks:
+                self._process_workloads(list(self.queued_tasks.values()))
+            self._record_unread_workload_ids()
+        except Exception as e:  # noqa: BLE001 - the scheduler is exiting: say what the next one will do
+            self.log.warning("airfleet: handing tasks over to the next scheduler failed (%s); it will reset "
+                             "the tasks it cannot adopt", e)
+        finally:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _record_unread_workload_ids(self) -> None:
+        """Writes the workload id of each RUNNING event still in the event buffer to its TI (where unset)."""
+        from airflow.utils.state import TaskInstanceState
+
+        unread = [(key, info) for key, (state, info) in self.event_buffer.items()
+                  if state == TaskInstanceState.RUNNING and isinstance(info, str) and info in self._by_workload]
+        if not unread:
+            return
+        from airflow import settings
+        from airflow.models.taskinstance import TaskInstance
+        from sqlalchemy import update
+
+        table = TaskInstance.__table__
+        # Its own connection: the loop's session may have been left mid-transaction by the signal.
+        with settings.engine.begin() as connection:
+            for key, workload_id in unread:
+                connection.execute(
+                    update(table)
+                    .where(table.c.dag_id == key.dag_id, table.c.task_id == key.task_id,
+                           table.c.run_id == key.run_id, table.c.map_index == key.map_index,
+                           table.c.try_number == key.try_number, table.c.external_executor_id.is_(None),
+                           table.c.state.in_([TaskInstanceState.QUEUED.value, TaskInstanceState.RUNNING.value]))
+                    .values(external_executor_id=workload_id))
+        self.log.info("airfleet: recorded the workload ids of %d task(s) for the next scheduler to adopt",
+                      len(unread))
 
     def terminate(self) -> None:
         """Cancel everything this executor runs (Airflow's scheduler never calls this; it is for tools)."""
