@@ -7,7 +7,7 @@ import type { WorkloadState } from '../../src/domain/states.ts';
 import { type Workload, workloadInput } from '../../src/domain/workload.ts';
 import { InvalidInputError } from '../../src/errors.ts';
 import type { ExecutorService } from '../../src/service/executor-service.ts';
-import { type OpenService, waitUntil } from '../support/service.ts';
+import { type OpenService, waitFor, waitUntil } from '../support/service.ts';
 
 /**
  * The dispatcher and the push-backend contract (claim, submit, watch, cancel, logs, reconcile), driven
@@ -40,7 +40,10 @@ export function servicePushSuite(openService: OpenService): void {
       );
       const done = await settle(service, workload.id);
       expect(done).toMatchObject({ state: 'succeeded', exitCode: 0, attempt: 1 });
-      expect(done.backendRef).toBe(`${workload.id}.1`);
+      // A task this short can end before the submit call has returned: the job's reference is then recorded
+      // on the ended attempt a moment after the end (store/workloads.ts, markSubmitted).
+      const recorded = await waitFor(async () => (await service.getWorkload(workload.id)).backendRef);
+      expect(recorded).toBe(`${workload.id}.1`);
       expect(await logText(service, workload.id, 'stdout')).toBe('to out 1\n');
       expect(await logText(service, workload.id, 'stderr')).toBe('to err\n');
       // `pending` (submitted, not started) is skipped when the backend sees the start before the submit call
