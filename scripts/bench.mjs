@@ -654,7 +654,9 @@ try {
 
   if (only.has('live')) {
     // The baseline of the comparison, like for like: the same workers connected and heartbeating, the same
-    // database so far; only the live workloads are missing.
+    // database so far, vacuumed as the measurement with the live load will be (below); only the live
+    // workloads are missing.
+    await vacuumAnalyze();
     log(`submissions at a fixed 1,000/s with the ${workers.length} workers connected, before the live load`);
     results.submitAt1000Connected = await openLoopSubmit(1000, quick ? 3 : 8, 'bench-open1');
     log(`loading ${quick ? '20,000' : '100,000'} live workloads (queued on a queue nobody serves)`);
