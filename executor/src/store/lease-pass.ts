@@ -17,8 +17,8 @@ import { type WithSealed, type WorkloadRow, withSealed } from './workloads.ts';
  * differs from the one in the snapshot, another pass leased meanwhile, so this one leases nothing and says
  * `fresh: false`, to be made again in a new snapshot.
  *
- * The choice is domain/slots.ts pickLeases, in SQL: candidates in lease order, each taken when it fits the
- * slots still free, passed over (left queued) when it does not.
+ * The choice (`pick`): candidates in lease order (priority, then age), each taken when it fits the slots
+ * still free, passed over (left queued) when it does not, so smaller work behind a big task still runs.
  */
 const LEASE_PASS = `WITH RECURSIVE snap AS (SELECT lease_seq FROM workers WHERE id = $1::uuid),
 k AS MATERIALIZED (SELECT k.* FROM workers k WHERE k.id = $1::uuid FOR UPDATE),
@@ -68,7 +68,7 @@ SELECT (SELECT row_to_json(me) FROM me) AS pass_worker,
           (SELECT c.queue, count(*)::int AS n FROM cand c JOIN pick p ON p.rn = c.rn AND NOT p.take GROUP BY c.queue) x)
          AS pass_left,
        -- Queued work on its queues bigger than its free slots but within its concurrency: asked only when
-       -- nothing else says whether freed slots should wake it (see LeaseProtocol.leasePass).
+       -- nothing else says whether freed slots should wake it (see LeaseProtocol.pass).
        (SELECT CASE WHEN me.fresh AND me.accepting AND me.free > 0 AND me.free < me.concurrency
                      AND (SELECT count(*) FROM cand) = (SELECT count(*) FROM upd)
                      AND (SELECT coalesce(sum(pool_slots), 0) FROM upd) < me.free
@@ -88,8 +88,6 @@ export interface LeasePassResult {
   fresh: boolean;
   /** The worker's free slots when the pass began. */
   free: number;
-  /** Whether new work was open to it (not draining, in maintenance or gone, and `accepting` asked for). */
-  accepting: boolean;
   /** Candidates it locked (at most `free`). */
   candidates: number;
   /** Candidates it locked and left queued (they did not fit what was left), by queue. */
@@ -101,7 +99,7 @@ export interface LeasePassResult {
 }
 
 type PassRow = WorkloadRow & {
-  pass_worker: (WorkerRow & { has_stop: boolean; fresh: boolean; free: number; accepting: boolean }) | null;
+  pass_worker: (WorkerRow & { has_stop: boolean; fresh: boolean; free: number }) | null;
   pass_candidates: number;
   pass_left: Record<string, number>;
   pass_bigger: boolean;
@@ -117,7 +115,6 @@ export async function leasePass(q: Queryable, workerId: string, accepting: boole
     worker: { ...toWorker(w), hasStop: w.has_stop },
     fresh: w.fresh,
     free: w.free,
-    accepting: w.accepting,
     candidates: first.pass_candidates,
     left: new Map(Object.entries(first.pass_left)),
     bigger: first.pass_bigger,

@@ -78,6 +78,28 @@ export function servicePoolSuite(openService: OpenService): void {
       expect(again.leases).toEqual([]); // server-side slot accounting: both slots are taken
     });
 
+    it('never exceeds the free slots, and lets a smaller task pass a bigger one that does not fit', async () => {
+      await service.submitBatch([
+        input({ key: 'two', priorityWeight: 9, poolSlots: 2 }),
+        input({ key: 'three', priorityWeight: 8, poolSlots: 3 }),
+        input({ key: 'one', priorityWeight: 1, poolSlots: 1 }),
+      ]);
+      const { worker } = await register('w1', ['default'], 3);
+      const result = await service.pool.leases.poll(worker.id, { freeSlots: 3, waitMs: 0 });
+      // "three" fits the worker's concurrency but not the one slot "two" leaves: "one" passes it.
+      expect(result.leases.map((l) => l.key)).toEqual([k('two'), k('one')]);
+      expect(result.leases.reduce((n, l) => n + l.poolSlots, 0)).toBeLessThanOrEqual(3);
+    });
+
+    it('a worker whose concurrency is lowered below the slots it holds gets no lease', async () => {
+      await service.submitBatch([input({ key: 'a' }), input({ key: 'b' }), input({ key: 'c' })]);
+      const { worker } = await register('w1', ['default'], 2);
+      expect((await service.pool.leases.poll(worker.id, { freeSlots: 2, waitMs: 0 })).leases).toHaveLength(2);
+      // Concurrency 1 against the two slots it holds: no slot is free, whatever the worker says.
+      await service.pool.workers.update(worker.id, { concurrency: 1 });
+      expect((await service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 0 })).leases).toEqual([]);
+    });
+
     it('a parked poll is woken by a submission', async () => {
       const { worker } = await register('w1', ['default'], 1);
       const poll = service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 });

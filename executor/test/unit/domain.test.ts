@@ -1,5 +1,4 @@
 import { configFromEnv, parseServiceConfig } from '../../src/config.ts';
-import { freeSlots, pickLeases } from '../../src/domain/slots.ts';
 import { canTransition, decideAfterFailure, isInfraRetryable } from '../../src/domain/states.ts';
 import { workloadInput } from '../../src/domain/workload.ts';
 
@@ -24,31 +23,6 @@ describe('state machine', () => {
     expect(decideAfterFailure(base)).toEqual({ kind: 'retry', nextAttempt: 3 });
     expect(decideAfterFailure({ ...base, infraRetries: 3 })).toEqual({ kind: 'fail' });
     expect(decideAfterFailure({ ...base, reason: 'oom' })).toEqual({ kind: 'fail' });
-  });
-});
-
-describe('slot accounting and lease order', () => {
-  const c = (id: string, poolSlots: number, priorityWeight: number, queuedAt: number) => ({
-    id,
-    poolSlots,
-    priorityWeight,
-    queuedAt,
-  });
-
-  it('orders by priority, then age', () => {
-    const picked = pickLeases([c('old-low', 1, 1, 1), c('new-high', 1, 5, 9), c('new-low', 1, 1, 5)], 3);
-    expect(picked.map((p) => p.id)).toEqual(['new-high', 'old-low', 'new-low']);
-  });
-
-  it('never exceeds the free slots, and lets a smaller task pass a bigger one that does not fit', () => {
-    const picked = pickLeases([c('two', 2, 9, 1), c('three', 3, 8, 2), c('one', 1, 1, 3)], 3);
-    expect(picked.map((p) => p.id)).toEqual(['two', 'one']);
-    expect(picked.reduce((n, p) => n + p.poolSlots, 0)).toBeLessThanOrEqual(3);
-  });
-
-  it('computes free slots as concurrency less running slots, never below zero', () => {
-    expect(freeSlots(4, [1, 2])).toBe(1);
-    expect(freeSlots(2, [3])).toBe(0);
   });
 });
 
