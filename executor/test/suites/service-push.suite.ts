@@ -278,7 +278,13 @@ async function logText(service: ExecutorService, id: string, stream: 'stdout' | 
   return slice.data.toString('utf8');
 }
 
+/**
+ * The states the change feed recorded for an ended workload, once the feed shows its end: the feed's numbering
+ * can trail the committed row by a moment (service/feed.ts), so a read right after the end may stop short.
+ */
 async function statesOf(service: ExecutorService, id: string): Promise<string[]> {
-  const events = await service.readFeed(0, 10_000, 0);
-  return events.filter((e) => e.workloadId === id).map((e) => e.state);
+  return waitFor(async () => {
+    const states = (await service.readFeed(0, 10_000, 0)).filter((e) => e.workloadId === id).map((e) => e.state);
+    return ['succeeded', 'failed', 'cancelled'].includes(states.at(-1) ?? '') ? states : null;
+  });
 }
