@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { GetPolicyCommand, GetPolicyVersionCommand, IAMClient } from '@aws-sdk/client-iam';
 import { motoAvailability, type StartedMoto, startMoto } from '../src/moto.ts';
 import { findTerraform, mirroredProviders, PROVIDER_MIRROR, Terraform } from '../src/terraform.ts';
 
@@ -199,6 +200,54 @@ describeIf('the deploy walkthrough on moto', () => {
     return text;
   }
 
+  /** The rules of the database's security group (the data stack's only one), as moto holds them (XML). */
+  async function databaseGroupRules() {
+    const groupId = state('dev-data').resources.find((r) => r.type === 'aws_security_group')!.instances[0]!.attributes[
+      'id'
+    ];
+    return aws('ec2', {
+      Action: 'DescribeSecurityGroupRules',
+      'Filter.1.Name': 'group-id',
+      'Filter.1.Value.1': String(groupId),
+      Version: '2016-11-15',
+    });
+  }
+
+  /**
+   * What the data stack gives Airflow's hosts, as applied: the policy names the secrets Terraform created
+   * (their real ARNs), and the database's group lets the Airflow group in on 5432.
+   */
+  async function expectAirflowHostGrants(data: Record<string, { value: unknown } | undefined>) {
+    const iam = new IAMClient({
+      endpoint: server.endpoint,
+      region: REGION,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    const policyArn = String(data['airflow_policy_arn']?.value);
+    const { Policy } = await iam.send(new GetPolicyCommand({ PolicyArn: policyArn }));
+    const { PolicyVersion } = await iam.send(
+      new GetPolicyVersionCommand({ PolicyArn: policyArn, VersionId: Policy!.DefaultVersionId! }),
+    );
+    const document = JSON.parse(decodeURIComponent(PolicyVersion!.Document!)) as {
+      Statement: { Sid: string; Action: string; Resource: string }[];
+    };
+    const environment = data['airflow_environment']?.value as Record<string, string>;
+    expect(environment['AIRFLEET_SUBMIT_TOKEN_SECRET_ARN']).toMatch(/:secret:airfleet\/dev\/submit-token-/);
+    expect(document.Statement.map((s) => [s.Sid, s.Action, s.Resource])).toEqual([
+      ['ReadAirflowDatabaseSecret', 'secretsmanager:GetSecretValue', data['database_airflow_secret_arn']?.value],
+      ['DecryptAirflowDatabaseSecret', 'kms:Decrypt', expect.stringMatching(/^arn:aws:kms:eu-west-1:\d{12}:key\//)],
+      ['ReadSubmitToken', 'secretsmanager:GetSecretValue', environment['AIRFLEET_SUBMIT_TOKEN_SECRET_ARN']],
+    ]);
+    const airflowGroup = String(data['airflow_security_group_id']?.value);
+    expect(airflowGroup).toMatch(/^sg-/);
+    const rules = await databaseGroupRules();
+    const fromAirflow = (rules.match(/<item>[\s\S]*?<\/item>/g) ?? []).filter((rule) =>
+      rule.includes(`<groupId>${airflowGroup}</groupId>`),
+    );
+    expect(fromAirflow).toHaveLength(1);
+    expect(fromAirflow[0]).toMatch(/<isEgress>false<\/isEgress>[\s\S]*<fromPort>5432<\/fromPort>/);
+  }
+
   /** dev's database protected, or not, outside Terraform (its config leaves protection off). */
   const deletionProtection = (on: boolean) =>
     aws('rds', {
@@ -312,6 +361,7 @@ describeIf('the deploy walkthrough on moto', () => {
       const data = await tf.outputs(dir('dev-data'));
       expect(data['database_endpoint']?.value).toMatch(/:5432$/);
       expect(data['database_secret_arn']?.value).toMatch(/^arn:aws:secretsmanager:eu-west-1:\d{12}:secret:/);
+      await expectAirflowHostGrants(data);
       const batch = await tf.outputs(dir('dev-batch'));
       expect(Object.keys(batch['job_queue_arns']?.value as object).sort()).toEqual(['default', 'light']);
       const executor = await tf.outputs(dir('dev-executor'));
@@ -434,17 +484,11 @@ describeIf('the deploy walkthrough on moto', () => {
         expect({ gone, resources: state(gone).resources.length }).toEqual({ gone, resources: 0 });
       }
       const left = state('dev-data').resources.map((r) => r.type);
-      expect(left.filter((t) => t === 'aws_vpc_security_group_ingress_rule')).toHaveLength(4);
+      // From the four compute groups and Airflow's.
+      expect(left.filter((t) => t === 'aws_vpc_security_group_ingress_rule')).toHaveLength(5);
       expect(left).toEqual(expect.arrayContaining(['aws_db_instance', 'aws_kms_alias', 'aws_security_group']));
-      const groupId = state('dev-data').resources.find((r) => r.type === 'aws_security_group')!.instances[0]!
-        .attributes['id'];
-      const rules = await aws('ec2', {
-        Action: 'DescribeSecurityGroupRules',
-        'Filter.1.Name': 'group-id',
-        'Filter.1.Value.1': String(groupId),
-        Version: '2016-11-15',
-      });
-      expect(rules.match(/<isEgress>false<\/isEgress>/g)).toHaveLength(4);
+      const rules = await databaseGroupRules();
+      expect(rules.match(/<isEgress>false<\/isEgress>/g)).toHaveLength(5);
       const aliases = await aws('kms', {}, { target: 'TrentService.ListAliases' });
       expect(aliases).toContain('alias/airfleet-dev-database');
     },

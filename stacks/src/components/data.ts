@@ -1,6 +1,7 @@
 import { DbInstance } from '@cdktf/provider-aws/lib/db-instance/index.js';
 import { DbParameterGroup } from '@cdktf/provider-aws/lib/db-parameter-group/index.js';
 import { DbSubnetGroup } from '@cdktf/provider-aws/lib/db-subnet-group/index.js';
+import { IamPolicy } from '@cdktf/provider-aws/lib/iam-policy/index.js';
 import { KmsAlias } from '@cdktf/provider-aws/lib/kms-alias/index.js';
 import { KmsKey } from '@cdktf/provider-aws/lib/kms-key/index.js';
 import { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret/index.js';
@@ -8,7 +9,8 @@ import { Fn, TerraformOutput } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AirfleetStack, type StateOptions } from '../airfleet-stack.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
-import { airflowDatabaseSecretName, airflowEnvironment } from '../lib/airflow-environment.ts';
+import { airflowDatabaseSecretName, airflowEnvironment, airflowHostStatements } from '../lib/airflow-environment.ts';
+import { policyDocument } from '../lib/iam.ts';
 import { allowIngress, securityGroup } from '../lib/security-groups.ts';
 import { TokenSecrets } from '../lib/token-secrets.ts';
 import type { NetworkStack } from './network.ts';
@@ -125,6 +127,22 @@ export class DataStack extends AirfleetStack {
 
     this.tokens = new TokenSecrets(this, 'token-secrets');
 
+    // The stacks do not run Airflow; its hosts get what airflow_environment needs from this policy for their
+    // role (output airflow_policy_arn) and the network stack's airflow group, which the database and the
+    // executor's load balancer let in (output airflow_security_group_id).
+    const airflowPolicy = new IamPolicy(this, 'airflow-host-policy', {
+      name: this.resourceName('airflow'),
+      description: `airfleet ${this.env.name}: what the Airflow components need for airflow_environment`,
+      policy: policyDocument(
+        airflowHostStatements({
+          region: this.env.aws.region,
+          airflowSecretArn: airflowSecret.arn,
+          kmsKeyArn: this.key.arn,
+          submitTokenSecretArn: this.tokens.secrets.submit.arn,
+        }),
+      ),
+    });
+
     this.database = new DbInstance(this, 'database', {
       identifier,
       engine: 'postgres',
@@ -175,6 +193,7 @@ export class DataStack extends AirfleetStack {
         alias,
         executorSecret,
         airflowSecret,
+        airflowPolicy,
         ...Object.values(this.tokens.secrets),
         this.tokens.secretKey,
         ...ingress,
@@ -205,6 +224,14 @@ export class DataStack extends AirfleetStack {
         database: { ...this.connection, airflowSecretArn: airflowSecret.arn },
         submitTokenSecretArn: this.tokens.secrets.submit.arn,
       }),
+    });
+    new TerraformOutput(this, 'airflow_policy_arn', {
+      description: "Attach to the Airflow hosts' role (docs/deployment-secrets.md)",
+      value: airflowPolicy.arn,
+    });
+    new TerraformOutput(this, 'airflow_security_group_id', {
+      description: 'Put the Airflow hosts in it: the database and the executor let it in',
+      value: network.securityGroups.airflow.id,
     });
   }
 }

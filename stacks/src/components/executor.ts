@@ -82,6 +82,13 @@ export class ExecutorStack extends AirfleetStack {
         cidr,
       });
     });
+    // Airflow's hosts, by their group (network stack), whatever the allowed CIDRs.
+    allowIngress(this, 'lb-from-airflow', {
+      securityGroupId: lbFirewall.id,
+      description: 'Executor API from the Airflow components',
+      fromPort: listenerPort,
+      sourceSecurityGroupId: network.securityGroups.airflow.id,
+    });
     allowIngress(this, 'lb-to-tasks', {
       securityGroupId: network.securityGroups.executor.id,
       description: 'Executor tasks from their load balancer',

@@ -31,6 +31,11 @@ export interface ComputeSecurityGroups {
   nomadClients: SecurityGroup;
   workers: SecurityGroup;
   executor: SecurityGroup;
+  /**
+   * For the hosts of the Airflow components (scheduler, api-server, triggerer, dag processor), which the
+   * stacks do not run: the database and the executor's load balancer let it in, like the compute groups.
+   */
+  airflow: SecurityGroup;
 }
 
 /** Nomad's default range for dynamic ports (services such as the executor job listen there). */
@@ -176,6 +181,7 @@ export class NetworkStack extends AirfleetStack {
       nomadClients: group('nomad-clients', 'Nomad clients: Nomad HTTP API and dynamic ports from the VPC'),
       workers: group('workers', 'Pull workers: they only dial out, no inbound traffic'),
       executor: group('executor', 'Executor service tasks: inbound from its load balancer only'),
+      airflow: group('airflow', 'Airflow components: they only dial out (database, executor), no inbound traffic'),
     };
     // The servers and the executor stream allocation logs from the client's HTTP API; services placed by
     // Nomad (the executor job) listen on dynamic ports. Both only from inside the VPC.

@@ -1,5 +1,6 @@
 import type { EnvironmentConfig } from '../config/schema.ts';
 import { RDS_CA_BUNDLE } from './executor-permissions.ts';
+import type { PolicyStatement } from './iam.ts';
 
 /** The Airflow role's secret, filled by `airfleet database create-role --for airflow`. */
 export const airflowDatabaseSecretName = (env: EnvironmentConfig) => `airfleet/${env.name}/database-airflow`;
@@ -50,4 +51,33 @@ export function airflowEnvironment(input: AirflowEnvironmentInput): Record<strin
     AIRFLOW__AIRFLEET__TOKEN_FILE: AIRFLOW_TOKEN_FILE,
     AIRFLEET_SUBMIT_TOKEN_SECRET_ARN: input.submitTokenSecretArn,
   };
+}
+
+export interface AirflowHostGrants {
+  /** Region of the environment: the database key is used only through Secrets Manager there. */
+  region: string;
+  airflowSecretArn: string;
+  /** The database key, which encrypts the Airflow role's secret. */
+  kmsKeyArn: string;
+  submitTokenSecretArn: string;
+}
+
+/**
+ * What an Airflow host's role needs to start with `airflow_environment`, and nothing more: read the Airflow
+ * role's database secret (through `sql_alchemy_conn_cmd`, every start) and the submit token (copied into
+ * `token_file` by the deployment). The database key decrypts only through Secrets Manager, so these rights
+ * cannot decrypt the database's snapshots or the master secret by calling KMS directly. The token secrets
+ * use the account's `aws/secretsmanager` key, whose policy already allows any reader of the secret.
+ */
+export function airflowHostStatements(grants: AirflowHostGrants): PolicyStatement[] {
+  return [
+    { Sid: 'ReadAirflowDatabaseSecret', Action: 'secretsmanager:GetSecretValue', Resource: grants.airflowSecretArn },
+    {
+      Sid: 'DecryptAirflowDatabaseSecret',
+      Action: 'kms:Decrypt',
+      Resource: grants.kmsKeyArn,
+      Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${grants.region}.amazonaws.com` } },
+    },
+    { Sid: 'ReadSubmitToken', Action: 'secretsmanager:GetSecretValue', Resource: grants.submitTokenSecretArn },
+  ];
 }

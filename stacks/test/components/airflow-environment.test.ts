@@ -1,4 +1,4 @@
-import { resources, synthEnvironment } from '../support/synth.ts';
+import { onlyResource, resources, synthEnvironment } from '../support/synth.ts';
 
 // What an Airflow deployment reads from the data stack: the `airflow_environment` output.
 const dev = synthEnvironment('dev').get('data');
@@ -42,6 +42,38 @@ describe('airflow_environment output (data stack)', () => {
   it('names the configured service URL where the executor runs on Nomad', () => {
     const value = output(prod.tf, 'airflow_environment')!;
     expect(value['AIRFLOW__AIRFLEET__URL']).toMatch(/^https:\/\//);
+  });
+
+  it("gives the Airflow hosts' role exactly the two secrets, and the key through Secrets Manager only", () => {
+    const policy = onlyResource(dev.tf, 'aws_iam_policy');
+    expect(policy['name']).toBe('airfleet-dev-airflow');
+    const document = JSON.parse(String(policy['policy'])) as { Statement: Record<string, unknown>[] };
+    expect(document.Statement).toEqual([
+      {
+        Sid: 'ReadAirflowDatabaseSecret',
+        Effect: 'Allow',
+        Action: 'secretsmanager:GetSecretValue',
+        Resource: secretArn(dev.tf, 'airfleet/dev/database-airflow'),
+      },
+      {
+        Sid: 'DecryptAirflowDatabaseSecret',
+        Effect: 'Allow',
+        Action: 'kms:Decrypt',
+        Resource: '${aws_kms_key.database-key.arn}',
+        Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+      },
+      {
+        Sid: 'ReadSubmitToken',
+        Effect: 'Allow',
+        Action: 'secretsmanager:GetSecretValue',
+        Resource: secretArn(dev.tf, 'airfleet/dev/submit-token'),
+      },
+    ]);
+    expect(dev.tf.output?.['airflow_policy_arn']).toMatchObject({ value: '${aws_iam_policy.airflow-host-policy.arn}' });
+    // The group is the network stack's, which the database lets in (data.test.ts).
+    expect(dev.tf.output?.['airflow_security_group_id']).toMatchObject({
+      value: expect.stringMatching(/cross-stack-reference-input-dev-network/),
+    });
   });
 
   it('holds no secret value: only ARNs of secrets, never their values or the master secret', () => {

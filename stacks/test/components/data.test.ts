@@ -38,9 +38,11 @@ describe('data stack', () => {
       expect(id).toMatch(/terraform_remote_state\.cross-stack-reference-input-dev-network/);
   });
 
-  it('admits PostgreSQL only from the four compute security groups, by reference', () => {
+  it("admits PostgreSQL only from the four compute security groups and Airflow's, by reference", () => {
     const rules = Object.values(resources(dev.tf, 'aws_vpc_security_group_ingress_rule'));
-    expect(rules).toHaveLength(4);
+    expect(rules.map((r) => r['description']).sort()).toEqual(
+      ['airflow', 'batch', 'executor', 'nomadClients', 'workers'].map((name) => `PostgreSQL from ${name}`),
+    );
     for (const rule of rules) {
       expect(rule).toMatchObject({ ip_protocol: 'tcp', from_port: 5432, to_port: 5432 });
       expect(rule).not.toHaveProperty('cidr_ipv4');

@@ -78,6 +78,10 @@ describe('executor stack (ECS Fargate)', () => {
         [8470, 'group'],
       ]),
     );
+    // Airflow's hosts by their group, whatever the allowed CIDRs.
+    const fromAirflow = ingress.find((r) => r['description'] === 'Executor API from the Airflow components');
+    expect(fromAirflow).toMatchObject({ from_port: 80, to_port: 80 });
+    expect(fromAirflow!['referenced_security_group_id']).toMatch(/cross-stack-reference-input-dev-network/);
   });
 
   it('lets the execution role read exactly the Nomad token and TLS secrets, and the Nomad TLS parameters', () => {
