@@ -269,6 +269,54 @@ describe('nomad backend (service as a process)', () => {
     expect(await logs(w.id, 'stdout')).toBe('started\n');
   });
 
+  fakeOnly("resyncs with Nomad's filter: another team's job on the cluster is not listed to airfleet", async () => {
+    const client = new NomadClient(nomadConfigFromEnv(nomadEnv));
+    const foreign = 'other-team-etl';
+    await client.request('PUT', '/v1/jobs', {
+      body: {
+        Job: {
+          ID: foreign,
+          Name: foreign,
+          Type: 'batch',
+          Datacenters: ['*'],
+          TaskGroups: [
+            {
+              Name: 'etl',
+              Count: 1,
+              Tasks: [{ Name: 'etl', Driver: 'docker', Config: { image: IMAGE, command: 'true' } }],
+            },
+          ],
+        },
+      },
+    });
+    const w = await submit({ image: IMAGE, command: ['sh', '-c', 'echo started; sleep 2'] });
+    await waitState(w.id, (x) => x.state === 'running', 'to run');
+    const everything = await client.request<Array<{ JobID: string }>>('GET', '/v1/allocations');
+    expect(everything.data.map((a) => a.JobID)).toEqual(expect.arrayContaining([foreign, jobId(w)]));
+    const filter = 'JobID matches "^airfleet-it-"';
+    const ours = await client.request<Array<{ JobID: string }>>('GET', '/v1/allocations', { query: { filter } });
+    expect(ours.data.map((a) => a.JobID)).toContain(jobId(w));
+    expect(ours.data.map((a) => a.JobID)).not.toContain(foreign);
+    // An expression the fake cannot read is refused, as Nomad refuses one it cannot parse, never ignored.
+    await expect(
+      client.request('GET', '/v1/evaluations', { query: { filter: 'JobID contains "x"' } }),
+    ).rejects.toMatchObject({ status: 400 });
+
+    // The service's resync after a dropped stream asks with the filter, and never for every allocation.
+    const unfilteredBefore = fake!.calls.get('GET /v1/allocations') ?? 0;
+    const filteredBefore = fake!.calls.get('GET /v1/allocations filtered') ?? 0;
+    fake!.faults.dropStreams(500);
+    expect(await waitEnded(w.id)).toMatchObject({ state: 'succeeded' });
+    await waitFor(
+      'a resync',
+      async () => ((fake!.calls.get('GET /v1/allocations filtered') ?? 0) > filteredBefore ? true : null),
+      10_000,
+    );
+    expect(fake!.calls.get('GET /v1/allocations') ?? 0).toBe(unfilteredBefore);
+    await client.request('DELETE', `/v1/job/${foreign}`, { query: { purge: true } });
+    client.close();
+  });
+
   it('cancels a running task: the job is stopped and the workload ends cancelled', async () => {
     const w = await submit({ image: IMAGE, command: ['sh', '-c', 'echo started; sleep 60'] });
     await waitState(w.id, (x) => x.state === 'running', 'to run');
@@ -346,7 +394,9 @@ describe('nomad backend (service as a process)', () => {
       const delta = (route: string) => (fake!.calls.get(route) ?? 0) - (before.get(route) ?? 0);
       const watch = [
         'GET /v1/allocations',
+        'GET /v1/allocations filtered',
         'GET /v1/evaluations',
+        'GET /v1/evaluations filtered',
         'GET /v1/event/stream',
         'GET /v1/job',
         'GET /v1/allocation',

@@ -1,4 +1,5 @@
 import { observeAllocation, placementFailure } from '../../src/backends/nomad/alloc-status.ts';
+import { jobPrefixFilter } from '../../src/backends/nomad/event-watcher.ts';
 import { nomadExecConfig } from '../../src/backends/nomad/exec-config.ts';
 import { buildJob, JobSpecError, jobFromJson, parseJobId } from '../../src/backends/nomad/job-spec.ts';
 import { nomadConfigFromEnv } from '../../src/backends/nomad/nomad-config.ts';
@@ -222,5 +223,13 @@ describe('nomad allocation analysis (task event type strings as Nomad writes the
         },
       }),
     ).toBe("group 'g': 2 nodes evaluated, 2 exhausted, DimensionExhausted memory: 2");
+  });
+});
+
+describe('the resync filter', () => {
+  it("asks Nomad for the jobs with airfleet's prefix only, with the prefix taken literally", () => {
+    expect(jobPrefixFilter('airfleet-')).toBe('JobID matches "^airfleet-"');
+    // Validated to a-z, 0-9 and - (nomad-config.ts); anything else would still be matched as written.
+    expect(jobPrefixFilter('a.b"c')).toBe(String.raw`JobID matches "^a\\.b\"c"`);
   });
 });

@@ -65,6 +65,33 @@ function waitMs(value: string | null): number {
   return Math.min(600_000, m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
 }
 
+/**
+ * The `filter` query parameter of Nomad's list endpoints (a go-bexpr expression on each listed object). The
+ * fake reads the two forms airfleet sends, `<Field> matches "<regex>"` and `<Field> == "<value>"`, and
+ * answers 400 to any other expression rather than ignoring it, as Nomad does to one it cannot parse.
+ */
+export function listFilter(expression: string | null): (item: object) => boolean {
+  if (!expression) return () => true;
+  const m = /^\s*([A-Za-z][A-Za-z0-9]*)\s+(matches|==)\s+"((?:[^"\\]|\\.)*)"\s*$/.exec(expression);
+  if (!m) {
+    throw new FakeApiError(
+      400,
+      `failed to read filter expression: the Nomad fake reads only <Field> matches "<regex>" and <Field> == "<value>", not ${expression}`,
+    );
+  }
+  const [, field, op, quoted] = m as unknown as [string, string, string, string];
+  const literal = quoted.replace(/\\(.)/g, '$1');
+  const value = (item: object) => String((item as Record<string, unknown>)[field] ?? '');
+  if (op === '==') return (item) => value(item) === literal;
+  let pattern: RegExp;
+  try {
+    pattern = new RegExp(literal);
+  } catch (error) {
+    throw new FakeApiError(400, `failed to read filter expression: ${(error as Error).message}`);
+  }
+  return (item) => pattern.test(value(item));
+}
+
 /** THE NOMAD FAKE's HTTP API (routes and answers shaped as Nomad's documented HTTP API). */
 export function handler(deps: ServerDeps) {
   const { store, cluster } = deps;
@@ -77,7 +104,9 @@ export function handler(deps: ServerDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://fake');
     const path = url.pathname;
-    const route = `${req.method} ${path.replace(/^(\/v1\/[a-z]+(?:\/[a-z]+)?)\/.*$/, '$1')}`;
+    // A filtered list counts apart, so tests can tell which lists were asked for everything.
+    const filtered = url.searchParams.has('filter') ? ' filtered' : '';
+    const route = `${req.method} ${path.replace(/^(\/v1\/[a-z]+(?:\/[a-z]+)?)\/.*$/, '$1')}${filtered}`;
     deps.calls.set(route, (deps.calls.get(route) ?? 0) + 1);
     try {
       if (path === '/v1/status/leader') return json(res, 200, '127.0.0.1:4647');
@@ -266,22 +295,24 @@ export function handler(deps: ServerDeps) {
         );
       }
       if (path === '/v1/allocations') {
+        const wanted = listFilter(url.searchParams.get('filter'));
         await blocking(url, 'allocs');
         const all = ns(url) === '*';
         return json(
           res,
           200,
-          [...store.allocs.values()].filter((a) => all || a.Namespace === ns(url)),
+          [...store.allocs.values()].filter((a) => (all || a.Namespace === ns(url)) && wanted(a)),
           store.tables.allocs,
         );
       }
       if (path === '/v1/evaluations') {
+        const wanted = listFilter(url.searchParams.get('filter'));
         await blocking(url, 'evals');
         const all = ns(url) === '*';
         return json(
           res,
           200,
-          [...store.evals.values()].filter((e) => all || e.Namespace === ns(url)),
+          [...store.evals.values()].filter((e) => (all || e.Namespace === ns(url)) && wanted(e)),
           store.tables.evals,
         );
       }

@@ -11,6 +11,16 @@ export interface WatcherSink {
   apply(allocations: Allocation[], evaluations: Evaluation[]): void;
 }
 
+/**
+ * Nomad's `filter` (a go-bexpr expression) for the lists of allocations and evaluations: only the jobs whose
+ * id starts with `prefix`, so a resync on a shared cluster carries airfleet's jobs and not every team's. The
+ * prefix is regex-escaped (it is validated to a-z, 0-9 and - anyway, nomad-config.ts).
+ */
+export function jobPrefixFilter(prefix: string): string {
+  const regex = `^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`;
+  return `JobID matches "${regex.replace(/["\\]/g, '\\$&')}"`;
+}
+
 export interface WatcherOptions {
   /** Only jobs whose id starts so are airfleet's. */
   jobPrefix: string;
@@ -177,11 +187,14 @@ export class EventWatcher {
     if (frame.Index && frame.Index > this.index) this.index = frame.Index;
   }
 
-  /** Blocking queries at the stored index: what changed while the stream was away, in two requests. */
+  /**
+   * Blocking queries at the stored index: what changed while the stream was away, in two requests, filtered
+   * by Nomad to airfleet's jobs (and again here: a filter is only as good as the server that applies it).
+   */
   private async resync(): Promise<void> {
     this.stats.resyncs++;
     const since = this.index;
-    const query = { index: since, wait: '1s' };
+    const query = { index: since, wait: '1s', filter: jobPrefixFilter(this.options.jobPrefix) };
     const [allocs, evals] = await Promise.all([
       this.client.request<Allocation[]>('GET', '/v1/allocations', { query, signal: this.stop.signal }),
       this.client.request<Evaluation[]>('GET', '/v1/evaluations', { query, signal: this.stop.signal }),

@@ -15,7 +15,7 @@ import {
   type SubmitResult,
 } from '../backend.ts';
 import { describeAllocation, type Observation, observeAllocation, placementFailure } from './alloc-status.ts';
-import { EventWatcher } from './event-watcher.ts';
+import { EventWatcher, jobPrefixFilter } from './event-watcher.ts';
 import { type NomadExecConfig, nomadExecConfig } from './exec-config.ts';
 import { nomadHealthProblems } from './health-check.ts';
 import {
@@ -639,9 +639,10 @@ export class NomadBackend implements Backend {
 
   /** The current allocations and evaluations of attached jobs, in two requests. */
   private async resyncAttached(): Promise<void> {
+    const filter = jobPrefixFilter(`${this.config.jobPrefix}-`);
     const [allocs, evals] = await Promise.all([
-      this.client.request<Allocation[]>('GET', '/v1/allocations', {}),
-      this.client.request<Evaluation[]>('GET', '/v1/evaluations', {}),
+      this.client.request<Allocation[]>('GET', '/v1/allocations', { query: { filter } }),
+      this.client.request<Evaluation[]>('GET', '/v1/evaluations', { query: { filter } }),
     ]);
     const mine = <T extends { JobID: string }>(xs: T[] | null) => (xs ?? []).filter((x) => this.watched.has(x.JobID));
     this.apply(mine(allocs.data), mine(evals.data));
