@@ -261,17 +261,41 @@ function stopChild(child) {
   const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
   return exited.finally(() => clearTimeout(timer));
 }
-// Whatever else runs (the local-backend instance, the peers' servers), stopped at the end in any case.
+// Whatever else runs (the local-backend instance, the peers' servers), stopped at the end in any case:
+// [name, stop] pairs.
 const stoppers = [];
-async function cleanup() {
-  await stopBatchService();
-  for (const stop of stoppers.reverse()) await stop().catch((e) => log(`stopping: ${e.message}`));
-  await stopChild(service);
-  await statementsClient?.end().catch(() => undefined);
-  await http.destroy();
-  await proxy?.stop();
-  await moto?.stop();
-  await postgres?.stop();
+/**
+ * One step of the cleanup, bounded: a step that hangs (a peer's server that ignores its signal, a socket
+ * that never closes) is named and passed over, so the steps after it still stop moto and the PostgreSQL
+ * container and the script exits, instead of hanging with them left running.
+ */
+async function cleanupStep(name, stop, ms = 20_000) {
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => {
+      log(`stopping ${name}: not done after ${ms / 1000} s; going on without it`);
+      resolve();
+    }, ms);
+  });
+  const done = Promise.resolve()
+    .then(stop)
+    .catch((e) => log(`stopping ${name}: ${e.message}`));
+  await Promise.race([done, late]).finally(() => clearTimeout(timer));
+}
+let cleaning = null;
+/** Stops everything this run started, once (the end of the run and a Ctrl-C may both ask). */
+function cleanup() {
+  cleaning ??= (async () => {
+    await cleanupStep('the batch section service', () => stopBatchService());
+    for (const [name, stop] of stoppers.reverse()) await cleanupStep(name, stop);
+    await cleanupStep('the service', () => stopChild(service));
+    await cleanupStep('the statement counter', () => statementsClient?.end());
+    await cleanupStep('the HTTP client', () => http.destroy(), 5_000);
+    await cleanupStep('the throttling proxy', () => proxy?.stop());
+    await cleanupStep('moto', () => moto?.stop());
+    await cleanupStep('PostgreSQL', () => postgres?.stop(), 60_000);
+  })();
+  return cleaning;
 }
 process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
 
@@ -790,7 +814,7 @@ try {
     if (vs.has('edge3')) {
       const { startEdge3 } = await import('./bench/edge3.mjs');
       const edge = await startEdge3({ createDatabase, postgresPids });
-      stoppers.push(edge.stop);
+      stoppers.push(['the Edge api-server', edge.stop]);
       for (const n of VS.workers) {
         vsPeers.pull[n] = {};
         for (const [column, pollInterval] of [
@@ -820,7 +844,7 @@ try {
     if (vs.has('celery')) {
       const { startCelery } = await import('./bench/celery.mjs');
       const celery = await startCelery();
-      stoppers.push(celery.stop);
+      stoppers.push(['Celery and its broker', celery.stop]);
       log(`side by side: celery: ${VS.rate}/s for ${VS.seconds} s, then a backlog of ${VS.backlog}`);
       const r = await celery.run(VS);
       vsPeers.push.celery = r;
@@ -894,7 +918,7 @@ async function vsLocal() {
     },
   );
   const stop = () => stopChild(instance);
-  stoppers.push(stop);
+  stoppers.push(['the local-backend instance', stop]);
   const pool = new Pool(localBase, { connections: 64, keepAliveTimeout: 60_000 });
   try {
     for (let i = 0; ; i++) {

@@ -150,7 +150,9 @@ logging_level = WARNING
   }
 
   async function stop() {
-    if (server.exitCode !== null) return;
+    // Ended by a signal, a process has signalCode set and exitCode null: waiting for its 'exit' then would
+    // wait forever (the bench's cleanup calls stop() again after the section's own call).
+    if (server.exitCode !== null || server.signalCode !== null) return;
     const exited = new Promise((r) => server.once('exit', r));
     try {
       process.kill(-server.pid, 'SIGTERM');
