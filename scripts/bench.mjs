@@ -29,6 +29,7 @@ import { availableParallelism, cpus, freemem, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { stopChild } from './bench/children.mjs';
 import { CpuMeter, containerPid } from './bench/cpu.mjs';
 import { benchNomad, nomadAvailable } from './bench/nomad.mjs';
 import { formatVs, ratio, vsRows } from './bench/table.mjs';
@@ -253,14 +254,6 @@ const rssMb = () => {
   return round(Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024);
 };
 let stopBatchService = async () => {};
-/** Stops a child process this script started: SIGTERM, SIGKILL after 15 s. */
-function stopChild(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  return exited.finally(() => clearTimeout(timer));
-}
 // Whatever else runs (the local-backend instance, the peers' servers), stopped at the end in any case:
 // [name, stop] pairs.
 const stoppers = [];

@@ -14,6 +14,7 @@ import { connect, createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { stopChild } from './children.mjs';
 import { CpuMeter } from './cpu.mjs';
 import { benchDir, ensureVenv, log, root } from './venv.mjs';
 
@@ -79,14 +80,6 @@ async function freePort() {
       s.close(() => resolve(port));
     });
   });
-}
-
-function stopChild(child, signal = 'SIGTERM') {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  return exited.finally(() => clearTimeout(timer));
 }
 
 /** Starts Redis and a Celery worker; returns { run(scenario), stop() }. */

@@ -12,6 +12,7 @@ import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { stopChild } from './children.mjs';
 import { CpuMeter } from './cpu.mjs';
 import { benchDir, ensureVenv, log, root } from './venv.mjs';
 
@@ -149,22 +150,7 @@ logging_level = WARNING
     return result;
   }
 
-  async function stop() {
-    // Ended by a signal, a process has signalCode set and exitCode null: waiting for its 'exit' then would
-    // wait forever (the bench's cleanup calls stop() again after the section's own call).
-    if (server.exitCode !== null || server.signalCode !== null) return;
-    const exited = new Promise((r) => server.once('exit', r));
-    try {
-      process.kill(-server.pid, 'SIGTERM');
-    } catch {}
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-server.pid, 'SIGKILL');
-      } catch {}
-    }, 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
+  const stop = () => stopChild(server, { group: true });
   return { run, stop, apiUrl, dbUrl, logFile };
 }
 
