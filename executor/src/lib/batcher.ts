@@ -6,6 +6,7 @@
 export class Batcher<I, O> {
   private pending: Array<{ input: I; resolve: (o: O) => void; reject: (e: unknown) => void }> = [];
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private running = 0;
   private readonly run: (inputs: I[]) => Promise<Array<O | Error>>;
   private readonly windowMs: number;
@@ -28,7 +29,12 @@ export class Batcher<I, O> {
     return new Promise<O>((resolve, reject) => {
       this.pending.push({ input, resolve, reject });
       if (this.pending.length >= this.maxBatch) this.flush();
-      else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.windowMs);
+      else if (this.running === 0) {
+        // Nothing in flight: waiting out the window would only add its length to this call's latency.
+        // What arrives in the same turn of the event loop (requests parsed from one read) still goes
+        // together; under load, calls arriving while a batch runs wait for the window and group.
+        this.immediate ??= setImmediate(() => this.flush());
+      } else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.windowMs);
     });
   }
 
@@ -36,6 +42,10 @@ export class Batcher<I, O> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
+    }
+    if (this.immediate) {
+      clearImmediate(this.immediate);
+      this.immediate = null;
     }
     // While every slot is busy, let the next batch keep growing: the busier the database, the bigger
     // each batch and the fewer its round trips.

@@ -3,7 +3,8 @@ import type { Backend } from '../backends/backend.ts';
 import { SubmitError } from '../backends/backend.ts';
 import type { BackendName, Workload } from '../domain/workload.ts';
 import { Waiter } from '../lib/waiters.ts';
-import { claimForSubmit, markSubmitted, releaseClaim, withoutSealed } from '../store/workloads.ts';
+import type { Queryable } from '../store/db.ts';
+import { claimForSubmit, markSubmitted, releaseClaim, type WithSealed, withoutSealed } from '../store/workloads.ts';
 import type { Lifecycle } from './lifecycle.ts';
 
 export interface DispatcherOptions {
@@ -13,6 +14,12 @@ export interface DispatcherOptions {
   submitConcurrency: number;
   /** Longest sleep between passes when nothing wakes the loop, ms (a lost NOTIFY costs at most this). */
   idleMs: number;
+}
+
+/** Claims made inside a submission's transaction, to submit once it committed (Dispatcher.claimDirect). */
+export interface DirectClaim {
+  backend: BackendName;
+  claimed: Array<WithSealed<Workload>>;
 }
 
 export interface DispatcherDeps {
@@ -43,6 +50,12 @@ export class Dispatcher {
   private readonly loops: Promise<void>[] = [];
   private readonly stopping = new AbortController();
   private closed = false;
+  /** Per backend: room promised to submissions' own claims (claimDirect) and not yet submitted. */
+  private readonly reserved = new Map<BackendName, number>();
+  /** Backends whose loop is in a pass now (its claims are not yet in the backend's free capacity). */
+  private readonly passing = new Set<BackendName>();
+  /** Submits of claims made in submissions' transactions, for close() to wait on. */
+  private readonly direct = new Set<Promise<void>>();
 
   constructor(life: Lifecycle, backends: Backend[], options: DispatcherOptions, deps: DispatcherDeps) {
     this.life = life;
@@ -60,12 +73,55 @@ export class Dispatcher {
     for (const [name, sleeper] of this.sleepers) if (!backend || name === backend) sleeper.notify();
   }
 
+  /**
+   * Claims for `backend` inside a submission's own transaction `q`, right after its insert: the claim a
+   * pass would make next, minus one commit and one wake-up on the path of every task's start. Only while
+   * the backend's loop sleeps (so the two never claim the same room) and this instance may claim; the same
+   * statement as a pass, in the same order, so older queued work still goes first. The caller commits,
+   * then hands the claims to `submitDirect`, or to `releaseDirect` if the transaction failed.
+   */
+  async claimDirect(q: Queryable, backendName: BackendName): Promise<DirectClaim | null> {
+    const backend = this.backends.find((b) => b.name === backendName);
+    if (!backend || this.closed || this.passing.has(backendName) || !this.deps.instance.healthy()) return null;
+    const reserved = this.reserved.get(backendName) ?? 0;
+    const room = Math.min(this.options.batchSize, (backend.freeCapacity?.() ?? this.options.batchSize) - reserved);
+    if (room <= 0) return null;
+    this.reserved.set(backendName, reserved + room);
+    let claimed: Array<WithSealed<Workload>> = [];
+    try {
+      claimed = await claimForSubmit(q, backendName, room, this.deps.instance.id);
+    } finally {
+      this.unreserve(backendName, room - claimed.length);
+    }
+    return claimed.length > 0 ? { backend: backendName, claimed } : null;
+  }
+
+  /** The transaction of `claimDirect` committed: submit its claims as a pass does. */
+  submitDirect(claim: DirectClaim): void {
+    const backend = this.backends.find((b) => b.name === claim.backend)!;
+    const done = this.submitAll(backend, claim.claimed).finally(() => {
+      this.unreserve(claim.backend, claim.claimed.length);
+      this.direct.delete(done);
+      this.wake(claim.backend); // room again, or more queued meanwhile
+    });
+    this.direct.add(done);
+  }
+
+  /** The transaction of `claimDirect` rolled back: its claims never happened. */
+  releaseDirect(claim: DirectClaim): void {
+    this.unreserve(claim.backend, claim.claimed.length);
+  }
+
   /** Claims nothing more and waits for the submits under way to be recorded. */
   async close(): Promise<void> {
     this.closed = true;
     this.stopping.abort();
     this.wake();
-    await Promise.all(this.loops);
+    await Promise.all([...this.loops, ...this.direct]);
+  }
+
+  private unreserve(backend: BackendName, n: number): void {
+    if (n > 0) this.reserved.set(backend, (this.reserved.get(backend) ?? 0) - n);
   }
 
   private async loop(backend: Backend): Promise<void> {
@@ -93,10 +149,22 @@ export class Dispatcher {
   /** One claim and the submits of what it claimed. Returns how many were claimed. */
   private async pass(backend: Backend): Promise<number> {
     if (this.closed || !this.deps.instance.healthy()) return 0;
-    const room = Math.min(this.options.batchSize, backend.freeCapacity?.() ?? this.options.batchSize);
+    const reserved = this.reserved.get(backend.name) ?? 0;
+    const room = Math.min(this.options.batchSize, (backend.freeCapacity?.() ?? this.options.batchSize) - reserved);
     if (room <= 0) return 0;
-    const claimed = await claimForSubmit(this.life.db, backend.name, room, this.deps.instance.id);
-    if (claimed.length === 0) return 0;
+    this.passing.add(backend.name);
+    try {
+      const claimed = await claimForSubmit(this.life.db, backend.name, room, this.deps.instance.id);
+      if (claimed.length === 0) return 0;
+      await this.submitAll(backend, claimed);
+      return claimed.length;
+    } finally {
+      this.passing.delete(backend.name);
+    }
+  }
+
+  /** Submits claimed workloads, `submitConcurrency` at a time, in claim order. */
+  private async submitAll(backend: Backend, claimed: Array<WithSealed<Workload>>): Promise<void> {
     this.life.feed.poke();
     let next = 0;
     const lanes = Array.from({ length: Math.min(this.options.submitConcurrency, claimed.length) }, async () => {
@@ -106,7 +174,6 @@ export class Dispatcher {
       }
     });
     await Promise.all(lanes);
-    return claimed.length;
   }
 
   private async submitOne(backend: Backend, w: Workload, sealed: Buffer | null): Promise<void> {

@@ -36,8 +36,9 @@ import {
   type QueueStats,
   queueStats,
   requestCancel,
+  withoutSealed,
 } from '../store/workloads.ts';
-import { Dispatcher } from './dispatcher.ts';
+import { type DirectClaim, Dispatcher } from './dispatcher.ts';
 import { Feed } from './feed.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { defaultInstanceName, Membership } from './membership.ts';
@@ -326,18 +327,43 @@ export class ExecutorService {
    * each item stands alone (single submissions grouped by the batcher), its conflict in its place.
    */
   private async insertBatch(inputs: ValidWorkloadInput[], atomic = false): Promise<Array<InsertResult | Error>> {
-    const results = await this.db.tx(async (q) => {
-      const out = await insertWorkloads(q, inputs, { maxInfraRetries: this.config.maxInfraRetries }, this.secrets);
-      const conflict = out.findIndex((r) => r instanceof Error);
-      if (atomic && conflict >= 0) {
-        const error = out[conflict] as ConflictError;
-        throw new ConflictError(`workloads[${conflict}]: ${error.message}`, {
-          ...(error.details as object),
-          index: conflict,
-        });
-      }
-      return out;
-    });
+    const claims: DirectClaim[] = [];
+    let results: Array<InsertResult | Error>;
+    try {
+      results = await this.db.tx(async (q) => {
+        const out = await insertWorkloads(q, inputs, { maxInfraRetries: this.config.maxInfraRetries }, this.secrets);
+        const conflict = out.findIndex((r) => r instanceof Error);
+        if (atomic && conflict >= 0) {
+          const error = out[conflict] as ConflictError;
+          throw new ConflictError(`workloads[${conflict}]: ${error.message}`, {
+            ...(error.details as object),
+            index: conflict,
+          });
+        }
+        // New work for a push backend with free room here: claim it in this transaction (service/dispatcher.ts).
+        const pushBackends = new Set<BackendName>();
+        for (const r of out) {
+          if (!(r instanceof Error) && r.created && r.workload.backend !== 'pool') pushBackends.add(r.workload.backend);
+        }
+        for (const backend of pushBackends) {
+          const claim = await this.dispatcher.claimDirect(q, backend);
+          if (claim) claims.push(claim);
+        }
+        return out;
+      });
+    } catch (error) {
+      for (const claim of claims) this.dispatcher.releaseDirect(claim);
+      throw error;
+    }
+    // Claimed already: answered as it is now, and no wake-up is needed for it.
+    const claimedNow = new Map<string, Workload>();
+    for (const claim of claims) {
+      for (const w of claim.claimed) claimedNow.set(w.id, withoutSealed(w));
+      this.dispatcher.submitDirect(claim);
+    }
+    results = results.map((r) =>
+      r instanceof Error || !claimedNow.has(r.workload.id) ? r : { ...r, workload: claimedNow.get(r.workload.id)! },
+    );
     // One wake-up per backend and queue, however many arrived: workers parked on the queue, or the
     // dispatcher loop of a push backend.
     const perQueue = new Map<string, { queue: string; backend: BackendName; count: number }>();
@@ -345,11 +371,12 @@ export class ExecutorService {
       if (r instanceof Error || !r.created) continue;
       const { queue, backend } = r.workload;
       this.metrics.submitted.inc({ queue: this.metrics.queueLabel(queue), backend });
+      if (claimedNow.has(r.workload.id)) continue;
       const group = perQueue.get(`${backend}/${queue}`) ?? { queue, backend, count: 0 };
       group.count++;
       perQueue.set(`${backend}/${queue}`, group);
     }
-    if (perQueue.size > 0) this.feed.poke();
+    if (perQueue.size > 0 || claimedNow.size > 0) this.feed.poke();
     for (const group of perQueue.values()) this.signals.emit({ kind: 'queue', ...group });
     return results;
   }

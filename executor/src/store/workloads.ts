@@ -504,6 +504,11 @@ export async function queueStats(q: Queryable): Promise<QueueStats[]> {
  * to `submitting` in the same statement. SKIP LOCKED lets several service instances claim at once without
  * waiting on (or taking) each other's rows; the claim is committed before any backend call, so a crash
  * between claim and submit leaves a `submitting` row owned by a dead instance, which the leader reconciles.
+ *
+ * The candidates are picked once, as an array (an init plan), not as `id IN (subquery)`: joined as a
+ * semi-join, the planner may rescan the subquery for each row it updates, and each rescan skips the rows this
+ * statement already changed and locks the next ones, so a claim of 2 took all 8 queued rows (seen with
+ * rows inserted earlier in the same transaction, where the planner has no statistics for them).
  */
 export async function claimForSubmit(
   q: Queryable,
@@ -513,8 +518,8 @@ export async function claimForSubmit(
 ): Promise<Array<WithSealed<Workload>>> {
   const { rows } = await q.query<WorkloadRow & { enqueue_seq: string }>(
     withEvents(`UPDATE workloads SET state = ${toState('claim')}, claimed_by = $3::uuid, claimed_at = now(), updated_at = now()
-                WHERE id IN (SELECT id FROM workloads WHERE state = 'queued' AND backend = $1
-                             ORDER BY priority_weight DESC, enqueue_seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+                WHERE id = ANY(ARRAY(SELECT id FROM workloads WHERE state = 'queued' AND backend = $1
+                                     ORDER BY priority_weight DESC, enqueue_seq LIMIT $2 FOR UPDATE SKIP LOCKED))
                   AND ${fromStates('claim')}`),
     [backend, limit, instanceId],
   );

@@ -112,6 +112,30 @@ export function servicePushSuite(openService: OpenService): void {
       expect(new Set(starts.slice(4))).toEqual(new Set(['low', 'low2']));
     });
 
+    it('claims a submission in its own transaction when a slot is free, never past the concurrency', async () => {
+      // Idle (the previous tests settled): the reply already carries the claim, no dispatch pass between.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const first = await service.submit(input({ key: 'direct', command: ['true'] }));
+      expect(first.workload.state).toBe('submitting');
+      expect((await settle(service, first.workload.id)).state).toBe('succeeded');
+      // Single submissions all at once: claims in their transactions race the dispatcher's own passes.
+      const journal = join(scratch, `journal-${n}`);
+      writeFileSync(journal, '');
+      const task = (name: string) => ['sh', '-c', `echo "start" >> ${journal}; sleep 0.2; echo "end" >> ${journal}`];
+      const many = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => service.submit(input({ key: `burst${i}`, command: task(`${i}`) }))),
+      );
+      for (const r of many) expect((await settle(service, r.workload.id)).state).toBe('succeeded');
+      const lines = readFileSync(journal, 'utf8').trim().split('\n');
+      let running = 0;
+      let peak = 0;
+      for (const line of lines) {
+        running += line === 'start' ? 1 : -1;
+        peak = Math.max(peak, running);
+      }
+      expect({ peak, starts: lines.filter((l) => l === 'start').length }).toEqual({ peak: 2, starts: 8 });
+    });
+
     it('cancels a running task: its process group is stopped and the workload ends cancelled', async () => {
       const marker = join(scratch, `child-alive-${n}`);
       const { workload } = await service.submit(

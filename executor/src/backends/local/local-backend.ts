@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Workload } from '../../domain/workload.ts';
 import { LOG_STREAMS, type LogStream } from '../../store/logs.ts';
@@ -72,6 +72,11 @@ export class LocalBackend implements Backend {
   }
 
   async start(host: BackendHost): Promise<void> {
+    try {
+      mkdirSync(this.options.dir, { recursive: true, mode: 0o700 });
+    } catch {
+      // Each submit then fails with the reason, as a SubmitError (and the service keeps serving the rest).
+    }
     this.host = host;
     this.ticker = setInterval(() => this.tick(), this.options.tickMs);
   }
@@ -83,10 +88,14 @@ export class LocalBackend implements Backend {
     let out: number | null = null;
     let err: number | null = null;
     try {
-      mkdirSync(this.options.dir, { recursive: true });
-      dir.create();
-      out = openSync(dir.stdout, 'a');
-      err = openSync(dir.stderr, 'a');
+      try {
+        ({ out, err } = dir.create());
+      } catch (error) {
+        // The root went away (removed by hand while the service ran): make it again, once.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        mkdirSync(this.options.dir, { recursive: true, mode: 0o700 });
+        ({ out, err } = dir.create());
+      }
       const child = spawn('/bin/sh', ['-c', SUPERVISOR_SCRIPT, SUPERVISOR_MARK, dir.exitFile, ...workload.command], {
         cwd: dir.workDir,
         env: {
@@ -108,8 +117,13 @@ export class LocalBackend implements Backend {
       const run = this.track(dir, workload.id, attempt, child.pid!);
       child.on('exit', () => void this.finish(run));
     } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      // Another run of this very attempt owns that directory (and may be alive): leave it alone.
+      if (e.code === 'EEXIST' && e.path === dir.path) {
+        throw new SubmitError(`the local backend found a run of this attempt already in ${dir.path}; not starting another`);
+      }
       dir.remove();
-      throw new SubmitError(`the local backend could not start the run in ${dir.path}: ${(error as Error).message}`);
+      throw new SubmitError(`the local backend could not start the run in ${dir.path}: ${e.message}`);
     } finally {
       if (out !== null) closeSync(out);
       if (err !== null) closeSync(err);
