@@ -118,7 +118,10 @@ export function findRunProcesses(root: string): Map<string, number> {
 export const SUPERVISOR_MARK = 'airfleet-local-run';
 
 /**
- * The supervising shell: runs the task, then records its exit code in a file that is renamed into place,
- * so a reader never sees half a number. The shell outlives a crashed service, so the code still lands.
+ * The supervising shell: runs the task, then records its exit code in a file. The shell outlives a crashed
+ * service, so the code still lands. The file is read only once the shell is gone (its exit event, or its
+ * pid no longer alive), when the write is complete; a shell killed mid-write leaves no number, read as "no
+ * exit code" like one killed before it. So no temporary file and rename: that `mv` was one more process
+ * per task.
  */
-export const SUPERVISOR_SCRIPT = `exit_file="$1"; shift; "$@"; code=$?; printf '%s\\n' "$code" > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"; exit "$code"`;
+export const SUPERVISOR_SCRIPT = `exit_file="$1"; shift; "$@"; code=$?; printf '%s\\n' "$code" > "$exit_file"; exit "$code"`;
