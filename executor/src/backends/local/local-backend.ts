@@ -120,7 +120,9 @@ export class LocalBackend implements Backend {
       const e = error as NodeJS.ErrnoException;
       // Another run of this very attempt owns that directory (and may be alive): leave it alone.
       if (e.code === 'EEXIST' && e.path === dir.path) {
-        throw new SubmitError(`the local backend found a run of this attempt already in ${dir.path}; not starting another`);
+        throw new SubmitError(
+          `the local backend found a run of this attempt already in ${dir.path}; not starting another`,
+        );
       }
       dir.remove();
       throw new SubmitError(`the local backend could not start the run in ${dir.path}: ${e.message}`);
