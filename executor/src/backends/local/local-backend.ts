@@ -40,6 +40,11 @@ interface Run {
   ending: boolean;
   killTimer: NodeJS.Timeout | null;
   copying: Promise<void>;
+  /**
+   * The delivery of its `running` update. The end is delivered after it: two deliveries racing let a fast
+   * task's end land first, and the start was then dropped as stale (no `running` in its history).
+   */
+  startReported: Promise<unknown>;
 }
 
 const CHUNK = 256 * 1024;
@@ -87,6 +92,7 @@ export class LocalBackend implements Backend {
     if (!program) throw new SubmitError('the command is empty');
     let out: number | null = null;
     let err: number | null = null;
+    let run: Run;
     try {
       try {
         ({ out, err } = dir.create());
@@ -114,8 +120,9 @@ export class LocalBackend implements Backend {
       });
       await once(child, 'spawn');
       child.unref();
-      const run = this.track(dir, workload.id, attempt, child.pid!);
-      child.on('exit', () => void this.finish(run));
+      run = this.track(dir, workload.id, attempt, child.pid!);
+      const tracked = run;
+      child.on('exit', () => void this.finish(tracked));
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
       // Another run of this very attempt owns that directory (and may be alive): leave it alone.
@@ -131,7 +138,7 @@ export class LocalBackend implements Backend {
       if (err !== null) closeSync(err);
     }
     // The shell started the task's command: from here on the task may have side effects.
-    void this.deliver({ workloadId: workload.id, attempt, state: 'running' });
+    run.startReported = this.deliver({ workloadId: workload.id, attempt, state: 'running' });
     return { ref: dir.name };
   }
 
@@ -225,6 +232,7 @@ export class LocalBackend implements Backend {
       ending: false,
       killTimer: null,
       copying: Promise.resolve(),
+      startReported: Promise.resolve(),
     };
     this.runs.set(key(workloadId, attempt), run);
     return run;
@@ -302,6 +310,7 @@ export class LocalBackend implements Backend {
         message: 'the supervising shell was killed before it recorded an exit code',
       };
     }
+    await run.startReported;
     if (!(await this.deliver(update))) return;
     this.runs.delete(key(run.workloadId, run.attempt));
     run.dir.remove();
