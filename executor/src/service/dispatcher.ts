@@ -18,7 +18,7 @@ export interface DispatcherOptions {
 
 /** Claims made inside a submission's transaction, to submit once it committed (Dispatcher.claimDirect). */
 export interface DirectClaim {
-  backend: BackendName;
+  backend: Backend;
   claimed: Array<WithSealed<Workload>>;
 }
 
@@ -83,33 +83,31 @@ export class Dispatcher {
   async claimDirect(q: Queryable, backendName: BackendName): Promise<DirectClaim | null> {
     const backend = this.backends.find((b) => b.name === backendName);
     if (!backend || this.closed || this.passing.has(backendName) || !this.deps.instance.healthy()) return null;
-    const reserved = this.reserved.get(backendName) ?? 0;
-    const room = Math.min(this.options.batchSize, (backend.freeCapacity?.() ?? this.options.batchSize) - reserved);
+    const room = this.room(backend);
     if (room <= 0) return null;
-    this.reserved.set(backendName, reserved + room);
+    this.reserved.set(backendName, (this.reserved.get(backendName) ?? 0) + room);
     let claimed: Array<WithSealed<Workload>> = [];
     try {
       claimed = await claimForSubmit(q, backendName, room, this.deps.instance.id);
     } finally {
       this.unreserve(backendName, room - claimed.length);
     }
-    return claimed.length > 0 ? { backend: backendName, claimed } : null;
+    return claimed.length > 0 ? { backend, claimed } : null;
   }
 
   /** The transaction of `claimDirect` committed: submit its claims as a pass does. */
   submitDirect(claim: DirectClaim): void {
-    const backend = this.backends.find((b) => b.name === claim.backend)!;
-    const done = this.submitAll(backend, claim.claimed).finally(() => {
-      this.unreserve(claim.backend, claim.claimed.length);
+    const done = this.submitAll(claim.backend, claim.claimed).finally(() => {
+      this.unreserve(claim.backend.name, claim.claimed.length);
       this.direct.delete(done);
-      this.wake(claim.backend); // room again, or more queued meanwhile
+      this.wake(claim.backend.name); // room again, or more queued meanwhile
     });
     this.direct.add(done);
   }
 
   /** The transaction of `claimDirect` rolled back: its claims never happened. */
   releaseDirect(claim: DirectClaim): void {
-    this.unreserve(claim.backend, claim.claimed.length);
+    this.unreserve(claim.backend.name, claim.claimed.length);
   }
 
   /** Claims nothing more and waits for the submits under way to be recorded. */
@@ -118,6 +116,12 @@ export class Dispatcher {
     this.stopping.abort();
     this.wake();
     await Promise.all([...this.loops, ...this.direct]);
+  }
+
+  /** What one claim may take now: the backend's free capacity less the room promised to direct claims. */
+  private room(backend: Backend): number {
+    const free = backend.freeCapacity?.() ?? this.options.batchSize;
+    return Math.min(this.options.batchSize, free - (this.reserved.get(backend.name) ?? 0));
   }
 
   private unreserve(backend: BackendName, n: number): void {
@@ -149,8 +153,7 @@ export class Dispatcher {
   /** One claim and the submits of what it claimed. Returns how many were claimed. */
   private async pass(backend: Backend): Promise<number> {
     if (this.closed || !this.deps.instance.healthy()) return 0;
-    const reserved = this.reserved.get(backend.name) ?? 0;
-    const room = Math.min(this.options.batchSize, (backend.freeCapacity?.() ?? this.options.batchSize) - reserved);
+    const room = this.room(backend);
     if (room <= 0) return 0;
     this.passing.add(backend.name);
     try {

@@ -92,7 +92,6 @@ export class LocalBackend implements Backend {
     if (!program) throw new SubmitError('the command is empty');
     let out: number | null = null;
     let err: number | null = null;
-    let run: Run;
     try {
       try {
         ({ out, err } = dir.create());
@@ -120,9 +119,10 @@ export class LocalBackend implements Backend {
       });
       await once(child, 'spawn');
       child.unref();
-      run = this.track(dir, workload.id, attempt, child.pid!);
-      const tracked = run;
-      child.on('exit', () => void this.finish(tracked));
+      const run = this.track(dir, workload.id, attempt, child.pid!);
+      child.on('exit', () => void this.finish(run));
+      // The shell started the task's command: from here on the task may have side effects.
+      run.startReported = this.deliver({ workloadId: workload.id, attempt, state: 'running' });
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
       // Another run of this very attempt owns that directory (and may be alive): leave it alone.
@@ -137,8 +137,6 @@ export class LocalBackend implements Backend {
       if (out !== null) closeSync(out);
       if (err !== null) closeSync(err);
     }
-    // The shell started the task's command: from here on the task may have side effects.
-    run.startReported = this.deliver({ workloadId: workload.id, attempt, state: 'running' });
     return { ref: dir.name };
   }
 
