@@ -54,13 +54,18 @@ export async function startEdge3({ createDatabase, postgresPids }) {
   const port = await freePort();
   const apiUrl = `http://127.0.0.1:${port}/edge_worker/v1/`;
   const u = new URL(dbUrl);
-  u.protocol = 'postgresql+psycopg2:';
+  // Over the same Unix socket as airfleet when the bench connects so (`?host=<directory>`): SQLAlchemy takes
+  // the socket as libpq's host parameter only with no host in the URL's authority; the directory is written
+  // out, not percent-encoded, because airflow.cfg reads `%` as the start of an interpolation.
+  const sqlAlchemyUrl = u.searchParams.has('host')
+    ? `postgresql+psycopg2://${u.username}:${u.password}@${u.pathname}?host=${u.searchParams.get('host')}&port=${u.searchParams.get('port')}`
+    : Object.assign(new URL(dbUrl), { protocol: 'postgresql+psycopg2:' }).toString();
   const cfg = `[core]
 executor = airflow.providers.edge3.executors.EdgeExecutor
 load_examples = False
 dags_folder = ${join(home, 'dags')}
 [database]
-sql_alchemy_conn = ${u.toString()}
+sql_alchemy_conn = ${sqlAlchemyUrl}
 external_db_managers = airflow.providers.edge3.models.db.EdgeDBManager
 [api]
 host = 127.0.0.1
@@ -129,6 +134,8 @@ logging_level = WARNING
       `--rate=${s.rate}`,
       `--seconds=${s.seconds}`,
       `--backlog=${s.backlog}`,
+      ...(s.rateDrainSeconds ? [`--rate-drain-seconds=${s.rateDrainSeconds}`] : []),
+      ...(s.backlogDrainSeconds ? [`--backlog-drain-seconds=${s.backlogDrainSeconds}`] : []),
     ];
     const driver = spawn(join(venv, 'bin/python'), args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let result = null;

@@ -225,7 +225,7 @@ def run(args) -> None:
             done = due
         scheduler.heartbeat()
         time.sleep(0.002)
-    drained = drain(120)
+    drained = drain(args.rate_drain_seconds)
     t_end = time.monotonic()
     mark("rate-end")
     c1 = sims.counters()
@@ -237,7 +237,7 @@ def run(args) -> None:
     for i in range(0, args.backlog, 100):
         scheduler.queue(min(100, args.backlog - i), "backlog")
         scheduler.heartbeat()
-    drained = drain(300)
+    drained = drain(args.backlog_drain_seconds)
     t_end = time.monotonic()
     mark("backlog-end")
     c2 = sims.counters()
@@ -518,6 +518,9 @@ def main() -> None:
     r.add_argument("--rate", type=float, default=100)
     r.add_argument("--seconds", type=float, default=5)
     r.add_argument("--backlog", type=int, default=2000)
+    # How long each phase may take to be fetched: jobs still queued then count as not dispatched in time.
+    r.add_argument("--rate-drain-seconds", type=float, default=120)
+    r.add_argument("--backlog-drain-seconds", type=float, default=300)
     s.add_argument("--first", type=int, required=True)
     s.add_argument("--count", type=int, required=True)
     args = p.parse_args()
