@@ -98,6 +98,8 @@ const VS = {
   // within the deadline (an edge3 fleet of 2,000 polling every second once took over 14 minutes).
   rateDrainSeconds: 60,
   backlogDrainSeconds: 120,
+  // A peer's whole scenario (its fleet's start included), past which it is stopped and its columns left empty.
+  scenarioSeconds: 420,
 };
 const root = new URL('..', import.meta.url).pathname;
 // The checkout whose service runs (--service: another one, for before/after comparisons under the same load).
@@ -1093,6 +1095,17 @@ function vsRecord(system, r) {
   };
 }
 
+/** The scenarios that broke down (their cells are empty), and why, for the table's legend. */
+function brokeDown(pull) {
+  const lines = [];
+  for (const [n, records] of Object.entries(pull)) {
+    for (const [column, r] of Object.entries(records)) {
+      if (r.error) lines.push(`${column}, ${Number(n).toLocaleString('en')} workers: no figures (${r.error}).`);
+    }
+  }
+  return lines.length ? ` Broke down: ${lines.join(' ')}` : '';
+}
+
 /** The side-by-side table, its text and the raw figures behind it, for the console, the JSON and README. */
 function vsSummary() {
   const pull = {};
@@ -1113,7 +1126,8 @@ function vsSummary() {
     legend:
       "vs X: airfleet's ratio to X, above 1 when airfleet does better (X's latency or CPU over airfleet's, " +
       "airfleet's rate over X's). Pull: airfleet's pool workers long-poll; edge3's poll at job_poll_interval. " +
-      "Push: airfleet's local backend (a process per task) against a Celery prefork worker; both one slot per core.",
+      "Push: airfleet's local backend (a process per task) against a Celery prefork worker; both one slot per core." +
+      brokeDown(pull),
     scenario: VS,
     rows: rows.map((r) => ({
       ...r,

@@ -118,6 +118,8 @@ logging_level = WARNING
   log(`edge3:   api-server up in ${Math.round((Date.now() - t0) / 1000)} s (${availableParallelism()} workers)`);
 
   let simPids = [];
+  /** The driver of the scenario under way, if any. */
+  let current = null;
   const meter = new CpuMeter({ api: () => [server.pid], postgres: postgresPids, load: () => simPids });
 
   /** One scenario: { workers, pollInterval, concurrency, rate, seconds, backlog }. */
@@ -137,9 +139,19 @@ logging_level = WARNING
       ...(s.rateDrainSeconds ? [`--rate-drain-seconds=${s.rateDrainSeconds}`] : []),
       ...(s.backlogDrainSeconds ? [`--backlog-drain-seconds=${s.backlogDrainSeconds}`] : []),
     ];
-    const driver = spawn(join(venv, 'bin/python'), args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    // Its own process group, with its worker simulators: a scenario past its bound, or a Ctrl-C of the bench
+    // (stop), ends them all.
+    const driver = spawn(join(venv, 'bin/python'), args, { env, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    current = driver;
     let result = null;
     const exited = new Promise((resolve) => driver.once('exit', resolve));
+    let late = false;
+    const bound = s.scenarioSeconds
+      ? setTimeout(() => {
+          late = true;
+          killGroup(driver);
+        }, s.scenarioSeconds * 1000)
+      : null;
     for await (const line of createInterface({ input: driver.stdout })) {
       if (line.startsWith('@mark ')) meter.sample(line.slice(6));
       else if (line.startsWith('{')) {
@@ -149,6 +161,13 @@ logging_level = WARNING
       }
     }
     const code = await exited;
+    clearTimeout(bound);
+    current = null;
+    if (late) {
+      // Seen with 2,000 workers: the api-server fell so far behind that registering the fleet alone took
+      // many minutes. The scenario's columns stay empty and the run goes on.
+      throw new Error(`edge3: the scenario did not finish within ${s.scenarioSeconds} s (the api-server fell behind)`);
+    }
     if (code !== 0 || !result) throw new Error(`edge3: the driver exited with ${code} (scenario ${JSON.stringify(s)})`);
     result.cpu = {
       rate: meter.between('rate-start', 'rate-end'),
@@ -157,8 +176,17 @@ logging_level = WARNING
     return result;
   }
 
-  const stop = () => stopChild(server, { group: true });
+  const stop = async () => {
+    if (current) killGroup(current);
+    await stopChild(server, { group: true });
+  };
   return { run, stop, apiUrl, dbUrl, logFile };
+}
+
+function killGroup(child) {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {}
 }
 
 async function freePort() {
