@@ -63,6 +63,8 @@ interface Unanswered {
 export class WaiterSet<K> {
   private readonly byKey = new Map<K, Set<Waiter>>();
   private readonly worth = new WeakMap<Waiter, number>();
+  /** The keys each parked waiter is in (extend adds to them). */
+  private readonly joined = new WeakMap<Waiter, K[]>();
   private generation = 0;
   /** Per key, its last wake-up that the waiters parked then could not take in full. */
   private readonly unanswered = new Map<K, Unanswered>();
@@ -114,14 +116,37 @@ export class WaiterSet<K> {
     }
     // Leave every set the moment it settles, so a later wake-up goes to a waiter still waiting instead of
     // being absorbed by one that was already woken.
+    const joined = [...keys];
+    this.joined.set(waiter, joined);
     waiter.onSettle = () => {
-      for (const key of keys) {
+      for (const key of joined) {
         const set = this.byKey.get(key);
         set?.delete(waiter);
         if (set?.size === 0) this.byKey.delete(key);
       }
     };
     return waiter;
+  }
+
+  /**
+   * A parked waiter now also waits on `keys`, and is worth `worth` (a full worker's poll whose slots came
+   * free: it waits on its queues from now on, without a round trip). False if it is no longer parked.
+   */
+  extend(waiter: Waiter, keys: readonly K[], worth: number): boolean {
+    const joined = this.joined.get(waiter);
+    if (waiter.woken || !joined) return false;
+    this.worth.set(waiter, Math.max(1, worth));
+    for (const key of keys) {
+      if (joined.includes(key)) continue;
+      joined.push(key);
+      let set = this.byKey.get(key);
+      if (!set) {
+        set = new Set();
+        this.byKey.set(key, set);
+      }
+      set.add(waiter);
+    }
+    return true;
   }
 
   /**

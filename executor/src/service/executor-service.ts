@@ -214,7 +214,7 @@ export class ExecutorService {
         if (s.backend === 'pool') waiters.wake(`q:${s.queue}`, Math.max(1, s.count));
         else this.dispatcher.wake(s.backend);
       } else if (s.kind === 'worker') waiters.wake(`w:${s.workerId}`);
-      else if (s.kind === 'slots') waiters.wake(`s:${s.workerId}`);
+      else if (s.kind === 'slots') this.pool.leases.slotsFreed(s.workerId);
       else if (s.kind === 'log') this.life.logWaiters.wake(s.workloadId);
       else if (s.kind === 'dispatch') this.dispatcher.wake(s.backend);
       else if (s.kind === 'stop') this.stopper.wake();

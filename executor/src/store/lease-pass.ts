@@ -78,6 +78,15 @@ SELECT (SELECT row_to_json(me) FROM me) AS pass_worker,
                                        AND w.pool_slots <= me.concurrency
                                      ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT 1) x)
                ELSE false END FROM me) AS pass_bigger,
+       -- When it locked as many candidates as it had free slots: whether queued work is there beyond them
+       -- (work other passes have locked counts: they may leave it), so that freed slots and a hand-on are
+       -- wasted only when there may be something to find.
+       (SELECT CASE WHEN me.fresh AND me.accepting AND me.free > 0 AND (SELECT count(*) FROM cand) >= me.free
+               THEN EXISTS (SELECT 1 FROM unnest(me.queues) AS qn(name),
+                            LATERAL (SELECT 1 FROM workloads w WHERE w.backend = 'pool' AND w.queue = qn.name
+                                       AND w.state = 'queued' AND w.id NOT IN (SELECT c.id FROM cand c)
+                                     ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT 1) x)
+               ELSE false END FROM me) AS pass_more,
        u.*
 FROM (SELECT 1) one LEFT JOIN upd u ON true
 ORDER BY u.rn`;
@@ -94,6 +103,8 @@ export interface LeasePassResult {
   left: Map<string, number>;
   /** Queued work bigger than its free slots but within its concurrency (asked only when that decides). */
   bigger: boolean;
+  /** It locked as many candidates as it had free slots, and queued work is there beyond them. */
+  more: boolean;
   /** What it leased, in lease order, secrets still sealed. */
   leases: Array<WithSealed<Workload>>;
 }
@@ -103,6 +114,7 @@ type PassRow = WorkloadRow & {
   pass_candidates: number;
   pass_left: Record<string, number>;
   pass_bigger: boolean;
+  pass_more: boolean;
 };
 
 /** One lease pass for `workerId`; `accepting` false leases nothing (this instance is stopping). Null: no such worker. */
@@ -118,6 +130,7 @@ export async function leasePass(q: Queryable, workerId: string, accepting: boole
     candidates: first.pass_candidates,
     left: new Map(Object.entries(first.pass_left)),
     bigger: first.pass_bigger,
+    more: first.pass_more,
     leases: rows.filter((r) => r.id !== null).map(withSealed),
   };
 }

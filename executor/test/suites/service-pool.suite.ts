@@ -131,6 +131,44 @@ export function servicePoolSuite(openService: OpenService): void {
       expect(Date.now() - started).toBeLessThan(1_000);
     });
 
+    /** Lease passes so far that found nothing (airfleet_poll_passes_total{outcome="empty"}). */
+    const emptyPasses = async () =>
+      (await service.metrics.pollPasses.get()).values.find((v) => v.labels.outcome === 'empty')?.value ?? 0;
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+    it('a full worker whose slot frees with nothing queued makes no pass, waits on its queue and takes new work', async () => {
+      const { worker } = await register('w1', ['default'], 1);
+      await service.submit(input({ key: 'a' }));
+      const [a] = (await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 })).leases;
+      // Full now: this poll parks on the worker's freed slots.
+      const parked = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 5_000 });
+      await pause(50);
+      const empty = await emptyPasses();
+      await service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
+      await pause(100);
+      // Nothing was queued for it: the freed slot cost no pass.
+      expect(await emptyPasses()).toBe(empty);
+      const started = Date.now();
+      await service.submit(input({ key: 'b' }));
+      expect((await parked).leases.map((l) => l.key)).toEqual([k('b')]);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+
+    it('a full worker whose slot frees takes at once the work that waited for a slot', async () => {
+      const { worker } = await register('w1', ['default'], 1);
+      await service.submit(input({ key: 'a' }));
+      const [a] = (await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 })).leases;
+      const parked = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 5_000 });
+      await pause(50);
+      // Queued while every worker is full: no poll is parked on the queue to take it.
+      await service.submit(input({ key: 'waited' }));
+      await pause(50);
+      const started = Date.now();
+      await service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
+      expect((await parked).leases.map((l) => l.key)).toEqual([k('waited')]);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+
     it('runs an attempt through running to succeeded and records the feed in order', async () => {
       const { workload } = await service.submit(input({ key: 'ok' }));
       const { worker } = await register('w1', ['default'], 1);
