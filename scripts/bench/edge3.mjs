@@ -59,7 +59,7 @@ export async function startEdge3({ createDatabase, postgresPids }) {
   // out, not percent-encoded, because airflow.cfg reads `%` as the start of an interpolation.
   const sqlAlchemyUrl = u.searchParams.has('host')
     ? `postgresql+psycopg2://${u.username}:${u.password}@${u.pathname}?host=${u.searchParams.get('host')}&port=${u.searchParams.get('port')}`
-    : Object.assign(new URL(dbUrl), { protocol: 'postgresql+psycopg2:' }).toString();
+    : Object.assign(u, { protocol: 'postgresql+psycopg2:' }).toString();
   const cfg = `[core]
 executor = airflow.providers.edge3.executors.EdgeExecutor
 load_examples = False
@@ -149,7 +149,7 @@ logging_level = WARNING
     const bound = s.scenarioSeconds
       ? setTimeout(() => {
           late = true;
-          killGroup(driver);
+          void stopChild(driver, { group: true });
         }, s.scenarioSeconds * 1000)
       : null;
     for await (const line of createInterface({ input: driver.stdout })) {
@@ -177,16 +177,10 @@ logging_level = WARNING
   }
 
   const stop = async () => {
-    if (current) killGroup(current);
+    await stopChild(current, { group: true });
     await stopChild(server, { group: true });
   };
   return { run, stop, apiUrl, dbUrl, logFile };
-}
-
-function killGroup(child) {
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {}
 }
 
 async function freePort() {

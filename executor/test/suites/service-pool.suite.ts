@@ -135,16 +135,22 @@ export function servicePoolSuite(openService: OpenService): void {
     const emptyPasses = async () =>
       (await service.metrics.pollPasses.get()).values.find((v) => v.labels.outcome === 'empty')?.value ?? 0;
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-    it('a full worker whose slot frees with nothing queued makes no pass, waits on its queue and takes new work', async () => {
+    /** A worker of one slot running `a`, with its next poll parked (full, so on its freed slots). */
+    const fullWorker = async () => {
       const { worker } = await register('w1', ['default'], 1);
       await service.submit(input({ key: 'a' }));
       const [a] = (await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 })).leases;
-      // Full now: this poll parks on the worker's freed slots.
       const parked = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 5_000 });
       await pause(50);
+      const endA = () =>
+        service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
+      return { parked, endA };
+    };
+
+    it('a full worker whose slot frees with nothing queued makes no pass, waits on its queue and takes new work', async () => {
+      const { parked, endA } = await fullWorker();
       const empty = await emptyPasses();
-      await service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
+      await endA();
       await pause(100);
       // Nothing was queued for it: the freed slot cost no pass.
       expect(await emptyPasses()).toBe(empty);
@@ -155,16 +161,12 @@ export function servicePoolSuite(openService: OpenService): void {
     });
 
     it('a full worker whose slot frees takes at once the work that waited for a slot', async () => {
-      const { worker } = await register('w1', ['default'], 1);
-      await service.submit(input({ key: 'a' }));
-      const [a] = (await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 })).leases;
-      const parked = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 5_000 });
-      await pause(50);
+      const { parked, endA } = await fullWorker();
       // Queued while every worker is full: no poll is parked on the queue to take it.
       await service.submit(input({ key: 'waited' }));
       await pause(50);
       const started = Date.now();
-      await service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
+      await endA();
       expect((await parked).leases.map((l) => l.key)).toEqual([k('waited')]);
       expect(Date.now() - started).toBeLessThan(1_000);
     });
