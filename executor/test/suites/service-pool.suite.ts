@@ -171,6 +171,24 @@ export function servicePoolSuite(openService: OpenService): void {
       expect(Date.now() - started).toBeLessThan(1_000);
     });
 
+    it('a full worker whose pass saw no queue (it had no free slot) takes at once, when its slot frees, the work queued before', async () => {
+      const { worker } = await register('w1', ['default'], 1);
+      await service.submit(input({ key: 'a' }));
+      const [a] = (await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 })).leases;
+      await service.submit(input({ key: 'waited' }));
+      // Past the pass its lease poll left to skip: this poll makes a pass of its own, with no free slot, so
+      // it locks no candidate and cannot know that 'waited' is there (the executor-fleet suite hung on it).
+      await pause(1_100);
+      await service.pool.workers.heartbeat(worker.id, { running: [{ workloadId: a!.id, attempt: a!.attempt }] });
+      // Shorter than the suite's heartbeat timeout: without a lease it answers empty, the worker still live.
+      const parked = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 1_500 });
+      await pause(50);
+      const started = Date.now();
+      await service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
+      expect((await parked).leases.map((l) => l.key)).toEqual([k('waited')]);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+
     it('runs an attempt through running to succeeded and records the feed in order', async () => {
       const { workload } = await service.submit(input({ key: 'ok' }));
       const { worker } = await register('w1', ['default'], 1);

@@ -187,7 +187,10 @@ export class LeaseProtocol {
       free: left,
       handOn,
       // Full with nothing held back: freed slots matter only if work for its queues is waiting (slotsFreed).
-      filled: wantsSlots && !heldBack ? queueKeys : null,
+      // Only a pass that had free slots looked at its queues: one that began full locked no candidate and
+      // cannot tell whether work waits (queued before its mark, it would wait out the whole poll), nor can
+      // one that saw work beyond what it took.
+      filled: wantsSlots && !heldBack && free > 0 && !more ? queueKeys : null,
     };
   }
 
