@@ -209,7 +209,13 @@ async function finished(dagId: string, timeoutMs = 6 * 60_000): Promise<{ state:
   if (failed.length > 0) {
     console.info(
       `${dagId}: ${failed.length} failed workload(s)\n` +
-        failed.map((w) => `  ${w.key} attempt ${w.attempt}: ${w.reason} ${w.message ?? ''}`).join('\n'),
+        failed.map((w) => `  ${w.key} attempt ${w.attempt}: ${w.reason} ${w.message ?? ''}`).join('\n') +
+        // A task the restarted scheduler reset instead of adopting fails its first workload (Airflow's 409).
+        `\nwhat the schedulers said of adopting and resetting its tasks:\n${
+          airflow
+            .grep(new RegExp(`Reset the following|<TaskInstance: ${dagId}\\.|(adopted|state mismatch).*${dagId}`), 20)
+            .join('\n') || '  (nothing)'
+        }`,
     );
   }
   // And the end of each failed try's log: what Airflow's task said before it failed.

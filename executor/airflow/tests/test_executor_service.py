@@ -300,6 +300,28 @@ def test_a_stopping_scheduler_hands_queued_and_unread_tasks_to_the_next_one(serv
         "queued", "submitted"]  # one workload each: nothing ran twice
 
 
+def test_a_stopping_scheduler_hands_over_tasks_whose_events_it_read_but_never_committed(service, executor,
+                                                                                         metadata_db):
+    # The scheduler's process_executor_events empties the event buffer first and commits the workload ids at
+    # the end of its loop: a SIGTERM in between (seen in CI, mapped tasks reset and re-run under try 2) left
+    # nothing in the buffer for end() to hand over.
+    first = executor("import time; time.sleep(1); print('handed over')")
+    task = make_task(dag_id=f"read_{uuid.uuid4().hex[:8]}", map_index=3)
+    metadata_db.add(task.ti.key)
+    first.queue_workload(task, session=None)
+    first.heartbeat()
+    events = first.get_event_buffer()  # read by the loop, whose session is then rolled back by the signal
+    assert events[task.ti.key][0] == "running"
+    assert metadata_db.external_id(task.ti.key) is None
+    first.end()
+
+    workload_id = metadata_db.external_id(task.ti.key)
+    assert workload_id == events[task.ti.key][1]
+    second = executor("print('unused: adopted tasks are not submitted again')")
+    assert second.try_adopt_task_instances([SimpleNamespace(key=task.ti.key, external_executor_id=workload_id)]) == []
+    assert states(run_until_events(second, [task.ti.key])[task.ti.key])[-1] == "success"
+
+
 def test_a_stopping_scheduler_leaves_an_id_the_database_has_alone(service, executor, metadata_db):
     ex = executor()
     task = make_task(dag_id=f"kept_{uuid.uuid4().hex[:8]}")

@@ -89,15 +89,16 @@ class AirfleetExecutor(BaseExecutor):
 
         Adoption needs each TI's ``external_executor_id``, which the scheduler writes only when it reads this
         executor's RUNNING event. A stop (SIGTERM ends the loop wherever it is) can come after tasks were set
-        queued but before they were submitted, or after the submit but before the scheduler read the events:
-        the next scheduler would reset those tasks and run them under a new try. So what is still queued is
-        submitted now (the service dedupes a repeated submit by key), and the workload ids the scheduler has
-        not read are written to the metadata database here.
+        queued but before they were submitted, or after the submit but before the scheduler committed what it
+        read of the events: the next scheduler would reset those tasks and run them under a new try (and their
+        first workloads would fail on Airflow's 409). So what is still queued is submitted now (the service
+        dedupes a repeated submit by key), and every tracked task's workload id the database lacks is written
+        to it here.
         """
         try:
             if self.queued_tasks:
                 self._process_workloads(list(self.queued_tasks.values()))
-            self._record_unread_workload_ids()
+            self._record_workload_ids()
         except Exception as e:  # noqa: BLE001 - the scheduler is exiting: say what the next one will do
             self.log.warning("airfleet: handing tasks over to the next scheduler failed (%s); it will reset "
                              "the tasks it cannot adopt", e)
@@ -106,31 +107,40 @@ class AirfleetExecutor(BaseExecutor):
                 self._client.close()
                 self._client = None
 
-    def _record_unread_workload_ids(self) -> None:
-        """Writes the workload id of each RUNNING event still in the event buffer to its TI (where unset)."""
+    def _record_workload_ids(self) -> None:
+        """Writes the workload id of every task this executor tracks to its TI, where the TI has none yet.
+
+        Not only the RUNNING events still in the event buffer: the scheduler's ``process_executor_events``
+        takes the whole buffer first (``get_event_buffer`` empties it) and commits the ids at the end of its
+        loop, so a SIGTERM in between leaves tasks whose events were read but whose ids never reached the
+        database. The update only fills an empty ``external_executor_id`` of a queued or running TI of the
+        same try, so an id the scheduler did write is left alone.
+        """
         from airflow.utils.state import TaskInstanceState
 
-        unread = [(key, info) for key, (state, info) in self.event_buffer.items()
-                  if state == TaskInstanceState.RUNNING and isinstance(info, str) and info in self._by_workload]
-        if not unread:
+        tracked = [{"d": t.key.dag_id, "t": t.key.task_id, "r": t.key.run_id, "m": t.key.map_index,
+                    "n": t.key.try_number, "w": workload_id} for workload_id, t in self._by_workload.items()]
+        if not tracked:
             return
         from airflow import settings
         from airflow.models.taskinstance import TaskInstance
-        from sqlalchemy import update
+        from sqlalchemy import bindparam, or_, update
 
         table = TaskInstance.__table__
+        statement = (
+            update(table)
+            .where(table.c.dag_id == bindparam("d"), table.c.task_id == bindparam("t"),
+                   table.c.run_id == bindparam("r"), table.c.map_index == bindparam("m"),
+                   table.c.try_number == bindparam("n"), table.c.external_executor_id.is_(None),
+                   # or_, not in_: an expanding IN cannot go with executemany
+                   or_(table.c.state == TaskInstanceState.QUEUED.value,
+                       table.c.state == TaskInstanceState.RUNNING.value))
+            .values(external_executor_id=bindparam("w")))
         # Its own connection: the loop's session may have been left mid-transaction by the signal.
         with settings.engine.begin() as connection:
-            for key, workload_id in unread:
-                connection.execute(
-                    update(table)
-                    .where(table.c.dag_id == key.dag_id, table.c.task_id == key.task_id,
-                           table.c.run_id == key.run_id, table.c.map_index == key.map_index,
-                           table.c.try_number == key.try_number, table.c.external_executor_id.is_(None),
-                           table.c.state.in_([TaskInstanceState.QUEUED.value, TaskInstanceState.RUNNING.value]))
-                    .values(external_executor_id=workload_id))
-        self.log.info("airfleet: recorded the workload ids of %d task(s) for the next scheduler to adopt",
-                      len(unread))
+            written = connection.execute(statement, tracked).rowcount
+        self.log.info("airfleet: handing %d task(s) over to the next scheduler: %s workload id(s) written that "
+                      "the database lacked", len(tracked), written if written is not None and written >= 0 else "?")
 
     def terminate(self) -> None:
         """Cancel everything this executor runs (Airflow's scheduler never calls this; it is for tools)."""
