@@ -6,6 +6,7 @@
 //   npm run bench                          # PostgreSQL in a container from images/postgres (Docker needed)
 //   npm run bench -- --database-url URL    # an existing PostgreSQL (an empty database)
 //   npm run bench -- --quick               # smaller counts, for a quick look
+//   npm run bench -- --help                # these lines
 //   npm run bench -- --only dispatch       # some sections: submit, dispatch, leases, live, batch, nomad (comma-separated)
 //
 // The batch section runs the batch backend against moto (integration/.venv) behind the throttling proxy,
@@ -34,23 +35,46 @@ import { CpuMeter, containerPid } from './bench/cpu.mjs';
 import { benchNomad, nomadAvailable } from './bench/nomad.mjs';
 import { formatVs, ratio, vsRows } from './bench/table.mjs';
 
-const { values: args } = parseArgs({
-  options: {
-    'database-url': { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    'cpu-prof': { type: 'string' },
-    rates: { type: 'string', default: '500,100,250' },
-    'postgres-pid': { type: 'string' },
-    service: { type: 'string' },
-    build: { type: 'boolean', default: true },
-    vs: { type: 'string' },
-    'vs-rate': { type: 'string', default: '20' },
-    fsync: { type: 'string' },
-    readme: { type: 'boolean', default: false },
-  },
-  allowNegative: true,
-});
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h', default: false },
+  'database-url': { type: 'string' },
+  quick: { type: 'boolean', default: false },
+  only: { type: 'string' },
+  'cpu-prof': { type: 'string' },
+  rates: { type: 'string', default: '500,100,250' },
+  'postgres-pid': { type: 'string' },
+  service: { type: 'string' },
+  build: { type: 'boolean', default: true },
+  vs: { type: 'string' },
+  'vs-rate': { type: 'string', default: '20' },
+  fsync: { type: 'string' },
+  readme: { type: 'boolean', default: false },
+};
+/** The header comment above, without its slashes: what --help prints. */
+function usage() {
+  const lines = readFileSync(new URL(import.meta.url), 'utf8')
+    .split('\n')
+    .slice(1);
+  return lines
+    .slice(
+      0,
+      lines.findIndex((l) => !l.startsWith('//')),
+    )
+    .map((l) => l.replace(/^\/\/ ?/, ''))
+    .join('\n');
+}
+let parsed;
+try {
+  parsed = parseArgs({ options: OPTIONS, allowNegative: true });
+} catch (error) {
+  console.error(`bench: ${error.message}; \`npm run bench -- --help\` lists the options`);
+  process.exit(2);
+}
+const args = parsed.values;
+if (args.help) {
+  console.log(usage());
+  process.exit(0);
+}
 const SECTIONS = ['submit', 'dispatch', 'leases', 'live', 'batch', 'nomad'];
 const only = new Set(args.only ? args.only.split(',').map((x) => x.trim()) : SECTIONS);
 for (const name of only) {
