@@ -1130,6 +1130,28 @@ function brokeDown(pull) {
   return lines.length ? ` Broke down: ${lines.join(' ')}` : '';
 }
 
+/** What most of a peer's failed requests were, for the table's legend (edge3's are its api-server's 403s). */
+function failuresOf() {
+  const lines = [];
+  for (const [n, columns] of Object.entries(vsPeers.pull)) {
+    for (const [column, r] of Object.entries(columns ?? {})) {
+      const errors = Object.entries(r.errors ?? {});
+      const total = errors.reduce((sum, [, count]) => sum + count, 0);
+      const forbidden = errors.filter(([what]) => what.endsWith(' 403')).reduce((sum, [, count]) => sum + count, 0);
+      if (total > 0 && forbidden * 2 > total) {
+        lines.push(
+          `${column}, ${Number(n).toLocaleString('en')} workers: ${forbidden.toLocaleString('en')} of ${total.toLocaleString('en')}.`,
+        );
+      }
+    }
+  }
+  return lines.length
+    ? " Failed requests that are mostly 403s: a worker request that waited in edge3's api-server longer than the" +
+        ' token it was signed with lives ([api_auth] jwt_leeway, 30 s, as a real edge worker signs each request): ' +
+        lines.join(' ')
+    : '';
+}
+
 /** The side-by-side table, its text and the raw figures behind it, for the console, the JSON and README. */
 function vsSummary() {
   const pull = {};
@@ -1151,7 +1173,8 @@ function vsSummary() {
       "vs X: airfleet's ratio to X, above 1 when airfleet does better (X's latency or CPU over airfleet's, " +
       "airfleet's rate over X's). Pull: airfleet's pool workers long-poll; edge3's poll at job_poll_interval. " +
       "Push: airfleet's local backend (a process per task) against a Celery prefork worker; both one slot per core." +
-      brokeDown(pull),
+      brokeDown(pull) +
+      failuresOf(),
     scenario: VS,
     rows: rows.map((r) => ({
       ...r,
