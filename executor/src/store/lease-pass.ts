@@ -80,11 +80,13 @@ SELECT (SELECT row_to_json(me) FROM me) AS pass_worker,
                ELSE false END FROM me) AS pass_bigger,
        -- When it locked as many candidates as it had free slots: whether queued work is there beyond them
        -- (work other passes have locked counts: they may leave it), so that freed slots and a hand-on are
-       -- wasted only when there may be something to find.
-       (SELECT CASE WHEN me.fresh AND me.accepting AND me.free > 0 AND (SELECT count(*) FROM cand) >= me.free
+       -- wasted only when there may be something to find. When it had no free slot (it locked nothing):
+       -- whether work it could take once slots free is queued.
+       (SELECT CASE WHEN me.fresh AND me.accepting AND (me.free = 0 OR (SELECT count(*) FROM cand) >= me.free)
                THEN EXISTS (SELECT 1 FROM unnest(me.queues) AS qn(name),
                             LATERAL (SELECT 1 FROM workloads w WHERE w.backend = 'pool' AND w.queue = qn.name
                                        AND w.state = 'queued' AND w.id NOT IN (SELECT c.id FROM cand c)
+                                       AND (me.free > 0 OR w.pool_slots <= me.concurrency)
                                      ORDER BY w.priority_weight DESC, w.enqueue_seq LIMIT 1) x)
                ELSE false END FROM me) AS pass_more,
        u.*
@@ -103,7 +105,10 @@ export interface LeasePassResult {
   left: Map<string, number>;
   /** Queued work bigger than its free slots but within its concurrency (asked only when that decides). */
   bigger: boolean;
-  /** It locked as many candidates as it had free slots, and queued work is there beyond them. */
+  /**
+   * It locked as many candidates as it had free slots, and queued work is there beyond them; or it had no
+   * free slot, and work it could take once slots free is queued.
+   */
   more: boolean;
   /** What it leased, in lease order, secrets still sealed. */
   leases: Array<WithSealed<Workload>>;

@@ -171,21 +171,44 @@ export function servicePoolSuite(openService: OpenService): void {
       expect(Date.now() - started).toBeLessThan(1_000);
     });
 
-    it('a full worker whose pass saw no queue (it had no free slot) takes at once, when its slot frees, the work queued before', async () => {
+    /**
+     * A worker of one slot running `a`, whose next poll makes a pass of its own with no free slot (past the
+     * pass its lease poll left to skip), with `waiting` queued before that pass when given. Its poll is
+     * shorter than the suite's heartbeat timeout: without a lease it answers empty, the worker still live.
+     */
+    const fullWorkerAfterItsPass = async (waiting?: string) => {
       const { worker } = await register('w1', ['default'], 1);
       await service.submit(input({ key: 'a' }));
       const [a] = (await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 })).leases;
-      await service.submit(input({ key: 'waited' }));
-      // Past the pass its lease poll left to skip: this poll makes a pass of its own, with no free slot, so
-      // it locks no candidate and cannot know that 'waited' is there (the executor-fleet suite hung on it).
+      if (waiting) await service.submit(input({ key: waiting }));
       await pause(1_100);
       await service.pool.workers.heartbeat(worker.id, { running: [{ workloadId: a!.id, attempt: a!.attempt }] });
-      // Shorter than the suite's heartbeat timeout: without a lease it answers empty, the worker still live.
       const parked = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 1_500 });
       await pause(50);
+      const endA = () =>
+        service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
+      return { parked, endA };
+    };
+
+    it('a full worker whose pass (no free slot) came after work was queued takes it at once when its slot frees', async () => {
+      // That pass locks no candidate: only its look at the queue says 'waited' is there (the executor-fleet
+      // suite's 3-slot worker hung, waiting out poll after poll, when it did not look).
+      const { parked, endA } = await fullWorkerAfterItsPass('waited');
       const started = Date.now();
-      await service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
+      await endA();
       expect((await parked).leases.map((l) => l.key)).toEqual([k('waited')]);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+
+    it('a full worker whose pass (no free slot) found nothing queued makes no pass when its slot frees', async () => {
+      const { parked, endA } = await fullWorkerAfterItsPass();
+      const empty = await emptyPasses();
+      await endA();
+      await pause(100);
+      expect(await emptyPasses()).toBe(empty);
+      const started = Date.now();
+      await service.submit(input({ key: 'b' }));
+      expect((await parked).leases.map((l) => l.key)).toEqual([k('b')]);
       expect(Date.now() - started).toBeLessThan(1_000);
     });
 

@@ -167,7 +167,9 @@ export class LeaseProtocol {
     // `wantsSlots`: queued work was left because of the worker's free slots (it filled them, it passed some
     // over, or some are bigger than what was free), so freed slots should wake it. A stale pass (tried too
     // often) knows nothing: as if slots held work back.
-    const heldBack = accepting && (!pass.fresh || pass.candidates > leases.length || pass.bigger);
+    // A pass that began with no free slot locked no candidate: only `more` says whether work waits for it.
+    const heldBack =
+      accepting && (!pass.fresh || pass.candidates > leases.length || pass.bigger || (free === 0 && pass.more));
     const wantsSlots = heldBack || (accepting && (free === 0 || used >= free));
     // As many candidates as it asked for came back, and queued work is there beyond them.
     const more = pass.fresh && free > 0 && pass.candidates >= free && pass.more;
@@ -187,10 +189,9 @@ export class LeaseProtocol {
       free: left,
       handOn,
       // Full with nothing held back: freed slots matter only if work for its queues is waiting (slotsFreed).
-      // Only a pass that had free slots looked at its queues: one that began full locked no candidate and
-      // cannot tell whether work waits (queued before its mark, it would wait out the whole poll), nor can
-      // one that saw work beyond what it took.
-      filled: wantsSlots && !heldBack && free > 0 && !more ? queueKeys : null,
+      // Not one that saw work beyond what it took (queued before its mark, that work would wait out the
+      // whole poll: no wake-up for it comes any more).
+      filled: wantsSlots && !heldBack && !more ? queueKeys : null,
     };
   }
 
