@@ -1135,9 +1135,12 @@ function failuresOf() {
   const lines = [];
   for (const [n, columns] of Object.entries(vsPeers.pull)) {
     for (const [column, r] of Object.entries(columns ?? {})) {
-      const errors = Object.entries(r.errors ?? {});
-      const total = errors.reduce((sum, [, count]) => sum + count, 0);
-      const forbidden = errors.filter(([what]) => what.endsWith(' 403')).reduce((sum, [, count]) => sum + count, 0);
+      let total = 0;
+      let forbidden = 0;
+      for (const [what, count] of Object.entries(r.errors ?? {})) {
+        total += count;
+        if (what.endsWith(' 403')) forbidden += count;
+      }
       if (total > 0 && forbidden * 2 > total) {
         lines.push(
           `${column}, ${Number(n).toLocaleString('en')} workers: ${forbidden.toLocaleString('en')} of ${total.toLocaleString('en')}.`,

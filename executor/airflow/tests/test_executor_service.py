@@ -303,7 +303,8 @@ def test_a_stopping_scheduler_hands_queued_and_unread_tasks_to_the_next_one(serv
 def test_a_stopping_scheduler_hands_over_tasks_whose_events_it_read_but_never_committed(service, executor,
                                                                                          metadata_db):
     # The scheduler's process_executor_events empties the event buffer first and commits the workload ids at
-    # the end of its loop: a SIGTERM in between (seen in CI, mapped tasks reset and re-run under try 2) left
+    # the end of its loop: a SIGTERM in between (the likely cause of a CI failure: mapped tasks reset and re-run
+    # under try 2) left
     # nothing in the buffer for end() to hand over.
     first = executor("import time; time.sleep(1); print('handed over')")
     task = make_task(dag_id=f"read_{uuid.uuid4().hex[:8]}", map_index=3)

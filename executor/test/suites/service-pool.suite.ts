@@ -135,12 +135,22 @@ export function servicePoolSuite(openService: OpenService): void {
     const emptyPasses = async () =>
       (await service.metrics.pollPasses.get()).values.find((v) => v.labels.outcome === 'empty')?.value ?? 0;
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    /** A worker of one slot running `a`, with its next poll parked (full, so on its freed slots). */
-    const fullWorker = async () => {
+    /**
+     * A worker of one slot running `a`, with its next poll parked (full, so on its freed slots). With `ownPass`,
+     * that poll comes past the pass its lease poll left to skip, so it makes a pass of its own with no free
+     * slot, `waiting` queued before it when given; its poll is then shorter than the suite's heartbeat timeout:
+     * without a lease it answers empty, the worker still live.
+     */
+    const fullWorker = async ({ ownPass = false, waiting }: { ownPass?: boolean; waiting?: string } = {}) => {
       const { worker } = await register('w1', ['default'], 1);
       await service.submit(input({ key: 'a' }));
       const [a] = (await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 })).leases;
-      const parked = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 5_000 });
+      if (waiting) await service.submit(input({ key: waiting }));
+      if (ownPass) {
+        await pause(1_100);
+        await service.pool.workers.heartbeat(worker.id, { running: [{ workloadId: a!.id, attempt: a!.attempt }] });
+      }
+      const parked = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: ownPass ? 1_500 : 5_000 });
       await pause(50);
       const endA = () =>
         service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
@@ -180,29 +190,10 @@ export function servicePoolSuite(openService: OpenService): void {
       expect(Date.now() - started).toBeLessThan(1_000);
     });
 
-    /**
-     * A worker of one slot running `a`, whose next poll makes a pass of its own with no free slot (past the
-     * pass its lease poll left to skip), with `waiting` queued before that pass when given. Its poll is
-     * shorter than the suite's heartbeat timeout: without a lease it answers empty, the worker still live.
-     */
-    const fullWorkerAfterItsPass = async (waiting?: string) => {
-      const { worker } = await register('w1', ['default'], 1);
-      await service.submit(input({ key: 'a' }));
-      const [a] = (await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 5_000 })).leases;
-      if (waiting) await service.submit(input({ key: waiting }));
-      await pause(1_100);
-      await service.pool.workers.heartbeat(worker.id, { running: [{ workloadId: a!.id, attempt: a!.attempt }] });
-      const parked = service.pool.leases.poll(worker.id, { freeSlots: 0, waitMs: 1_500 });
-      await pause(50);
-      const endA = () =>
-        service.pool.leases.report(worker.id, { workloadId: a!.id, attempt: a!.attempt, state: 'succeeded' });
-      return { parked, endA };
-    };
-
     it('a full worker whose pass (no free slot) came after work was queued takes it at once when its slot frees', async () => {
       // That pass locks no candidate: only its look at the queue says 'waited' is there (the executor-fleet
       // suite's 3-slot worker hung, waiting out poll after poll, when it did not look).
-      const { parked, endA } = await fullWorkerAfterItsPass('waited');
+      const { parked, endA } = await fullWorker({ ownPass: true, waiting: 'waited' });
       const started = Date.now();
       await endA();
       expect((await parked).leases.map((l) => l.key)).toEqual([k('waited')]);
@@ -210,7 +201,7 @@ export function servicePoolSuite(openService: OpenService): void {
     });
 
     it('a full worker whose pass (no free slot) found nothing queued makes no pass when its slot frees', async () => {
-      await noPassThenNewWork(await fullWorkerAfterItsPass());
+      await noPassThenNewWork(await fullWorker({ ownPass: true }));
     });
 
     it('runs an attempt through running to succeeded and records the feed in order', async () => {
