@@ -13,7 +13,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 mkdir -p reports
 export NODE_OPTIONS=--experimental-vm-modules
-jest=(node_modules/.bin/jest --selectProjects integration --runInBand)
+# --forceExit: a suite that leaves a handle open would otherwise keep jest alive after its last test, and CI
+# would wait out its time limit with every test passed; global-teardown.ts names what was left open.
+jest=(node_modules/.bin/jest --selectProjects integration --runInBand --forceExit)
 
 "${jest[@]}" --testPathPatterns 'integration/test/deploy-walkthrough\.test\.ts' --json \
   --outputFile=reports/integration-walkthrough.json "$@" >reports/deploy-walkthrough.log 2>&1 &

@@ -1,8 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { TEST_LABEL } from './docker-env.ts';
+import { openHandleReport } from './open-handles.ts';
 
 /** Ryuk is off (see docker-env.ts), so remove whatever this run's crashed or interrupted suites left behind. */
-export default function globalTeardown(): void {
+export default async function globalTeardown(): Promise<void> {
+  // A second, as jest waits before it warns: handles the last suite was closing (a child's pipes after its
+  // exit) are gone by then, and what is left is a leak.
+  await new Promise((resolve) => setTimeout(resolve, 1_000).unref());
+  const open = openHandleReport();
+  if (open.length > 1) console.warn(`integration: still open after the last suite:\n  ${open.join('\n  ')}`);
   const run = process.env.AIRFLEET_TEST_RUN;
   if (!run) return;
   // Swarm services and secrets first (a service's containers would otherwise be replaced as they go).
