@@ -259,6 +259,17 @@ def metadata_db():
                 c.execute(text("UPDATE task_instance SET external_executor_id=:v WHERE dag_id=:d AND task_id=:t"),
                           {"v": value, "d": key.dag_id, "t": key.task_id})
 
+        def add_history(self, key, try_number, external_id):
+            """An earlier try of the TI, as Airflow records it when the TI is retried (prepare_db_for_next_try)."""
+            with settings.engine.begin() as c:
+                c.execute(text("PRAGMA foreign_keys=OFF"))
+                c.execute(text("INSERT INTO task_instance_history (task_instance_id, dag_id, task_id, run_id, "
+                               "map_index, try_number, max_tries, pool, pool_slots, state, external_executor_id) "
+                               "VALUES (:id, :dag_id, :task_id, :run_id, :map_index, :try_number, 1, "
+                               "'default_pool', 1, 'failed', :ext)"),
+                          {"id": uuid.uuid4().hex, "dag_id": key.dag_id, "task_id": key.task_id, "run_id": key.run_id,
+                           "map_index": key.map_index, "try_number": try_number, "ext": external_id})
+
         def external_id(self, key):
             with settings.engine.begin() as c:
                 return c.execute(text("SELECT external_executor_id FROM task_instance WHERE dag_id=:d AND "
@@ -321,6 +332,43 @@ def test_a_stopping_scheduler_hands_over_tasks_whose_events_it_read_but_never_co
     second = executor("print('unused: adopted tasks are not submitted again')")
     assert second.try_adopt_task_instances([SimpleNamespace(key=task.ti.key, external_executor_id=workload_id)]) == []
     assert states(run_until_events(second, [task.ti.key])[task.ti.key])[-1] == "success"
+
+
+def test_a_stopping_scheduler_replaces_the_earlier_try_id_a_retried_task_still_carries(service, executor,
+                                                                                      metadata_db):
+    # Airflow keeps a retried TI's external_executor_id (try 1's workload) until the scheduler writes try 2's;
+    # a SIGTERM between reading try 2's RUNNING event and committing it left try 1's id on try 2 (seen in a CI run:
+    # try 2's log read from try 1's workload).
+    first = executor("print('try 2')")
+    dag_id = f"retried_{uuid.uuid4().hex[:8]}"
+    task = make_task(dag_id=dag_id, try_number=2)
+    metadata_db.add(task.ti.key)
+    metadata_db.add_history(task.ti.key, 1, "try-1-workload")
+    metadata_db.set_external_id(task.ti.key, "try-1-workload")
+    first.queue_workload(task, session=None)
+    first.heartbeat()
+    events = first.get_event_buffer()
+    first.end()
+    assert metadata_db.external_id(task.ti.key) == events[task.ti.key][1]
+    workload = service.http.get(f"/v1/workloads/{events[task.ti.key][1]}").json()
+    assert "/try-2/" in workload["key"]
+
+
+def test_a_task_whose_id_names_an_earlier_try_is_not_adopted_as_this_try(service, executor):
+    # After a SIGKILL nothing writes try 2's id: the TI still names try 1's workload, which ended. Adopting it
+    # would report try 1's end as try 2's; the scheduler resets the task instead.
+    ex = executor("print('try 1')")
+    first_try = make_task(dag_id=f"stale_{uuid.uuid4().hex[:8]}", task_id="t", try_number=1)
+    ex.queue_workload(first_try, session=None)
+    seen = run_until_events(ex, [first_try.ti.key])
+    try_1_workload = next(info for state, info in seen[first_try.ti.key] if str(state).lower() == "running")
+    second_try = make_task(dag_id=first_try.ti.dag_id, task_id="t", try_number=2)
+    ti = SimpleNamespace(key=second_try.ti.key, external_executor_id=try_1_workload)
+    nxt = executor()
+    assert nxt.try_adopt_task_instances([ti]) == [ti]
+    assert second_try.ti.key not in nxt.running
+    nxt.heartbeat()
+    assert second_try.ti.key not in nxt.get_event_buffer()
 
 
 def test_a_stopping_scheduler_leaves_an_id_the_database_has_alone(service, executor, metadata_db):

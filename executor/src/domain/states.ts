@@ -53,6 +53,11 @@ interface Edge {
  *   started: `submitting` (a submit that failed) and `pending` (placed or leased, but not started). The
  *   service takes it only once the old attempt is known not to run: its backend or worker said so, or the
  *   worker is gone and has fenced itself (docs/architecture.md, "Leases and fencing").
+ * - `handBack` is the one other way to a new attempt: the worker holding an attempt says it never started its
+ *   task (it is stopping, or the lease came too late to trust). Its word, fenced by attempt and worker, is
+ *   the knowledge `retry` waits for; it may leave `running` too, because the service records the start
+ *   before the worker starts the task, and a worker whose confirmation was lost (the service stopping as it
+ *   answered) never started it.
  * - `release` puts a claim whose submit never went out back in the queue, same attempt, same place.
  * - A task may be seen to end before it was seen to start (a fast task, a lost report): `succeed`, `fail`
  *   and `cancel` may leave `pending` and `submitting` too.
@@ -67,6 +72,7 @@ export const TRANSITIONS = {
   fail: { from: ['queued', 'submitting', 'pending', 'running'], to: 'failed' },
   cancel: { from: ['queued', 'submitting', 'pending', 'running'], to: 'cancelled' },
   retry: { from: ['submitting', 'pending'], to: 'queued', newAttempt: true },
+  handBack: { from: ['pending', 'running'], to: 'queued', newAttempt: true },
 } as const satisfies Record<string, Edge>;
 export type TransitionName = keyof typeof TRANSITIONS;
 

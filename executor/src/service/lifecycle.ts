@@ -133,9 +133,10 @@ export class Lifecycle {
       });
     }
     const neverRan = row.state === 'submitting' || row.state === 'pending';
-    // Handed back unstarted: always another attempt, whatever retries are left.
+    // Handed back unstarted by the worker holding it: always another attempt, whatever retries are left, and
+    // even from `running` (its start confirmation never reached it: the `handBack` edge, domain/states.ts).
     const retry =
-      neverRan && !started && !countsAsRetry
+      !started && !countsAsRetry
         ? true
         : decideAfterFailure({
             reason,

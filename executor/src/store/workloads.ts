@@ -355,8 +355,9 @@ export async function finishAttempt(
 
 /**
  * Puts an attempt that never started back in the queue as a new attempt. `countsAsRetry` is false when the
- * attempt was handed back unstarted (a stopping worker), which costs the workload none of its infrastructure
- * retries. Never for a workload a cancel was asked for.
+ * worker holding the attempt handed it back unstarted (the `handBack` transition, which may leave `running`:
+ * domain/states.ts), which costs the workload none of its infrastructure retries. Never for a workload a
+ * cancel was asked for.
  */
 export async function requeueAsNewAttempt(
   q: Queryable,
@@ -376,7 +377,8 @@ export async function requeueAsNewAttempt(
                   run_deadline = NULL,
                   pending_deadline = CASE WHEN timeouts ? 'pendingSeconds'
                                           THEN now() + make_interval(secs => (timeouts->>'pendingSeconds')::int) END
-                WHERE id = $1::uuid AND attempt = $2 AND ${fromStates('retry')} AND NOT cancel_requested`),
+                WHERE id = $1::uuid AND attempt = $2 AND ${fromStates(countsAsRetry ? 'retry' : 'handBack')}
+                  AND NOT cancel_requested`),
     [id, attempt, reason, message, countsAsRetry],
   );
   return rows[0] ? toWorkload(rows[0]) : null;

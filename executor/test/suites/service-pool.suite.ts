@@ -401,6 +401,20 @@ export function servicePoolSuite(openService: OpenService): void {
       expect((await service.pool.leases.poll(other.id, { freeSlots: 1, waitMs: 0 })).leases).toEqual([]);
     });
 
+    it('a start the worker never saw confirmed, handed back: a new attempt, no retry spent', async () => {
+      // The service recorded the start (running), but its answer never reached the worker (the service was
+      // stopping as it answered): the worker did not start the task, and hands the attempt back when it stops.
+      const { workload } = await service.submit(input({ key: 'lostconfirm' }));
+      const { worker } = await register('w1', ['default'], 1);
+      const { worker: other } = await register('other', ['default'], 1);
+      await service.pool.leases.poll(worker.id, { freeSlots: 1, waitMs: 0 });
+      await service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'running' });
+      await service.pool.leases.report(worker.id, { workloadId: workload.id, attempt: 1, state: 'released' });
+      expect(await service.getWorkload(workload.id)).toMatchObject({ state: 'queued', attempt: 2, infraRetries: 0 });
+      const next = await service.pool.leases.poll(other.id, { freeSlots: 1, waitMs: 0 });
+      expect(next.leases.map((l) => [l.id, l.attempt])).toEqual([[workload.id, 2]]);
+    });
+
     it('a worker lost with a cancelled lease in hand: the lease ends cancelled, not requeued', async () => {
       const { workload } = await service.submit(input({ key: 'lostcancel' }));
       const { worker } = await register('w1', ['default'], 1);

@@ -1,5 +1,5 @@
 import { configFromEnv, parseServiceConfig } from '../../src/config.ts';
-import { canTransition, decideAfterFailure, isInfraRetryable } from '../../src/domain/states.ts';
+import { canTransition, decideAfterFailure, isInfraRetryable, transitionsBetween } from '../../src/domain/states.ts';
 import { workloadInput } from '../../src/domain/workload.ts';
 
 describe('state machine', () => {
@@ -8,7 +8,9 @@ describe('state machine', () => {
     expect(canTransition('submitting', 'pending')).toBe(true);
     expect(canTransition('pending', 'running')).toBe(true);
     expect(canTransition('running', 'succeeded')).toBe(true);
-    expect(canTransition('running', 'queued')).toBe(false); // a started task is never re-run by the service
+    // A started task is never re-run by the service: out of `running` back to the queue only by the worker's
+    // own word that it never started the task.
+    expect(transitionsBetween('running', 'queued')).toEqual(['handBack']);
     for (const final of ['succeeded', 'failed', 'cancelled'] as const) {
       expect(canTransition(final, 'queued')).toBe(false);
       expect(canTransition(final, 'running')).toBe(false);

@@ -113,8 +113,10 @@ class AirfleetExecutor(BaseExecutor):
         Not only the RUNNING events still in the event buffer: the scheduler's ``process_executor_events``
         takes the whole buffer first (``get_event_buffer`` empties it) and commits the ids at the end of its
         loop, so a SIGTERM in between leaves tasks whose events were read but whose ids never reached the
-        database. The update only fills an empty ``external_executor_id`` of a queued or running TI of the
-        same try, so an id the scheduler did write is left alone.
+        database. The update fills the ``external_executor_id`` of a queued or running TI of the same try when
+        it is empty, or when it is still the id of an earlier try: Airflow keeps a retried TI's id until the
+        scheduler writes the next one (only a reset clears it), and the earlier try's id is in
+        ``task_instance_history``. Any other id (one the scheduler did write) is left alone.
         """
         from airflow.utils.state import TaskInstanceState
 
@@ -124,14 +126,22 @@ class AirfleetExecutor(BaseExecutor):
             return
         from airflow import settings
         from airflow.models.taskinstance import TaskInstance
-        from sqlalchemy import bindparam, or_, update
+        from airflow.models.taskinstancehistory import TaskInstanceHistory
+        from sqlalchemy import bindparam, or_, select, update
 
         table = TaskInstance.__table__
+        history = TaskInstanceHistory.__table__
+        earlier_tries = (
+            select(history.c.external_executor_id)
+            .where(history.c.dag_id == bindparam("d"), history.c.task_id == bindparam("t"),
+                   history.c.run_id == bindparam("r"), history.c.map_index == bindparam("m"),
+                   history.c.try_number < bindparam("n"), history.c.external_executor_id.is_not(None)))
         statement = (
             update(table)
             .where(table.c.dag_id == bindparam("d"), table.c.task_id == bindparam("t"),
                    table.c.run_id == bindparam("r"), table.c.map_index == bindparam("m"),
-                   table.c.try_number == bindparam("n"), table.c.external_executor_id.is_(None),
+                   table.c.try_number == bindparam("n"),
+                   or_(table.c.external_executor_id.is_(None), table.c.external_executor_id.in_(earlier_tries)),
                    # or_, not in_: an expanding IN cannot go with executemany
                    or_(table.c.state == TaskInstanceState.QUEUED.value,
                        table.c.state == TaskInstanceState.RUNNING.value))
@@ -333,10 +343,27 @@ class AirfleetExecutor(BaseExecutor):
             self.fail(tracked.key)
             return
         self._verify.discard(workload_id)
+        if self._of_another_try(tracked.key, workload):
+            self._untrack(workload_id)
+            self.fail(tracked.key)
+            return
         tracked.started = workload.get("startedAt") is not None
         if workload["state"] in ("succeeded", "failed", "cancelled"):
             self._deliver({"workloadId": workload_id, "state": workload["state"], "reason": workload.get("reason"),
                            "exitCode": workload.get("exitCode")})
+
+    def _of_another_try(self, key: TaskInstanceKey, workload: dict) -> bool:
+        """Whether the workload a TI's ``external_executor_id`` names ran another try than the TI's. Airflow keeps
+        a retried TI's id until the scheduler writes the next try's; a scheduler killed before that leaves the
+        earlier try's id, and adopting it would report that try's end as this one's."""
+        from airfleet_airflow.workload import try_of_key
+
+        ran = try_of_key(str(workload.get("key", "")))
+        if ran is None or ran == key.try_number:
+            return False
+        self.log.warning("airfleet: %s names workload %s, which ran try %d, not try %d: not adopting it (the "
+                         "scheduler resets the task)", key, workload.get("id"), ran, key.try_number)
+        return True
 
     # ------------------------------------------------------------------ scheduler hooks
 
@@ -365,6 +392,9 @@ class AirfleetExecutor(BaseExecutor):
                     continue
             except Exception:
                 pass  # service unreachable: adopt now, check once it answers
+            if workload is not None and self._of_another_try(ti.key, workload):
+                not_adopted.append(ti)
+                continue
             key = ti.key
             self.running.add(key)
             self._track(key, workload_id)

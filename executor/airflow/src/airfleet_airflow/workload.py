@@ -40,6 +40,15 @@ def task_key(ti_key: Any, prefix: str, suffix: str = "") -> str:
     return f"{prefix}{ti_key.dag_id[:200]}/{whole}/try-{ti_key.try_number}{suffix}"
 
 
+_TRY_OF_KEY = __import__("re").compile(r"/try-(\d+)/[0-9a-f]{12}$")
+
+
+def try_of_key(key: str) -> int | None:
+    """The try number a workload key (``workload_key``) was made for; None for a key of another shape."""
+    found = _TRY_OF_KEY.search(key)
+    return int(found.group(1)) if found else None
+
+
 def workload_key(ti_key: Any, token: str) -> str:
     """Stable across HTTP retries of one queueing (same token), new when the scheduler queues the same try
     again (stuck-in-queued requeue mints a new token): TI key + try + a short hash of the token."""
