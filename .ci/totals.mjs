@@ -21,6 +21,13 @@ for (const file of files) {
   failed += report.numFailedTests + (report.numRuntimeErrorTestSuites ?? 0);
   skipped += report.numPendingTests + (report.numTodoTests ?? 0);
 }
+// Every tier of the test command writes its report; one missing means that tier ended without saying how
+// its tests went (a jest process that exited early once reported exit code 0 and wrote nothing).
+const EXPECTED = ['unit.json', 'plugin.json', 'integration.json', 'integration-walkthrough.json'];
+for (const name of EXPECTED.filter((f) => !files.includes(f))) {
+  console.log(`totals: reports/${name} is missing: that tier did not report its tests; counted as a failure`);
+  failed++;
+}
 if (Number(rcArg) !== 0 && failed === 0) failed = 1;
 // Skipped tests (each prints why) on a line of their own: the last line is the totals alone.
 if (skipped) console.log(`(${skipped} skipped)`);

@@ -32,4 +32,8 @@ walk=$?
 echo
 echo "==== the deploy walkthrough (exit $walk) ===="
 cat reports/deploy-walkthrough.log
+# A jest that ends without its report did not finish its run, whatever its exit code says.
+for report in reports/integration.json reports/integration-walkthrough.json; do
+  [ -s "$report" ] || { echo "test:integration: $report was not written: the run did not finish"; rest=1; }
+done
 [ "$rest" -eq 0 ] && [ "$walk" -eq 0 ]

@@ -5,8 +5,9 @@ import { openHandleReport } from './open-handles.ts';
 /** Ryuk is off (see docker-env.ts), so remove whatever this run's crashed or interrupted suites left behind. */
 export default async function globalTeardown(): Promise<void> {
   // A second, as jest waits before it warns: handles the last suite was closing (a child's pipes after its
-  // exit) are gone by then, and what is left is a leak.
-  await new Promise((resolve) => setTimeout(resolve, 1_000).unref());
+  // exit) are gone by then, and what is left is a leak. Not unref'd: with nothing else open, an unref'd timer
+  // let the process end here, exit code 0, before jest wrote its results.
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
   const open = openHandleReport();
   if (open.length > 1) console.warn(`integration: still open after the last suite:\n  ${open.join('\n  ')}`);
   const run = process.env.AIRFLEET_TEST_RUN;
