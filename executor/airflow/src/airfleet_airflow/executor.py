@@ -293,6 +293,12 @@ class AirfleetExecutor(BaseExecutor):
         if buffered is not None and str(buffered[0]).lower().endswith("running"):
             self._deferred.append(event)
             return
+        # Nor beside an event of another try of the same TI: the scheduler handles one try per TI per loop (the
+        # last in the buffer) and drops the other's event, so try 1's late end would cost try 2 its RUNNING
+        # event, and with it its workload id (its log then read from try 1's workload).
+        if any(getattr(k, "primary", None) == tracked.key.primary and k != tracked.key for k in self.event_buffer):
+            self._deferred.append(event)
+            return
         self._untrack(tracked.workload_id)
         if state == "succeeded":
             self.success(tracked.key, tracked.workload_id)
